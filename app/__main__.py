@@ -1,0 +1,94 @@
+"""``python -m app``: serve the MCP server with uvicorn.
+
+CLI contract (shared with the infrastructure's startup command
+``python -m app --host 0.0.0.0``):
+
+--host                 default 127.0.0.1
+--port                 default env PORT, else 8000
+--workers              default env WEB_CONCURRENCY, else 1
+--graceful-timeout     seconds in-flight requests get after SIGTERM (default
+                       env MCP_GRACEFUL_TIMEOUT, else 20; App Service waits
+                       about 30 s before it kills a container it is stopping)
+
+Graceful shutdown is uvicorn's own: on SIGTERM it stops accepting, lets
+in-flight requests finish for up to ``--graceful-timeout`` seconds, then
+closes connections; with ``--workers > 1`` the supervisor forwards SIGTERM to
+each worker. (tests/app/test_main_cli.py verifies this against a real process.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import uvicorn
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"environment variable {name}={raw!r} is not an integer") from None
+
+
+def _positive(kind: str, lo: int, hi: int):
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{kind} must be an integer, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{kind} must be between {lo} and {hi}, got {value}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description="Serve the stateless MCP server.")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--port",
+        type=_positive("--port", 0, 65535),
+        default=_env_int("PORT", 8000),
+        help="TCP port (default env PORT, else 8000; 0 picks a free port)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive("--workers", 1, 64),
+        default=_env_int("WEB_CONCURRENCY", 1),
+        help="worker processes (default env WEB_CONCURRENCY, else 1)",
+    )
+    parser.add_argument(
+        "--graceful-timeout",
+        type=_positive("--graceful-timeout", 0, 3600),
+        default=_env_int("MCP_GRACEFUL_TIMEOUT", 20),
+        help="seconds to let in-flight requests finish after SIGTERM (default env MCP_GRACEFUL_TIMEOUT, else 20)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    uvicorn.run(
+        "app.main:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        timeout_graceful_shutdown=args.graceful_timeout,
+        # Per-request access logs cost throughput and App Insights records requests already.
+        access_log=False,
+        # The platform's front end terminates TLS and sets X-Forwarded-*; trust it.
+        proxy_headers=True,
+        forwarded_allow_ips="*",
+        server_header=False,
+        log_level="info",
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The deployable package: a deterministic zip of the app for App Service zip deploy.
+
+What goes in is an allow-list, so nothing from a developer's checkout leaks
+into production by accident:
+
+- ``app/**/*.py`` -- the server package, laid out as ``app/...`` at the zip
+  root so the startup command ``python -m app`` finds it in the site root;
+- ``app/requirements.txt``, stored at the zip root as ``requirements.txt``:
+  Oryx (App Service's build, on with ``SCM_DO_BUILD_DURING_DEPLOYMENT``)
+  detects a Python app and installs its dependencies only from a
+  requirements file at the root of what was deployed.
+
+Never included: ``__pycache__`` and other caches, hidden files and folders,
+virtualenvs (any folder holding ``pyvenv.cfg``), tests (``tests/``,
+``test_*.py``, ``*_test.py``, ``conftest.py``).
+
+The same content always gives byte-identical bytes, so the zip's sha256 is a
+content hash and serves as the deploy trigger: entries are sorted, every
+timestamp is the zip epoch (1980-01-01), every mode is 0644, and entries are
+stored uncompressed. (Deflate output depends on the zlib build -- CPython may
+link zlib or zlib-ng -- so compressed bytes could differ between two machines
+deploying the same commit, and the hash with them, which would redeploy for
+nothing. The app is a few hundred KiB; upload size does not matter.)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import io
+import os
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+APP_DIR = "app"
+REQUIREMENTS_FILE = "requirements.txt"
+
+# Where `pulumi up` writes the package, relative to the project root (the
+# working directory of the program and of the deploy commands). A fixed
+# relative path keeps the deploy commands' inputs identical across machines
+# and checkouts, so only a content change (the hash) redeploys. Git ignores it.
+PACKAGE_PATH = PurePosixPath("dist/app.zip")
+
+APP_FILE_PATTERNS = ("*.py",)
+EXCLUDED_FILE_PATTERNS = ("test_*.py", "*_test.py", "conftest.py")
+EXCLUDED_DIR_NAMES = frozenset({"__pycache__", "tests", "node_modules"})
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+FILE_MODE = 0o100644  # regular file, rw-r--r--
+
+
+@dataclass(frozen=True)
+class AppPackage:
+    """A built package: where it is, its sha256 and what it holds."""
+
+    path: Path
+    """Absolute path of the zip file."""
+    relative_path: str
+    """The zip's path relative to the project root, as the deploy commands use it."""
+    sha256: str
+    """Hex sha256 of the zip bytes; equal content gives an equal hash."""
+    entries: tuple[str, ...]
+    """Archive names, sorted."""
+
+
+def collect_files(project_root: Path = PROJECT_ROOT) -> dict[str, Path]:
+    """Map each archive name to its source file, by the allow-list above."""
+    app_dir = project_root / APP_DIR
+    requirements = app_dir / REQUIREMENTS_FILE
+    if not (app_dir / "__main__.py").is_file():
+        raise FileNotFoundError(f"{app_dir / '__main__.py'} not found: the package needs the app's entry point")
+    if not requirements.is_file():
+        raise FileNotFoundError(f"{requirements} not found: App Service's build installs from it")
+
+    files: dict[str, Path] = {REQUIREMENTS_FILE: requirements}
+    for folder, dir_names, file_names in os.walk(app_dir):
+        here = Path(folder)
+        # Prune in place so os.walk never descends into excluded folders.
+        dir_names[:] = sorted(
+            d
+            for d in dir_names
+            if not d.startswith(".") and d not in EXCLUDED_DIR_NAMES and not (here / d / "pyvenv.cfg").exists()
+        )
+        for file_name in file_names:
+            if file_name.startswith(".") or not _allowed(file_name):
+                continue
+            source = here / file_name
+            files[source.relative_to(project_root).as_posix()] = source
+    return dict(sorted(files.items()))
+
+
+def _allowed(file_name: str) -> bool:
+    return any(fnmatch.fnmatchcase(file_name, p) for p in APP_FILE_PATTERNS) and not any(
+        fnmatch.fnmatchcase(file_name, p) for p in EXCLUDED_FILE_PATTERNS
+    )
+
+
+def archive_bytes(files: Mapping[str, Path]) -> bytes:
+    """The zip of ``files`` (archive name -> source), byte-identical for identical content."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            info.create_system = 3  # Unix, so external_attr is read as a mode
+            info.external_attr = FILE_MODE << 16
+            info.compress_type = zipfile.ZIP_STORED
+            archive.writestr(info, files[name].read_bytes())
+    return buffer.getvalue()
+
+
+def build_package(project_root: Path = PROJECT_ROOT, output: PurePosixPath = PACKAGE_PATH) -> AppPackage:
+    """Build the package of ``project_root``'s app and write it to ``output`` (relative to the root).
+
+    The file is replaced atomically, so a concurrent reader never sees half a zip.
+    """
+    files = collect_files(project_root)
+    data = archive_bytes(files)
+    target = project_root / output
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    staging.write_bytes(data)
+    os.replace(staging, target)
+    return AppPackage(
+        path=target,
+        relative_path=output.as_posix(),
+        sha256=hashlib.sha256(data).hexdigest(),
+        entries=tuple(files),
+    )

@@ -1,0 +1,147 @@
+"""The deployable package: deterministic bytes, a content hash, and only allow-listed files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from components.package import PACKAGE_PATH, PROJECT_ROOT, build_package, collect_files
+
+
+def _archive(path: Path) -> zipfile.ZipFile:
+    return zipfile.ZipFile(path)
+
+
+def _copy_app(tmp_path: Path) -> Path:
+    """A private project root holding a copy of the real app/ (so tests can plant files)."""
+    root = tmp_path / "project"
+    shutil.copytree(PROJECT_ROOT / "app", root / "app", ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def test_building_twice_gives_identical_bytes_and_hash(tmp_path):
+    first = build_package(output=PurePosixPath("dist/a.zip"), project_root=_copy_app(tmp_path))
+    first_bytes = first.path.read_bytes()
+    second = build_package(output=PurePosixPath("dist/b.zip"), project_root=first.path.parents[1])
+    assert second.path.read_bytes() == first_bytes
+    assert first.sha256 == second.sha256 == hashlib.sha256(first_bytes).hexdigest()
+
+
+def test_bytes_do_not_depend_on_timestamps_permissions_or_walk_order(tmp_path):
+    root = _copy_app(tmp_path)
+    before = build_package(root).path.read_bytes()
+    for path in (root / "app").rglob("*"):
+        if path.is_file():
+            os.utime(path, (1_900_000_000, 1_900_000_000))
+            path.chmod(0o755)
+    # Re-create the folder so the directory entries come back in another order.
+    shuffled = tmp_path / "shuffled"
+    for path in sorted((root / "app").rglob("*"), reverse=True):
+        if path.is_file():
+            target = shuffled / path.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+    assert build_package(root).path.read_bytes() == before
+    assert build_package(shuffled).path.read_bytes() == before
+
+
+def test_any_content_change_changes_the_hash(tmp_path):
+    root = _copy_app(tmp_path)
+    before = build_package(root).sha256
+    main = root / "app" / "main.py"
+    main.write_text(main.read_text() + "\n# changed\n")
+    assert build_package(root).sha256 != before
+
+
+def test_entries_have_fixed_metadata(tmp_path):
+    package = build_package(_copy_app(tmp_path))
+    with _archive(package.path) as archive:
+        assert archive.comment == b""
+        for info in archive.infolist():
+            assert info.date_time == (1980, 1, 1, 0, 0, 0), info.filename
+            assert stat.S_IMODE(info.external_attr >> 16) == 0o644, info.filename
+            assert info.compress_type == zipfile.ZIP_STORED, info.filename
+            assert info.extra == b"", info.filename
+        names = archive.namelist()
+    assert names == sorted(names)
+    assert tuple(names) == package.entries
+
+
+def test_requirements_sit_at_the_zip_root_for_oryx(tmp_path):
+    root = _copy_app(tmp_path)
+    package = build_package(root)
+    with _archive(package.path) as archive:
+        assert archive.read("requirements.txt") == (root / "app" / "requirements.txt").read_bytes()
+        assert "app/requirements.txt" not in archive.namelist()
+
+
+def test_the_real_app_is_packaged_whole(tmp_path):
+    files = collect_files(PROJECT_ROOT)
+    expected = {
+        path.relative_to(PROJECT_ROOT).as_posix()
+        for path in (PROJECT_ROOT / "app").rglob("*.py")
+        if "__pycache__" not in path.parts
+    }
+    assert set(files) == expected | {"requirements.txt"}
+    assert {"app/__init__.py", "app/__main__.py"} <= set(files)
+
+
+def test_nothing_outside_the_allow_list_gets_in(tmp_path):
+    root = _copy_app(tmp_path)
+    app = root / "app"
+    planted = {
+        "__pycache__/main.cpython-311.pyc": b"\0",
+        "tools/__pycache__/x.cpython-311.pyc": b"\0",
+        "stale.pyc": b"\0",
+        ".env": b"MCP_HANDLE_KEYS=k1:secret\n",
+        ".hidden/module.py": b"x = 1\n",
+        ".venv/lib/python3.11/site-packages/evil.py": b"x = 1\n",
+        "localenv/pyvenv.cfg": b"home = /usr\n",
+        "localenv/lib/site.py": b"x = 1\n",
+        "tests/test_app.py": b"def test(): pass\n",
+        "test_local.py": b"def test(): pass\n",
+        "handles_test.py": b"def test(): pass\n",
+        "conftest.py": b"",
+        "notes.txt": b"todo\n",
+        "secrets.json": b"{}",
+        "tools/.DS_Store": b"\0",
+    }
+    for name, content in planted.items():
+        path = app / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    (app / "tools" / "__init__.py").write_text("")
+
+    package = build_package(root)
+    with _archive(package.path) as archive:
+        names = set(archive.namelist())
+    assert "app/tools/__init__.py" in names  # a real subpackage is kept
+    leaked = {n for n in names if n.removeprefix("app/") in planted}
+    assert leaked == set()
+    for name in names:
+        assert name == "requirements.txt" or (name.startswith("app/") and name.endswith(".py")), name
+
+
+def test_package_is_written_under_the_ignored_dist_folder(tmp_path):
+    root = _copy_app(tmp_path)
+    package = build_package(root)
+    assert PACKAGE_PATH == PurePosixPath("dist/app.zip")
+    assert package.path == root / "dist" / "app.zip"
+    assert package.relative_path == "dist/app.zip"
+    assert [p.name for p in (root / "dist").iterdir()] == ["app.zip"]  # no temp file left behind
+    gitignore = (PROJECT_ROOT / ".gitignore").read_text().split()
+    assert "dist/" in gitignore
+
+
+@pytest.mark.parametrize("missing", ["__main__.py", "requirements.txt"])
+def test_a_package_without_entry_point_or_requirements_is_refused(tmp_path, missing):
+    root = _copy_app(tmp_path)
+    (root / "app" / missing).unlink()
+    with pytest.raises(FileNotFoundError, match=missing):
+        build_package(root)

@@ -1,0 +1,386 @@
+"""Benchmark our MCP transport against the official SDK's and a bare ASGI ceiling.
+
+    uv run python -m bench                     # 3 rounds x 2 scenarios x 3 servers, 10 s each, 32 connections
+    uv run python -m bench --duration 5 --rounds 1
+    uv run python -m bench --help
+
+Three servers serve the same tools (the app's MCPServer registration), each
+on one uvicorn worker with identical uvicorn settings, on 127.0.0.1 and a
+kernel-chosen free port:
+
+    ours  app.main:app              our lean stateless transport
+    sdk   bench.sdk_server:app      the SDK's stateless JSON-response transport
+    bare  bench.bare_server:app     a bare ASGI JSON-RPC responder (the ceiling)
+
+All three are started, checked and warmed up, then driven one at a time by
+wrk (Debian's package, installed with apt-get if missing), in an order that
+rotates every round, with bench/mcp.lua, which POSTs
+one valid MCP 2026-07-28 request and counts replies that are not a
+successful JSON-RPC result. Before any timing, the exact request wrk will
+send is sent once and its reply must be a 200 JSON-RPC result without
+``isError``; otherwise the run stops. Throughput is successful replies per
+second, so a server that fails fast cannot win.
+
+On a machine with two or more cores the server is pinned to the last core
+and wrk to the others (``taskset``), so the two never compete for one core
+and the scheduler does not migrate the server mid-run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+LUA_SCRIPT = PROJECT_ROOT / "bench" / "mcp.lua"
+PROTOCOL_VERSION = "2026-07-28"
+
+SERVERS = {
+    "ours": "app.main:app",
+    "sdk": "bench.sdk_server:app",
+    "bare": "bench.bare_server:app",
+}
+# Identical for every server. Access logs off (as `python -m app` runs);
+# info level only so uvicorn prints the port it bound.
+UVICORN_OPTIONS = [
+    "--host", "127.0.0.1",
+    "--port", "0",
+    "--workers", "1",
+    "--no-access-log",
+    "--no-server-header",
+    "--log-level", "info",
+    "--timeout-graceful-shutdown", "3",
+]
+_LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+STARTUP_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    method: str
+    params: dict
+
+    def body(self) -> str:
+        meta = {
+            "io.modelcontextprotocol/protocolVersion": PROTOCOL_VERSION,
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "mcpscale-bench", "version": "1.0"},
+        }
+        request = {"jsonrpc": "2.0", "id": 1, "method": self.method, "params": {**self.params, "_meta": meta}}
+        return json.dumps(request, separators=(",", ":"))
+
+    def headers(self, port: int) -> dict[str, str]:
+        headers = {
+            "Host": f"127.0.0.1:{port}",
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+            "MCP-Protocol-Version": PROTOCOL_VERSION,
+            "Mcp-Method": self.method,
+        }
+        if "name" in self.params:
+            headers["Mcp-Name"] = self.params["name"]
+        return headers
+
+
+SCENARIOS = {
+    "whoami": Scenario("tools/call whoami", "tools/call", {"name": "whoami", "arguments": {}}),
+    "tools-list": Scenario("tools/list", "tools/list", {}),
+}
+
+
+@dataclass
+class Measurement:
+    server: str
+    scenario: str
+    ok_per_s: float
+    p50_ms: float
+    p99_ms: float
+    bad: int
+    socket_errors: int
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def ensure_wrk() -> str:
+    """Path of wrk, installing Debian's package if it is missing."""
+    if found := shutil.which("wrk"):
+        return found
+    print("wrk not found; installing it with apt-get ...", flush=True)
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", "wrk"], check=True, env=env)
+    if found := shutil.which("wrk"):
+        return found
+    raise SystemExit("wrk is still not on PATH after apt-get install wrk")
+
+
+def core_plan(pin: bool) -> tuple[list[str], list[str], str]:
+    """taskset prefixes for (server, load generator) and a sentence saying what was done."""
+    cores = sorted(os.sched_getaffinity(0))
+    if not pin or len(cores) < 2 or not shutil.which("taskset"):
+        return [], [], f"not pinned ({len(cores)} usable cores)"
+    server_core, load_cores = cores[-1], cores[:-1]
+    load_list = ",".join(map(str, load_cores))
+    return (
+        ["taskset", "-c", str(server_core)],
+        ["taskset", "-c", load_list],
+        f"server pinned to core {server_core}, wrk to core(s) {load_list} (taskset)",
+    )
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@dataclass
+class RunningServer:
+    name: str
+    port: int
+    process: subprocess.Popen
+
+    @property
+    def mcp_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+
+@contextmanager
+def serving(name: str, server_prefix: list[str]) -> Iterator[RunningServer]:
+    """Run one server under uvicorn until the block ends, then stop it (SIGTERM, then SIGKILL)."""
+    command = [*server_prefix, sys.executable, "-m", "uvicorn", SERVERS[name], *UVICORN_OPTIONS]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(PROJECT_ROOT)}
+    process = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: list[str] = []
+    port_box: list[int] = []
+    port_seen = threading.Event()
+
+    def drain() -> None:
+        for line in process.stdout:
+            lines.append(line)
+            if not port_seen.is_set() and (match := _LISTENING.search(line)):
+                port_box.append(int(match.group(1)))
+                port_seen.set()
+        port_seen.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        if not port_seen.wait(STARTUP_TIMEOUT_S) or not port_box:
+            raise SystemExit(f"{name} server did not start (exit {process.poll()}):\n{''.join(lines)}")
+        yield RunningServer(name, port_box[0], process)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def verify(server: RunningServer, scenario: Scenario) -> str:
+    """Send the exact request wrk will send; fail the run unless it is a successful result."""
+    body = scenario.body().encode()
+    request = urllib.request.Request(server.mcp_url, data=body, method="POST", headers=scenario.headers(server.port))
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    problem = None
+    try:
+        reply = json.loads(raw)
+    except ValueError:
+        reply, problem = None, "the reply is not JSON"
+    if problem is None:
+        if status != 200:
+            problem = f"HTTP {status}"
+        elif not isinstance(reply, dict) or "result" not in reply:
+            problem = "the reply has no JSON-RPC result"
+        elif reply["result"].get("isError"):
+            problem = "the tool reported isError"
+        elif scenario.method == "tools/list" and not any(t.get("name") == "whoami" for t in reply["result"].get("tools", [])):
+            problem = "tools/list does not list whoami"
+        elif scenario.method == "tools/call" and not reply["result"].get("content"):
+            problem = "tools/call returned no content"
+    if problem:
+        raise SystemExit(
+            f"{server.name} fails {scenario.name} before timing ({problem}); reply:\n{raw[:2000].decode(errors='replace')}"
+        )
+    return raw.decode()
+
+
+def drive(
+    wrk: str, load_prefix: list[str], server: RunningServer, scenario: Scenario, *, seconds: float, args: argparse.Namespace
+) -> Measurement:
+    headers = [f"{key}: {value}" for key, value in scenario.headers(server.port).items()]
+    command = [
+        *load_prefix, wrk,
+        "--threads", str(args.threads),
+        "--connections", str(args.connections),
+        "--duration", f"{seconds:g}s",
+        "--timeout", "5s",
+        "--script", str(LUA_SCRIPT),
+        server.mcp_url,
+        "--", scenario.body(), *headers,
+    ]  # fmt: skip
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    found = re.search(r"^BENCH_RESULT (\{.*\})$", completed.stdout, re.MULTILINE)
+    if completed.returncode != 0 or not found:
+        raise SystemExit(f"wrk failed (exit {completed.returncode}):\n{completed.stdout}\n{completed.stderr}")
+    result = json.loads(found.group(1))
+    return Measurement(
+        server=server.name,
+        scenario=scenario.name,
+        ok_per_s=result["ok"] / (result["duration_us"] / 1e6),
+        p50_ms=result["p50_us"] / 1000,
+        p99_ms=result["p99_us"] / 1000,
+        bad=result["bad"],
+        socket_errors=result["socket_errors"] + result["timeouts"],
+    )
+
+
+# --------------------------------------------------------------------------- report
+
+
+def ratio(results: list[Measurement], scenario: str, over: str, under: str) -> float | None:
+    by_server = {m.server: m.ok_per_s for m in results if m.scenario == scenario}
+    if over in by_server and by_server.get(under):
+        return by_server[over] / by_server[under]
+    return None
+
+
+def render(results: list[Measurement], scenarios: list[Scenario]) -> str:
+    lines = [
+        f"{'scenario':<18} {'server':<5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'bad':>6} {'sock err':>8}",
+    ]
+    for scenario in scenarios:
+        for m in (m for m in results if m.scenario == scenario.name):
+            lines.append(
+                f"{m.scenario:<18} {m.server:<5} {m.ok_per_s:>9.0f} {m.p50_ms:>8.2f} {m.p99_ms:>8.2f}"
+                f" {m.bad:>6} {m.socket_errors:>8}"
+            )
+        parts = []
+        for under in ("sdk", "bare"):
+            if (value := ratio(results, scenario.name, "ours", under)) is not None:
+                parts.append(f"ours/{under} = {value:.2f}x" if under == "sdk" else f"ours/{under} = {value:.0%}")
+        if parts:
+            lines.append(f"{'':<18} " + ", ".join(parts))
+    return "\n".join(lines)
+
+
+def render_spread(rounds: list[list[Measurement]], scenarios: list[Scenario]) -> str:
+    lines = ["", f"spread over {len(rounds)} rounds (min / median / max):"]
+    for scenario in scenarios:
+        servers = [m.server for m in rounds[0] if m.scenario == scenario.name]
+        for server in servers:
+            values = [m.ok_per_s for r in rounds for m in r if m.scenario == scenario.name and m.server == server]
+            lines.append(f"  {scenario.name:<18} {server:<5} req/s {_spread(values, '{:.0f}')}")
+        for under, fmt in (("sdk", "{:.2f}x"), ("bare", "{:.0%}")):
+            values = [v for r in rounds if (v := ratio(r, scenario.name, "ours", under)) is not None]
+            if values:
+                lines.append(f"  {scenario.name:<18} ours/{under:<5} {_spread(values, fmt)}")
+    return "\n".join(lines)
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    return " / ".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per timed scenario (default 10)")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of untimed load per scenario first (default 3)")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed passes over every server and scenario (default 3)")
+    parser.add_argument(
+        "--servers", default=",".join(SERVERS), help=f"comma-separated subset of {','.join(SERVERS)} (default all)"
+    )
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)} (default all)"
+    )
+    parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin server and wrk to separate cores")
+    args = parser.parse_args(argv)
+    for option, allowed in (("servers", SERVERS), ("scenarios", SCENARIOS)):
+        chosen = [item for item in getattr(args, option).split(",") if item]
+        unknown = [item for item in chosen if item not in allowed]
+        if unknown or not chosen:
+            parser.error(f"--{option} {getattr(args, option)!r}: unknown {unknown}; allowed: {', '.join(allowed)}")
+        setattr(args, option, chosen)
+    for option, low in (("duration", 1), ("warmup", 0), ("connections", 1), ("threads", 1), ("rounds", 1)):
+        if getattr(args, option) < low:
+            parser.error(f"--{option} must be >= {low}, got {getattr(args, option)}")
+    if args.threads > args.connections:
+        parser.error(f"--threads ({args.threads}) must not exceed --connections ({args.connections})")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    # SIGTERM (e.g. a CI timeout) unwinds through the `serving` blocks, which stop the servers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    wrk = ensure_wrk()
+    server_prefix, load_prefix, pinning = core_plan(args.pin)
+    scenarios = [SCENARIOS[name] for name in args.scenarios]
+    print(
+        f"wrk {args.threads} threads, {args.connections} connections, {args.duration:g} s per scenario "
+        f"after {args.warmup:g} s warm-up; 1 uvicorn worker per server; {pinning}; "
+        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}",
+        flush=True,
+    )
+    with ExitStack() as stack:
+        servers = [stack.enter_context(serving(name, server_prefix)) for name in args.servers]
+        for server in servers:
+            for scenario in scenarios:
+                verify(server, scenario)
+                if args.warmup:
+                    drive(wrk, load_prefix, server, scenario, seconds=args.warmup, args=args)
+        rounds: list[list[Measurement]] = []
+        for round_number in range(1, args.rounds + 1):
+            # All servers stay up (idle ones cost nothing) and take turns, in an
+            # order that rotates each round, so load from other processes on the
+            # machine is spread over all of them rather than hitting one.
+            shift = (round_number - 1) % len(servers)
+            order = servers[shift:] + servers[:shift]
+            results: list[Measurement] = []
+            for scenario in scenarios:
+                for server in order:
+                    measurement = drive(wrk, load_prefix, server, scenario, seconds=args.duration, args=args)
+                    results.append(measurement)
+                    print(
+                        f"  round {round_number}: {server.name:<5} {scenario.name:<18} {measurement.ok_per_s:>8.0f} req/s",
+                        flush=True,
+                    )
+            for server in servers:
+                if server.process.poll() is not None:
+                    raise SystemExit(f"{server.name} server died during the run (exit {server.process.returncode})")
+            results.sort(key=lambda m: args.servers.index(m.server))
+            rounds.append(results)
+            print(f"\nround {round_number}:\n{render(results, scenarios)}\n", flush=True)
+    if len(rounds) > 1:
+        print(render_spread(rounds, scenarios))
+
+
+if __name__ == "__main__":
+    main()

@@ -194,10 +194,163 @@ def _load_distribution() -> dict[str, Any]:
     )
 
 
-def build_workbook(plan_id: str) -> dict[str, Any]:
-    """Workbook content (Notebook/1.0) for the fleet on App Service plan ``plan_id``."""
-    if not plan_id or not plan_id.startswith("/subscriptions/"):
-        raise ValueError(f"plan_id must be an Azure resource id (/subscriptions/...), got {plan_id!r}")
+def _latency_and_rate() -> dict[str, Any]:
+    by_operation = MCP_REQUESTS + """let minutes = max_of(toscalar(mcp | summarize (max(timestamp) - min(timestamp)) / 1m), 1.0);
+mcp
+| summarize calls = sum(itemCount), failures = sumif(itemCount, failed),
+    p50_ms = percentile(duration, 50), p95_ms = percentile(duration, 95), p99_ms = percentile(duration, 99)
+    by method, tool
+| extend calls_per_min = round(calls / minutes, 2)
+| project method, tool, calls, calls_per_min, p50_ms, p95_ms, p99_ms, failures
+| order by calls desc"""
+    rate = MCP_REQUESTS + f"""mcp
+| summarize calls = sum(itemCount) by bin(timestamp, {_GRAIN}), operation
+| order by timestamp asc"""
+    latency = MCP_REQUESTS + f"""mcp
+| summarize p95_ms = percentile(duration, 95) by bin(timestamp, {_GRAIN}), operation
+| order by timestamp asc"""
+    return _group(
+        "latency-and-rate",
+        "Request rate and latency by MCP method and tool",
+        [
+            _logs("latency-by-operation", "Calls, rate and latency (p50 / p95 / p99, ms) per method and tool", by_operation, "table"),
+            _half(_logs("rate-by-operation-over-time", "Calls per interval by method and tool", rate, "timechart")),
+            _half(_logs("p95-by-operation-over-time", "p95 latency (ms) by method and tool", latency, "timechart")),
+        ],
+    )
+
+
+def _failures() -> dict[str, Any]:
+    rate = MCP_REQUESTS + """mcp
+| summarize calls = sum(itemCount), failures = sumif(itemCount, failed) by method, tool
+| extend failure_pct = round(100.0 * failures / calls, 2)
+| where failures > 0
+| order by failures desc"""
+    by_code = MCP_REQUESTS + """mcp
+| where failed
+| summarize failures = sum(itemCount), last_seen = max(timestamp), example_operation_id = take_any(operation_Id)
+    by method, tool, error_type, rpc_code
+| order by failures desc"""
+    over_time = MCP_REQUESTS + f"""mcp
+| where failed
+| summarize failures = sum(itemCount) by bin(timestamp, {_GRAIN}), failure = strcat(operation, " / ", error_type)
+| order by timestamp asc"""
+    exceptions_by_type = f"""exceptions
+| where timestamp {_TIME_FILTER}
+| where cloud_RoleName startswith "{SERVICE_NAME_PREFIX}"
+| summarize exceptions = sum(itemCount), last_seen = max(timestamp), example_message = take_any(outerMessage)
+    by type, slot = replace_string(cloud_RoleName, "{SERVICE_NAME_PREFIX}", ""), cloud_RoleInstance
+| order by exceptions desc"""
+    return _group(
+        "failures",
+        "Failures and error codes by tool",
+        [
+            _half(_logs("failure-rate-by-tool", "Failure rate per method and tool", rate, "table")),
+            _half(_logs("failures-by-error-code", "Failures by tool and error code (error.type / JSON-RPC code)", by_code, "table")),
+            _logs("failures-over-time", "Failures over time by tool and error", over_time, "timechart"),
+            _logs("exceptions-by-type", "Unhandled exceptions in the server", exceptions_by_type, "table"),
+        ],
+    )
+
+
+def _slots() -> dict[str, Any]:
+    summary = MCP_REQUESTS + """mcp
+| summarize requests = sum(itemCount), failures = sumif(itemCount, failed), p95_ms = percentile(duration, 95),
+    instances = dcount(cloud_RoleInstance), versions = make_set(application_Version, 8), last_seen = max(timestamp)
+    by slot
+| extend failure_pct = round(100.0 * failures / requests, 2)
+| project slot, requests, failure_pct, p95_ms, instances, versions, last_seen"""
+    over_time = MCP_REQUESTS + f"""mcp
+| summarize requests = sum(itemCount) by bin(timestamp, {_GRAIN}), slot
+| order by timestamp asc"""
+    return _group(
+        "slots",
+        "Production vs staging",
+        [
+            _half(_logs("slot-summary", "Traffic, failures and latency per slot", summary, "table")),
+            _half(_logs("slot-traffic-over-time", "MCP requests per slot over time", over_time, "timechart")),
+        ],
+    )
+
+
+def _tool_metrics() -> dict[str, Any]:
+    outcome = f"""customMetrics
+| where timestamp {_TIME_FILTER}
+| where name == "{METRIC_OPERATION_DURATION}"
+| extend method = {_dim(ATTR_METHOD)}, tool = {_dim(ATTR_TOOL)}, error_type = {_dim(ATTR_ERROR_TYPE)}
+| where method == "tools/call"
+| extend outcome = iff(isempty(error_type), "ok", error_type), slot = replace_string(cloud_RoleName, "{SERVICE_NAME_PREFIX}", "")
+| summarize calls = sum(valueCount), total_s = sum(valueSum), max_s = max(valueMax) by slot, tool, outcome
+| extend avg_ms = round(1000.0 * total_s / calls, 1), max_ms = round(1000.0 * max_s, 1)
+| project slot, tool, outcome, calls, avg_ms, max_ms
+| order by calls desc"""
+    return _logs(
+        "tool-calls-by-outcome",
+        f"Tool calls by tool and outcome (metric {METRIC_OPERATION_DURATION}, every call, unsampled)",
+        outcome,
+        "table",
+    )
+
+
+def _capacity(plan_id: str, autoscale_setting_id: str | None) -> dict[str, Any]:
+    instances = f"""union requests, customMetrics, performanceCounters
+| where timestamp {_TIME_FILTER}
+| where cloud_RoleName startswith "{SERVICE_NAME_PREFIX}"
+| summarize instances = dcount(cloud_RoleInstance) by bin(timestamp, {_GRAIN}), slot = replace_string(cloud_RoleName, "{SERVICE_NAME_PREFIX}", "")
+| order by timestamp asc"""
+    items = [
+        _half(
+            _metrics(
+                "plan-cpu-per-instance",
+                "Plan CPU % per instance (one line per instance: new lines = scale-out)",
+                _PLAN_TYPE,
+                plan_id,
+                [_metric(_PLAN_TYPE, "CpuPercentage", _AGG_AVERAGE, split_by="Instance")],
+            )
+        ),
+        _half(
+            _metrics(
+                "plan-cpu",
+                "Plan CPU % (average: what autoscale acts on; max: the hottest instance)",
+                _PLAN_TYPE,
+                plan_id,
+                [_metric(_PLAN_TYPE, "CpuPercentage", _AGG_AVERAGE), _metric(_PLAN_TYPE, "CpuPercentage", _AGG_MAX)],
+            )
+        ),
+        _logs("instances-over-time", "Instances reporting telemetry, per slot", instances, "timechart"),
+    ]
+    if autoscale_setting_id:
+        items.append(
+            _metrics(
+                "autoscale-capacity",
+                "Autoscale: observed capacity (instances) and scale actions",
+                _AUTOSCALE_TYPE,
+                autoscale_setting_id,
+                [
+                    _metric(_AUTOSCALE_TYPE, "ObservedCapacity", _AGG_AVERAGE),
+                    _metric(_AUTOSCALE_TYPE, "ScaleActionsInitiated", _AGG_SUM),
+                ],
+            )
+        )
+    return _group("capacity", "CPU and instance count (autoscale)", items)
+
+
+def _require_resource_id(name: str, value: str) -> None:
+    if not isinstance(value, str) or not value.lower().startswith("/subscriptions/"):
+        raise ValueError(f"{name} must be an Azure resource id (/subscriptions/...), got {value!r}")
+
+
+def build_workbook(plan_id: str, autoscale_setting_id: str | None = None) -> dict[str, Any]:
+    """Workbook content (Notebook/1.0) for the fleet on App Service plan ``plan_id``.
+
+    ``plan_id`` feeds the platform CPU charts. An App Service plan has no
+    instance-count metric of its own; instance count over time comes from the
+    instances reporting telemetry and, when ``autoscale_setting_id`` is given,
+    from the autoscale setting's ``ObservedCapacity`` metric.
+    """
+    _require_resource_id("plan_id", plan_id)
+    if autoscale_setting_id is not None:
+        _require_resource_id("autoscale_setting_id", autoscale_setting_id)
     return {
         "version": "Notebook/1.0",
         "items": [
@@ -206,12 +359,17 @@ def build_workbook(plan_id: str) -> dict[str, Any]:
                 "name": "title",
                 "content": {
                     "json": "## MCP fleet\n"
-                    "Traffic spread across instances, latency and failures per MCP method and tool, "
-                    "production vs staging, and the plan's CPU per instance (autoscale)."
+                    "Is traffic spreading across instances? Which tool is slow or failing? "
+                    "Did autoscale react? Every panel follows the time range below."
                 },
             },
             _time_range_parameter(),
             _load_distribution(),
+            _latency_and_rate(),
+            _failures(),
+            _tool_metrics(),
+            _slots(),
+            _capacity(plan_id, autoscale_setting_id),
         ],
         "$schema": "https://github.com/Microsoft/Application-Insights-Workbooks/blob/master/schema/workbook.json",
     }

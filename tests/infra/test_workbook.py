@@ -21,6 +21,10 @@ PLAN_ID = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-mcp"
     "/providers/Microsoft.Web/serverfarms/plan-mcp"
 )
+AUTOSCALE_ID = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-mcp"
+    "/providers/Microsoft.Insights/autoscalesettings/autoscale-mcp"
+)
 
 # What a workbook substitutes for the time range parameter before it runs a
 # query: a relative range from the picker, or a custom absolute range.
@@ -84,7 +88,10 @@ def kusto_results(content) -> dict[str, list[dict]]:
 # --- Notebook/1.0 schema -----------------------------------------------------
 
 
-def test_serialized_workbook_validates_against_the_notebook_schema(content, validator):
+@pytest.mark.parametrize("autoscale_setting_id", [None, AUTOSCALE_ID])
+def test_serialized_workbook_validates_against_the_notebook_schema(validator, autoscale_setting_id):
+    serialized = json.dumps(build_workbook(PLAN_ID, autoscale_setting_id=autoscale_setting_id))
+    content = json.loads(serialized)
     validator.validate(content)
     assert content["version"] == "Notebook/1.0"
 
@@ -102,8 +109,10 @@ def test_item_names_are_unique(content):
 
 
 def test_plan_id_must_be_a_resource_id():
-    with pytest.raises(ValueError, match="plan_id must be an Azure resource id"):
+    with pytest.raises(ValueError, match="plan_id must be an Azure resource id.*'plan-mcp'"):
         build_workbook("plan-mcp")
+    with pytest.raises(ValueError, match="autoscale_setting_id must be an Azure resource id"):
+        build_workbook(PLAN_ID, autoscale_setting_id="")
 
 
 # --- KQL -----------------------------------------------------------------------
@@ -166,3 +175,58 @@ def test_load_distribution_by_instance_as_table_and_timechart(content):
     for panel in (table, chart):
         assert re.search(r"summarize .*by .*cloud_RoleInstance", panel["query"], re.S)
         assert 'isnotempty(customDimensions["mcp.method.name"])' in panel["query"]
+
+
+def test_rate_and_latency_percentiles_by_method_and_tool(content):
+    query = item(content, "latency-by-operation")["content"]["query"]
+    for p in (50, 95, 99):
+        assert f"percentile(duration, {p})" in query
+    assert re.search(r"by method, tool\b", query)
+    assert "calls_per_min" in query
+    for name in ("rate-by-operation-over-time", "p95-by-operation-over-time"):
+        panel = item(content, name)["content"]
+        assert panel["visualization"] == "timechart" and "operation" in panel["query"]
+
+
+def test_failures_by_tool_and_error_code(content):
+    query = item(content, "failures-by-error-code")["content"]["query"]
+    assert re.search(r"by method, tool, error_type, rpc_code", query)
+    assert 'customDimensions["error.type"]' in query and 'customDimensions["rpc.response.status_code"]' in query
+    assert "failure_pct" in item(content, "failure-rate-by-tool")["content"]["query"]
+
+
+def test_tool_call_metric_by_tool_and_outcome(content):
+    query = item(content, "tool-calls-by-outcome")["content"]["query"]
+    assert f'name == "{workbook.METRIC_OPERATION_DURATION}"' in query
+    assert re.search(r"by slot, tool, outcome", query)
+
+
+def test_production_and_staging_are_split_by_role_name(content):
+    for name in ("slot-summary", "slot-traffic-over-time"):
+        query = item(content, name)["content"]["query"]
+        assert 'slot = replace_string(cloud_RoleName, "mcp-server-", "")' in query
+        assert re.search(r"by (bin\(timestamp, \{TimeRange:grain\}\), )?slot\b", query)
+
+
+def test_plan_cpu_per_instance_from_azure_monitor_metrics(content):
+    panel = item(content, "plan-cpu-per-instance")["content"]
+    assert panel["resourceIds"] == [PLAN_ID]
+    assert panel["resourceType"] == "microsoft.web/serverfarms"
+    (metric,) = panel["metrics"]
+    assert metric["metric"] == "microsoft.web/serverfarms--CpuPercentage" and metric["splitBy"] == "Instance"
+    assert "dcount(cloud_RoleInstance)" in item(content, "instances-over-time")["content"]["query"]
+
+
+def test_autoscale_capacity_panel_only_with_an_autoscale_setting(content):
+    assert not [i for i in walk(content["items"]) if i["name"] == "autoscale-capacity"]
+    with_autoscale = build_workbook(PLAN_ID, autoscale_setting_id=AUTOSCALE_ID)
+    panel = item(with_autoscale, "autoscale-capacity")["content"]
+    assert panel["resourceIds"] == [AUTOSCALE_ID]
+    assert [m["metric"] for m in panel["metrics"]] == [
+        "microsoft.insights/autoscalesettings--ObservedCapacity",
+        "microsoft.insights/autoscalesettings--ScaleActionsInitiated",
+    ]
+
+
+def test_build_is_pure_and_deterministic():
+    assert json.dumps(build_workbook(PLAN_ID)) == json.dumps(build_workbook(PLAN_ID))

@@ -1,0 +1,193 @@
+"""Code delivery: zip deploy of the app package with `az`, and slot swaps driven by config.
+
+Why commands and not WEBSITE_RUN_FROM_PACKAGE: App Service does not build
+run-from-package Python apps, and code referenced from an app setting would
+travel with a swap and show as drift. Zip deploy keeps code out of the site's
+properties, so Pulumi state stays true after a swap.
+
+The resources, all ``pulumi_command.local.Command``, children of ``Delivery``:
+
+``<name>-staging-deploy`` (staging slot on)
+    Zip deploy to the staging slot; ``triggers=[package sha256]``, so it runs
+    again exactly when the package content changes.
+``<name>-production-deploy``
+    Zip deploy to production. With the staging slot on, it has no trigger and
+    its inputs never mention the package, so it runs once, when the site is
+    created (a new site has a new name, hence a new command), and production
+    afterwards gets new code only by a swap. With the slot off, it is
+    triggered by the package sha256 like the staging deploy.
+``<name>-swap`` (only when ``swap`` is set)
+    ``az webapp deployment slot swap`` staging -> production;
+    ``triggers=[swap]``, so it runs when the value is first set and each time
+    it changes; ordered after both deploys. Swapping again rolls back.
+
+Each command runs a fixed bash script (``set -euo pipefail``) whose inputs come
+from its environment; it stops with a message naming the bad value when the
+site id is malformed, ``az`` is missing, the package is missing or its hash is
+not the one that triggered the deploy, and az's own error is left on stderr,
+which Pulumi shows when the command fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_command import local
+
+from components.package import AppPackage
+
+PRODUCTION_SLOT = "production"
+INTERPRETER = ["/bin/bash", "-c"]
+
+# Resolves the subscription, resource group and site name from the site's
+# resource id, so the commands act on exactly the site Pulumi manages (not on
+# whatever subscription `az account set` last chose).
+_SITE_PREAMBLE = r"""set -euo pipefail
+shopt -s nocasematch
+site_id_pattern='^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Web/sites/([^/]+)$'
+if [[ ! "${SITE_ID:-}" =~ $site_id_pattern ]]; then
+  echo "delivery: SITE_ID '${SITE_ID:-}' is not an App Service site id (/subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Web/sites/<name>)" >&2
+  exit 2
+fi
+subscription="${BASH_REMATCH[1]}" resource_group="${BASH_REMATCH[2]}" site="${BASH_REMATCH[3]}"
+shopt -u nocasematch
+if ! command -v az >/dev/null 2>&1; then
+  echo "delivery: the Azure CLI 'az' is not on PATH; install it and run 'az login'" >&2
+  exit 127
+fi
+slot_args=()
+target="$site (production)"
+if [[ -n "${SLOT:-}" ]]; then
+  slot_args=(--slot "$SLOT")
+  target="$site (slot $SLOT)"
+fi
+"""
+
+DEPLOY_SCRIPT = (
+    _SITE_PREAMBLE
+    + r"""if [[ ! -f "$PACKAGE_PATH" ]]; then
+  echo "delivery: package '$PACKAGE_PATH' not found in $PWD; run pulumi from the project root" >&2
+  exit 2
+fi
+if [[ -n "${PACKAGE_SHA256:-}" ]]; then
+  if command -v sha256sum >/dev/null 2>&1; then
+    actual=$(sha256sum "$PACKAGE_PATH" | cut -d ' ' -f 1)
+  else
+    actual=$(shasum -a 256 "$PACKAGE_PATH" | cut -d ' ' -f 1)
+  fi
+  if [[ "$actual" != "$PACKAGE_SHA256" ]]; then
+    echo "delivery: '$PACKAGE_PATH' has sha256 $actual, expected $PACKAGE_SHA256 (was it rebuilt by another run?)" >&2
+    exit 3
+  fi
+fi
+echo "delivery: zip deploy of $PACKAGE_PATH to $target"
+az webapp deploy --subscription "$subscription" --resource-group "$resource_group" --name "$site" \
+  ${slot_args[@]+"${slot_args[@]}"} --src-path "$PACKAGE_PATH" --type zip --output none
+echo "delivery: deployed ${PACKAGE_SHA256:-$PACKAGE_PATH} to $target"
+"""
+)
+
+SWAP_SCRIPT = (
+    _SITE_PREAMBLE
+    + r"""if [[ -z "${SLOT:-}" ]]; then
+  echo "delivery: SLOT is empty; a swap needs the source slot" >&2
+  exit 2
+fi
+echo "delivery: swapping slot $SLOT into production of $site (swap '$SWAP')"
+az webapp deployment slot swap --subscription "$subscription" --resource-group "$resource_group" --name "$site" \
+  --slot "$SLOT" --target-slot production --output none
+echo "delivery: slot $SLOT is now production of $site (swap '$SWAP')"
+"""
+)
+
+
+@dataclass(frozen=True)
+class DeliveryArgs:
+    site_id: pulumi.Input[str]
+    """Resource id of the production site (``WebApp.id``)."""
+    package: AppPackage
+    """The built package (``components.package.build_package()``)."""
+    staging_slot: str | None
+    """Short name of the staging slot (e.g. ``"staging"``), or None when the slot is off."""
+    swap: str | None = None
+    """The ``swap`` config value: each new value swaps staging into production once."""
+    depends_on: Sequence[pulumi.Resource] = ()
+    """What must exist before code is deployed: the slot, app settings, sticky setting names."""
+
+    def __post_init__(self) -> None:
+        if self.staging_slot is not None and (not self.staging_slot or self.staging_slot == PRODUCTION_SLOT):
+            raise ValueError(f"staging_slot must name a deployment slot other than production, got {self.staging_slot!r}")
+        if self.swap is not None and not self.swap.strip():
+            raise ValueError("swap must be a non-empty string (any new value swaps once) or unset")
+        if self.swap is not None and self.staging_slot is None:
+            raise ValueError(f"swap={self.swap!r} needs the staging slot, but the staging slot is off")
+
+
+class Delivery(pulumi.ComponentResource):
+    """Deploys the app package to the site (through the staging slot) and swaps on request."""
+
+    staging_deploy: local.Command | None
+    production_deploy: local.Command
+    swap: local.Command | None
+    package_sha256: str
+    deploy_target: str
+
+    def __init__(self, name: str, args: DeliveryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mcpscale:azure:Delivery", name, None, opts)
+        package = args.package
+        after_setup = list(args.depends_on)
+
+        def command(suffix: str, script: str, environment: dict, triggers: list | None, depends_on: list):
+            return local.Command(
+                f"{name}-{suffix}",
+                create=script,
+                interpreter=INTERPRETER,
+                environment=environment,
+                triggers=triggers,
+                # Keep az's JSON out of later runs' environment and of state.
+                add_previous_output_in_env=False,
+                logging=local.Logging.STDOUT_AND_STDERR,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+            )
+
+        deploy_environment = {"SITE_ID": args.site_id, "PACKAGE_PATH": package.relative_path}
+        hashed_environment = {**deploy_environment, "PACKAGE_SHA256": package.sha256}
+
+        if args.staging_slot is None:
+            self.staging_deploy = None
+            self.production_deploy = command(
+                "production-deploy", DEPLOY_SCRIPT, hashed_environment, [package.sha256], after_setup
+            )
+            self.deploy_target = PRODUCTION_SLOT
+        else:
+            self.staging_deploy = command(
+                "staging-deploy",
+                DEPLOY_SCRIPT,
+                {**hashed_environment, "SLOT": args.staging_slot},
+                [package.sha256],
+                after_setup,
+            )
+            # No hash anywhere in its inputs: runs once per site, never on a code change.
+            self.production_deploy = command("production-deploy", DEPLOY_SCRIPT, deploy_environment, None, after_setup)
+            self.deploy_target = args.staging_slot
+
+        self.swap = None
+        if args.swap is not None:
+            self.swap = command(
+                "swap",
+                SWAP_SCRIPT,
+                {"SITE_ID": args.site_id, "SLOT": args.staging_slot, "SWAP": args.swap},
+                [args.swap],
+                [*after_setup, self.staging_deploy, self.production_deploy],
+            )
+
+        self.package_sha256 = package.sha256
+        self.register_outputs(
+            {
+                "packageSha256": package.sha256,
+                "deployTarget": self.deploy_target,
+                "swap": args.swap,
+            }
+        )

@@ -1,0 +1,308 @@
+"""Delivery: zip deploys and slot swaps as pulumi-command Commands, and the scripts they run.
+
+Under mocks we assert what the engine receives (commands, triggers, target
+slot, ordering); the scripts themselves run for real against a stand-in `az`
+that records its arguments, so "fails loudly" is checked, not assumed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pulumi
+import pytest
+from pulumi_azure_native import web
+
+from components.delivery import DEPLOY_SCRIPT, SWAP_SCRIPT, Delivery, DeliveryArgs
+from components.package import PROJECT_ROOT, AppPackage, build_package
+from tests.infra.conftest import SUBSCRIPTION, StackRun
+
+COMMAND = "command:local:Command"
+SITE_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Web/sites/mcp-site0001"
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory) -> tuple[AppPackage, AppPackage]:
+    """Two packages of different content (the real app, then with one line changed)."""
+    built = []
+    for version in ("v1", "v2"):
+        root = tmp_path_factory.mktemp(version)
+        shutil.copytree(PROJECT_ROOT / "app", root / "app", ignore=shutil.ignore_patterns("__pycache__"))
+        main = root / "app" / "main.py"
+        main.write_text(main.read_text() + f"\n# {version}\n")
+        built.append(build_package(root))
+    first, second = built
+    assert first.sha256 != second.sha256
+    return first, second
+
+
+def _program(package: AppPackage, staging_slot: str | None, swap: str | None):
+    """A site, a slot (when on) and the Delivery wired to them, as __main__ does."""
+
+    def program() -> None:
+        site = web.WebApp("site", resource_group_name="rg", server_farm_id="plan-id", name="mcp-site0001")
+        setup: list[pulumi.Resource] = []
+        if staging_slot is not None:
+            setup.append(web.WebAppSlot("slot", resource_group_name="rg", name=site.name, slot=staging_slot))
+        Delivery(
+            "delivery",
+            DeliveryArgs(site_id=site.id, package=package, staging_slot=staging_slot, swap=swap, depends_on=setup),
+        )
+
+    return program
+
+
+def _commands(run: StackRun) -> dict[str, object]:
+    return {r.name.removeprefix("delivery-"): r for r in run.of_type(COMMAND)}
+
+
+# ---------------------------------------------------------------------------
+# Under mocks: which commands exist, what triggers them, where they deploy
+
+
+def test_with_the_slot_code_goes_to_staging_on_each_package_hash(infra, packages):
+    package, _ = packages
+    run = infra.run(_program(package, "staging", None))
+    commands = _commands(run)
+    assert set(commands) == {"staging-deploy", "production-deploy"}
+
+    staging = commands["staging-deploy"]
+    assert staging.get("create") == DEPLOY_SCRIPT
+    assert staging.get("interpreter") == ["/bin/bash", "-c"]
+    assert staging.get("triggers") == [package.sha256]
+    assert staging.get("environment") == {
+        "SITE_ID": SITE_ID,
+        "SLOT": "staging",
+        "PACKAGE_PATH": "dist/app.zip",
+        "PACKAGE_SHA256": package.sha256,
+    }
+    assert staging.get("addPreviousOutputInEnv") is False
+
+
+def test_with_the_slot_production_gets_the_package_once_at_site_creation(infra, packages):
+    first, second = packages
+    production = [_commands(infra.run(_program(p, "staging", None)))["production-deploy"] for p in (first, second)]
+    # Nothing in its inputs depends on the package, so a new package never
+    # reruns it; only a new site (new SITE_ID) creates it again.
+    assert production[0].inputs == production[1].inputs
+    assert production[0].get("triggers", None) in (None, [])
+    assert production[0].get("environment") == {"SITE_ID": SITE_ID, "PACKAGE_PATH": "dist/app.zip"}
+    assert "SLOT" not in production[0].get("environment")
+
+
+def test_a_new_package_changes_only_the_staging_trigger(infra, packages):
+    first, second = packages
+    staging = [_commands(infra.run(_program(p, "staging", None)))["staging-deploy"] for p in (first, second)]
+    assert staging[0].get("triggers") == [first.sha256]
+    assert staging[1].get("triggers") == [second.sha256]
+
+
+def test_without_the_slot_every_package_hash_deploys_to_production(infra, packages):
+    package, _ = packages
+    commands = _commands(infra.run(_program(package, None, None)))
+    assert set(commands) == {"production-deploy"}
+    production = commands["production-deploy"]
+    assert production.get("triggers") == [package.sha256]
+    assert production.get("environment") == {
+        "SITE_ID": SITE_ID,
+        "PACKAGE_PATH": "dist/app.zip",
+        "PACKAGE_SHA256": package.sha256,
+    }
+
+
+def test_no_swap_command_while_swap_is_unset(infra, packages):
+    commands = _commands(infra.run(_program(packages[0], "staging", None)))
+    assert "swap" not in commands
+
+
+def test_setting_swap_creates_one_swap_of_staging_into_production(infra, packages):
+    package, _ = packages
+    run = infra.run(_program(package, "staging", "1"))
+    commands = _commands(run)
+    swap = commands["swap"]
+    assert swap.get("create") == SWAP_SCRIPT
+    assert "az webapp deployment slot swap" in SWAP_SCRIPT and "--target-slot production" in SWAP_SCRIPT
+    assert swap.get("triggers") == ["1"]
+    assert swap.get("environment") == {"SITE_ID": SITE_ID, "SLOT": "staging", "SWAP": "1"}
+    # Ordered after both deploys: a swap never promotes a slot mid-deploy.
+    assert {commands["staging-deploy"].urn, commands["production-deploy"].urn} <= swap.dependencies
+
+
+def test_changing_swap_changes_only_the_swap_trigger(infra, packages):
+    package, _ = packages
+    one = _commands(infra.run(_program(package, "staging", "1")))
+    two = _commands(infra.run(_program(package, "staging", "2")))
+    assert one["swap"].get("triggers") == ["1"]
+    assert two["swap"].get("triggers") == ["2"]
+    for deploy in ("staging-deploy", "production-deploy"):
+        assert one[deploy].inputs == two[deploy].inputs  # a swap alone never redeploys
+
+
+def test_commands_wait_for_the_site_setup_and_are_children_of_delivery(infra, packages):
+    run = infra.run(_program(packages[0], "staging", "1"))
+    component = run.one("mcpscale:azure:Delivery")
+    site = run.one("azure-native:web:WebApp")
+    slot = run.one("azure-native:web:WebAppSlot")
+    commands = _commands(run)
+    assert set(commands) == {"staging-deploy", "production-deploy", "swap"}
+    for name, command in commands.items():
+        assert command.parent == component.urn, name
+        assert {site.urn, slot.urn} <= command.dependencies, name
+
+
+def test_swap_without_the_staging_slot_is_refused_before_registration(infra, packages):
+    with pytest.raises(ValueError, match="swap='1' needs the staging slot"):
+        infra.run(_program(packages[0], None, "1"))
+    assert infra.last.of_type(COMMAND) == []
+
+
+@pytest.mark.parametrize(
+    ("slot", "swap", "message"),
+    [("", None, "staging_slot"), ("production", None, "staging_slot"), ("staging", "  ", "swap")],
+)
+def test_bad_arguments_are_named(packages, slot, swap, message):
+    with pytest.raises(ValueError, match=message):
+        DeliveryArgs(site_id=SITE_ID, package=packages[0], staging_slot=slot, swap=swap)
+
+
+# ---------------------------------------------------------------------------
+# The scripts, run for real with a stand-in `az`
+
+FAKE_AZ = """#!/bin/bash
+printf '%s\\n' "$@" >> "$AZ_LOG"
+echo '--' >> "$AZ_LOG"
+if [[ -n "${AZ_FAIL:-}" ]]; then echo "$AZ_FAIL" >&2; exit 1; fi
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path, packages) -> Path:
+    """A project root holding the first package at its relative path, and a bin/ with the fake az."""
+    (tmp_path / "dist").mkdir()
+    shutil.copy(packages[0].path, tmp_path / "dist" / "app.zip")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    az = bin_dir / "az"
+    az.write_text(FAKE_AZ)
+    az.chmod(0o755)
+    return tmp_path
+
+
+def _run_script(command, workdir: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+    """Run a recorded Command's script the way pulumi-command does: interpreter + create, its environment."""
+    log = workdir / "az.log"
+    log.unlink(missing_ok=True)
+    environment = {
+        "PATH": f"{workdir / 'bin'}:{os.environ['PATH']}",
+        "AZ_LOG": str(log),
+        **command.get("environment"),
+        **env,
+    }
+    result = subprocess.run(
+        [*command.get("interpreter"), command.get("create")],
+        cwd=workdir,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    calls = []
+    if log.exists():
+        current: list[str] = []
+        for line in log.read_text().splitlines():
+            if line == "--":
+                calls.append(current)
+                current = []
+            else:
+                current.append(line)
+    return result, calls
+
+
+def test_staging_deploy_runs_az_webapp_deploy_for_the_slot(infra, packages, workdir):
+    staging = _commands(infra.run(_program(packages[0], "staging", None)))["staging-deploy"]
+    result, calls = _run_script(staging, workdir)
+    assert result.returncode == 0, result.stderr
+    assert calls == [
+        [
+            "webapp", "deploy",
+            "--subscription", SUBSCRIPTION,
+            "--resource-group", "rg",
+            "--name", "mcp-site0001",
+            "--slot", "staging",
+            "--src-path", "dist/app.zip",
+            "--type", "zip",
+            "--output", "none",
+        ]
+    ]  # fmt: skip
+
+
+def test_production_deploy_has_no_slot_argument(infra, packages, workdir):
+    production = _commands(infra.run(_program(packages[0], "staging", None)))["production-deploy"]
+    result, calls = _run_script(production, workdir)
+    assert result.returncode == 0, result.stderr
+    (call,) = calls
+    assert call[:2] == ["webapp", "deploy"] and "--slot" not in call
+    assert call[call.index("--name") + 1] == "mcp-site0001"
+
+
+def test_swap_runs_az_slot_swap_into_production(infra, packages, workdir):
+    swap = _commands(infra.run(_program(packages[0], "staging", "7")))["swap"]
+    result, calls = _run_script(swap, workdir)
+    assert result.returncode == 0, result.stderr
+    assert calls == [
+        [
+            "webapp", "deployment", "slot", "swap",
+            "--subscription", SUBSCRIPTION,
+            "--resource-group", "rg",
+            "--name", "mcp-site0001",
+            "--slot", "staging",
+            "--target-slot", "production",
+            "--output", "none",
+        ]
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("which", ["staging-deploy", "swap"])
+def test_an_az_failure_fails_the_command_with_azs_message(infra, packages, workdir, which):
+    command = _commands(infra.run(_program(packages[0], "staging", "1")))[which]
+    result, calls = _run_script(command, workdir, AZ_FAIL="ERROR: (Conflict) Deployment failed: Oryx build error")
+    assert result.returncode != 0
+    assert "ERROR: (Conflict) Deployment failed: Oryx build error" in result.stderr
+    assert "delivery: deployed" not in result.stdout and "is now production" not in result.stdout
+    assert len(calls) == 1
+
+
+def test_a_package_whose_hash_differs_from_the_trigger_is_not_deployed(infra, packages, workdir):
+    staging = _commands(infra.run(_program(packages[0], "staging", None)))["staging-deploy"]
+    shutil.copy(packages[1].path, workdir / "dist" / "app.zip")  # different content at the same path
+    result, calls = _run_script(staging, workdir)
+    assert result.returncode == 3
+    assert f"expected {packages[0].sha256}" in result.stderr
+    assert calls == []
+
+
+def test_a_missing_package_is_named(infra, packages, workdir):
+    staging = _commands(infra.run(_program(packages[0], "staging", None)))["staging-deploy"]
+    (workdir / "dist" / "app.zip").unlink()
+    result, calls = _run_script(staging, workdir)
+    assert result.returncode == 2
+    assert "package 'dist/app.zip' not found" in result.stderr
+    assert calls == []
+
+
+def test_a_missing_az_is_named(infra, packages, workdir):
+    staging = _commands(infra.run(_program(packages[0], "staging", None)))["staging-deploy"]
+    result, calls = _run_script(staging, workdir, PATH=str(workdir / "empty"))
+    assert result.returncode == 127
+    assert "'az' is not on PATH" in result.stderr
+
+
+def test_a_malformed_site_id_is_named(infra, packages, workdir):
+    staging = _commands(infra.run(_program(packages[0], "staging", None)))["staging-deploy"]
+    result, calls = _run_script(staging, workdir, SITE_ID="mcp-site0001")
+    assert result.returncode == 2
+    assert "SITE_ID 'mcp-site0001' is not an App Service site id" in result.stderr
+    assert calls == []

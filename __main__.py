@@ -1,0 +1,91 @@
+"""A stateless MCP server on Azure App Service, scaled out behind the platform load balancer.
+
+    config ─► resource group ─► plan ─┬─► autoscale (CPU, on the plan)
+                                      ├─► monitoring (Log Analytics, App Insights, workbook)
+                                      └─► site ─► staging slot
+"""
+
+import pulumi
+
+from components.autoscale import Autoscale, AutoscaleArgs
+from components.monitoring import Monitoring, MonitoringArgs
+from components.plan import Plan, PlanArgs
+from components.resource_group import resource_group
+from components.settings import StackSettings, workbook_name
+from components.site import Site, SiteArgs
+from components.site_config import AppConfig
+from components.staging_slot import StagingSlot, StagingSlotArgs
+
+settings = StackSettings.load()  # fails here, before any resource, on a bad config value
+group = resource_group(settings)
+where = dict(resource_group_name=group, location=settings.location)
+
+plan = Plan(
+    "plan",
+    PlanArgs(
+        **where,
+        sku=settings.sku,
+        instance_count=settings.instance_count,
+        autoscale=settings.autoscale,
+        tags=settings.tags,
+    ),
+)
+
+autoscale = None
+if settings.autoscale:
+    autoscale = Autoscale(
+        "autoscale",
+        AutoscaleArgs(
+            **where,
+            plan_id=plan.id,
+            min_count=settings.instance_count,
+            max_count=settings.autoscale_max_count,
+            scale_out_cpu=settings.cpu_scale_out_threshold,
+            scale_in_cpu=settings.cpu_scale_in_threshold,
+            tags=settings.tags,
+        ),
+    )
+
+monitoring = Monitoring(
+    "monitoring",
+    MonitoringArgs(
+        **where,
+        plan_id=plan.id,
+        autoscale_setting_id=autoscale.id if autoscale else None,
+        workbook_name=workbook_name(settings.project, settings.stack),
+        workbook_display_name=f"MCP fleet ({settings.project}/{settings.stack})",
+        tags=settings.tags,
+    ),
+)
+
+site = Site(
+    "mcp",
+    SiteArgs(
+        **where,
+        plan_id=plan.id,
+        app=AppConfig(
+            python_version=settings.python_version,
+            workers=settings.workers_per_instance,
+            handle_keys=settings.handle_keys,
+            app_insights_connection_string=monitoring.connection_string,
+            allowed_origins=settings.allowed_origins,
+            auth_scopes=settings.easy_auth.scopes if settings.easy_auth else (),
+        ),
+        easy_auth=settings.easy_auth,
+        tags=settings.tags,
+    ),
+)
+
+slot = StagingSlot("staging", StagingSlotArgs(site=site, tags=settings.tags)) if settings.staging_slot else None
+
+pulumi.export("resourceGroup", group)
+pulumi.export("siteName", site.name)
+pulumi.export("siteUrl", site.url)
+pulumi.export("mcpUrl", pulumi.Output.concat(site.url, "/mcp"))
+pulumi.export("stagingMcpUrl", pulumi.Output.concat(slot.url, "/mcp") if slot else None)
+pulumi.export("appInsightsName", monitoring.app_insights_name)
+pulumi.export("workbookId", monitoring.workbook_id)
+pulumi.export(
+    "autoscaleRange",
+    f"{settings.instance_count}..{settings.autoscale_max_count}" if settings.autoscale else "off",
+)

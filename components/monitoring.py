@@ -1,0 +1,83 @@
+"""Telemetry for the fleet: Log Analytics, workspace-based Application Insights, and the workbook."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import applicationinsights, operationalinsights
+
+from components.workbook import build_workbook
+
+LOG_RETENTION_DAYS = 30
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    resource_group_name: pulumi.Input[str]
+    location: str
+    plan_id: pulumi.Input[str]
+    # When set, the workbook charts the autoscale setting's observed capacity.
+    autoscale_setting_id: pulumi.Input[str] | None
+    # A GUID (workbooks must be named by one); see settings.workbook_name.
+    workbook_name: str
+    workbook_display_name: str
+    tags: Mapping[str, str]
+
+
+class Monitoring(pulumi.ComponentResource):
+    connection_string: pulumi.Output[str]
+    app_insights_name: pulumi.Output[str]
+    workbook_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mcpscale:azure:Monitoring", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {**args.tags, "component": "monitoring"}
+
+        workspace = operationalinsights.Workspace(
+            f"{name}-logs",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            sku=operationalinsights.WorkspaceSkuArgs(name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018),
+            retention_in_days=LOG_RETENTION_DAYS,
+            tags=tags,
+            opts=child,
+        )
+        insights = applicationinsights.Component(
+            f"{name}-insights",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            kind="web",
+            application_type=applicationinsights.ApplicationType.WEB,
+            ingestion_mode=applicationinsights.IngestionMode.LOG_ANALYTICS,
+            workspace_resource_id=workspace.id,
+            tags=tags,
+            opts=child,
+        )
+        content = pulumi.Output.all(args.plan_id, args.autoscale_setting_id).apply(
+            lambda ids: json.dumps(build_workbook(ids[0], ids[1]))
+        )
+        workbook = applicationinsights.Workbook(
+            f"{name}-workbook",
+            resource_name_=args.workbook_name,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            kind=applicationinsights.WorkbookSharedTypeKind.SHARED,
+            category="workbook",
+            display_name=args.workbook_display_name,
+            serialized_data=content,
+            # The workbook's Logs queries name no resource: they run here.
+            source_id=insights.id,
+            tags=tags,
+            opts=child,
+        )
+
+        self.connection_string = insights.connection_string
+        self.app_insights_name = insights.name
+        self.workbook_id = workbook.id
+        self.register_outputs(
+            {"appInsightsName": self.app_insights_name, "workbookId": self.workbook_id}
+        )

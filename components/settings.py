@@ -1,0 +1,385 @@
+"""The stack's configuration, typed and validated before anything is created.
+
+``StackSettings.load()`` reads every key of the project's ``config:`` schema
+(Pulumi.yaml) from ``pulumi.Config()``, checks each one and the combinations
+between them, and raises :class:`ConfigError` listing every problem (key,
+value, what is allowed) before the program registers a single resource.
+
+Pulumi passes config values to the program as strings, whatever Pulumi.yaml
+declares, so every value is parsed here; the defaults below are the same as
+the ``default:`` entries in Pulumi.yaml (a test holds them equal).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime.config import is_config_secret
+
+MIN_INSTANCES = 1
+MAX_INSTANCES = 10
+
+# Versions App Service for Linux offers (linuxFxVersion PYTHON|x.y) that the
+# bundled app supports (pyproject: requires-python >= 3.11).
+PYTHON_VERSIONS = ("3.11", "3.12", "3.13", "3.14")
+
+
+@dataclass(frozen=True)
+class Tier:
+    """What an App Service pricing tier allows (Azure's published limits)."""
+
+    name: str
+    max_instances: int
+    slots: bool
+    autoscale: bool
+
+
+BASIC = Tier("Basic", max_instances=3, slots=False, autoscale=False)
+STANDARD = Tier("Standard", max_instances=10, slots=True, autoscale=True)
+PREMIUM_V2 = Tier("PremiumV2", max_instances=30, slots=True, autoscale=True)
+PREMIUM_V3 = Tier("PremiumV3", max_instances=30, slots=True, autoscale=True)
+
+
+@dataclass(frozen=True)
+class Sku:
+    name: str
+    tier: Tier
+    cores: int
+
+
+# Linux plans that can run the app with alwaysOn (Free and Shared cannot).
+SKUS: Mapping[str, Sku] = {
+    sku.name: sku
+    for sku in (
+        Sku("B1", BASIC, 1),
+        Sku("B2", BASIC, 2),
+        Sku("B3", BASIC, 4),
+        Sku("S1", STANDARD, 1),
+        Sku("S2", STANDARD, 2),
+        Sku("S3", STANDARD, 4),
+        Sku("P1v2", PREMIUM_V2, 1),
+        Sku("P2v2", PREMIUM_V2, 2),
+        Sku("P3v2", PREMIUM_V2, 4),
+        Sku("P0v3", PREMIUM_V3, 1),
+        Sku("P1v3", PREMIUM_V3, 2),
+        Sku("P2v3", PREMIUM_V3, 4),
+        Sku("P3v3", PREMIUM_V3, 8),
+        Sku("P1mv3", PREMIUM_V3, 2),
+        Sku("P2mv3", PREMIUM_V3, 4),
+        Sku("P3mv3", PREMIUM_V3, 8),
+        Sku("P4mv3", PREMIUM_V3, 16),
+        Sku("P5mv3", PREMIUM_V3, 32),
+    )
+}
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+_RESOURCE_GROUP = re.compile(r"^[-\w._()]{0,89}[-\w_()]$")
+MIN_HANDLE_SECRET_LENGTH = 32
+
+
+class ConfigError(pulumi.RunError):
+    """One or more config values are invalid. Raised before any resource registers."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid stack configuration:\n  - " + "\n  - ".join(problems))
+
+
+@dataclass(frozen=True)
+class EasyAuth:
+    """App Service Authentication with Microsoft Entra ID in front of the MCP endpoint."""
+
+    client_id: str
+    tenant_id: str
+    # Published as protected-resource metadata (RFC 9728) for MCP clients.
+    scopes: tuple[str, ...]
+
+    @property
+    def issuer(self) -> str:
+        return f"https://login.microsoftonline.com/{self.tenant_id}/v2.0"
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Everything the components need to know about this stack, validated."""
+
+    project: str
+    stack: str
+    location: str
+    resource_group_name: str | None
+    instance_count: int
+    sku: Sku
+    python_version: str
+    autoscale: bool
+    autoscale_max_count: int
+    cpu_scale_out_threshold: int
+    cpu_scale_in_threshold: int
+    staging_slot: bool
+    swap: str | None
+    handle_keys: pulumi.Output[str] | None = field(repr=False)
+    easy_auth: EasyAuth | None
+    allowed_origins: tuple[str, ...]
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags every resource carries; components add ``component``."""
+        return {"project": self.project, "stack": self.stack}
+
+    @property
+    def workers_per_instance(self) -> int:
+        """Uvicorn workers per instance: one per core of the plan's SKU."""
+        return self.sku.cores
+
+    @classmethod
+    def load(cls, config: pulumi.Config | None = None) -> StackSettings:
+        return _Reader(config or pulumi.Config()).read()
+
+
+def workbook_name(project: str, stack: str) -> str:
+    """Workbooks must be named by a GUID; derive a stable one from the stack."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mcpscale://{project}/{stack}/workbook"))
+
+
+class _Reader:
+    """Parses keys one by one, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, config: pulumi.Config) -> None:
+        self.config = config
+        self.problems: list[str] = []
+
+    def _raw(self, key: str) -> str | None:
+        value = self.config.get(key)
+        if value is None:
+            return None
+        return str(value).strip()
+
+    def _problem(self, key: str, value: Any, allowed: str) -> None:
+        shown = "<secret>" if value is _HIDDEN else repr(value)
+        self.problems.append(f"{self.config.full_key(key)} = {shown} is not allowed: {allowed}")
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        raw = self._raw(key)
+        if raw is None:
+            return default
+        if not _INTEGER.match(raw):
+            self._problem(key, raw, f"expected a whole number from {low} to {high}")
+            return default
+        value = int(raw)
+        if not low <= value <= high:
+            self._problem(key, raw, f"expected a whole number from {low} to {high}")
+            return default
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        raw = self._raw(key)
+        if raw is None:
+            return default
+        if raw.lower() not in ("true", "false"):
+            self._problem(key, raw, "expected true or false")
+            return default
+        return raw.lower() == "true"
+
+    def choice(self, key: str, default: str, allowed: tuple[str, ...]) -> str:
+        raw = self._raw(key)
+        if raw is None:
+            return default
+        if raw not in allowed:
+            self._problem(key, raw, "expected one of " + ", ".join(allowed))
+            return default
+        return raw
+
+    def text(self, key: str, check: Callable[[str], bool], allowed: str) -> str | None:
+        raw = self._raw(key)
+        if raw is None or raw == "":
+            return None
+        if not check(raw):
+            self._problem(key, raw, allowed)
+            return None
+        return raw
+
+    def read(self) -> StackSettings:
+        location = pulumi.Config("azure-native").get("location")
+        if not location:
+            self.problems.append(
+                "azure-native:location is not set: expected an Azure region, "
+                "e.g. `pulumi config set azure-native:location westeurope`"
+            )
+
+        instance_count = self.integer("instanceCount", 3, MIN_INSTANCES, MAX_INSTANCES)
+        sku = SKUS[self.choice("sku", "P0v3", tuple(SKUS))]
+        python_version = self.choice("pythonVersion", "3.12", PYTHON_VERSIONS)
+        autoscale = self.boolean("autoscale", True)
+        autoscale_max_count = self.integer("autoscaleMaxCount", 10, MIN_INSTANCES, PREMIUM_V3.max_instances)
+        scale_out = self.integer("cpuScaleOutThreshold", 70, 2, 99)
+        scale_in = self.integer("cpuScaleInThreshold", 30, 1, 98)
+        staging_slot = self.boolean("stagingSlot", True)
+        swap = self.text("swap", lambda v: len(v) <= 128, "expected a short label (at most 128 characters)")
+        resource_group_name = self.text(
+            "resourceGroupName",
+            lambda v: bool(_RESOURCE_GROUP.match(v)),
+            "expected an existing resource group's name (1-90 letters, digits, '-', '_', '.', '(', ')'; "
+            "not ending in '.'), or unset to create one",
+        )
+        allowed_origins = self._origins()
+        easy_auth = self._easy_auth()
+        handle_keys = self._handle_keys()
+
+        self._check_tier(sku, instance_count, autoscale, autoscale_max_count, staging_slot)
+        if autoscale:
+            self._check_autoscale(instance_count, autoscale_max_count, scale_out, scale_in)
+        if swap is not None and not staging_slot:
+            self._problem("swap", swap, "a swap needs the staging slot; set stagingSlot true or unset swap")
+
+        if self.problems:
+            raise ConfigError(self.problems)
+        return StackSettings(
+            project=pulumi.get_project(),
+            stack=pulumi.get_stack(),
+            location=location,
+            resource_group_name=resource_group_name,
+            instance_count=instance_count,
+            sku=sku,
+            python_version=python_version,
+            autoscale=autoscale,
+            autoscale_max_count=autoscale_max_count,
+            cpu_scale_out_threshold=scale_out,
+            cpu_scale_in_threshold=scale_in,
+            staging_slot=staging_slot,
+            swap=swap,
+            handle_keys=handle_keys,
+            easy_auth=easy_auth,
+            allowed_origins=allowed_origins,
+        )
+
+    def _check_tier(self, sku: Sku, instances: int, autoscale: bool, max_count: int, slot: bool) -> None:
+        tier = sku.tier
+        if instances > tier.max_instances:
+            self._problem(
+                "instanceCount",
+                str(instances),
+                f"sku {sku.name} ({tier.name} tier) runs at most {tier.max_instances} instances",
+            )
+        if autoscale and not tier.autoscale:
+            self._problem(
+                "autoscale",
+                "true",
+                f"autoscale needs a Standard or Premium sku, and sku {sku.name} is {tier.name}; "
+                "choose e.g. S1 or P0v3, or set autoscale false",
+            )
+        elif autoscale and max_count > tier.max_instances:
+            self._problem(
+                "autoscaleMaxCount",
+                str(max_count),
+                f"sku {sku.name} ({tier.name} tier) scales to at most {tier.max_instances} instances",
+            )
+        if slot and not tier.slots:
+            self._problem(
+                "stagingSlot",
+                "true",
+                f"deployment slots need a Standard or Premium sku, and sku {sku.name} is {tier.name}; "
+                "choose e.g. S1 or P0v3, or set stagingSlot false",
+            )
+
+    def _check_autoscale(self, instances: int, max_count: int, scale_out: int, scale_in: int) -> None:
+        if max_count < instances:
+            self._problem(
+                "autoscaleMaxCount",
+                str(max_count),
+                f"expected at least instanceCount ({instances}), the autoscale minimum",
+            )
+        if scale_in >= scale_out:
+            self._problem(
+                "cpuScaleInThreshold",
+                str(scale_in),
+                f"expected below cpuScaleOutThreshold ({scale_out})",
+            )
+            return
+        # Scaling in from instances+1 to instances spreads the same load over
+        # fewer instances: CPU rises by (n+1)/n. If that lands at or above the
+        # scale-out threshold, Azure's flapping guard skips every scale-in and
+        # the plan never shrinks back. The smallest n is the worst case.
+        projected = scale_in * (instances + 1) / instances
+        if projected >= scale_out:
+            self._problem(
+                "cpuScaleInThreshold",
+                str(scale_in),
+                f"scaling in from {instances + 1} to {instances} instances at {scale_in}% CPU projects "
+                f"{projected:.0f}%, at or above cpuScaleOutThreshold ({scale_out}%), so autoscale would flap; "
+                f"expected below {scale_out * instances / (instances + 1):.0f}",
+            )
+
+    def _origins(self) -> tuple[str, ...]:
+        raw = self._raw("allowedOrigins")
+        if not raw:
+            return ()
+        origins = tuple(o.strip() for o in raw.split(",") if o.strip())
+        bad = [o for o in origins if not _ORIGIN.match(o)]
+        if bad:
+            self._problem(
+                "allowedOrigins",
+                raw,
+                "expected comma-separated origins like https://app.example.com (scheme://host[:port], "
+                f"no path); bad: {', '.join(bad)}",
+            )
+            return ()
+        return origins
+
+    def _easy_auth(self) -> EasyAuth | None:
+        guid = "expected a GUID like 00000000-0000-0000-0000-000000000000"
+        client_id = self.text("authClientId", lambda v: bool(_GUID.match(v)), guid)
+        tenant_id = self.text("authTenantId", lambda v: bool(_GUID.match(v)), guid)
+        scopes_raw = self._raw("authScopes")
+        if client_id is None and tenant_id is None:
+            if scopes_raw:
+                self._problem("authScopes", scopes_raw, "only used with Easy Auth; set authClientId and authTenantId")
+            return None
+        if client_id is None or tenant_id is None:
+            missing = "authClientId" if client_id is None else "authTenantId"
+            if self._raw(missing) is None:  # a malformed value is reported already
+                self.problems.append(
+                    f"{self.config.full_key(missing)} is not set: Easy Auth needs both authClientId and authTenantId"
+                )
+            return None
+        scopes = tuple(s.strip() for s in (scopes_raw or "").split(",") if s.strip())
+        return EasyAuth(client_id, tenant_id, scopes or (f"api://{client_id}/user_impersonation",))
+
+    def _handle_keys(self) -> pulumi.Output[str] | None:
+        key = "handleKeys"
+        raw = self._raw(key)
+        if not raw:
+            return None
+        if not is_config_secret(self.config.full_key(key)):
+            self.problems.append(
+                f"{self.config.full_key(key)} is stored in plain text: set it with "
+                f"`pulumi config set --secret {key} kid:secret[,kid:secret...]`"
+            )
+            return None
+        ring = [entry.strip() for entry in raw.split(",")]
+        kids = [entry.partition(":")[0] for entry in ring]
+        well_formed = all(
+            ":" in entry
+            and _KEY_ID.match(entry.partition(":")[0])
+            and len(entry.partition(":")[2]) >= MIN_HANDLE_SECRET_LENGTH
+            for entry in ring
+        )
+        if not well_formed or len(set(kids)) != len(kids):
+            self._problem(
+                key,
+                _HIDDEN,
+                "expected a key ring kid:secret[,kid:secret...] with unique key ids "
+                f"(letters, digits, '_', '.', '-'; at most 32) and secrets of at least "
+                f"{MIN_HANDLE_SECRET_LENGTH} characters; the first key signs",
+            )
+            return None
+        return pulumi.Output.secret(",".join(ring))
+
+
+_HIDDEN = object()

@@ -1,0 +1,106 @@
+"""The production site: the WebApp serving the MCP endpoint, secure by default."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_random
+from pulumi_azure_native import web
+
+from components.auth import auth_settings
+from components.settings import EasyAuth
+from components.site_config import PRODUCTION_SLOT, AppConfig, site_config
+
+# Key id of the generated handle key; set ``handleKeys`` to rotate keys.
+GENERATED_KEY_ID = "k1"
+
+
+@dataclass(frozen=True)
+class SiteArgs:
+    resource_group_name: pulumi.Input[str]
+    location: str
+    plan_id: pulumi.Input[str]
+    # ``app.handle_keys`` None: the site generates a key ring with one key.
+    app: AppConfig
+    easy_auth: EasyAuth | None
+    tags: Mapping[str, str]
+
+
+class Site(pulumi.ComponentResource):
+    """WebApp + basic-auth publishing off (FTP and SCM) + optional Easy Auth.
+
+    Instances are interchangeable (the app is stateless), so client affinity
+    is off and the platform load balancer spreads requests freely.
+    """
+
+    id: pulumi.Output[str]
+    name: pulumi.Output[str]
+    resource_group_name: pulumi.Output[str]
+    default_host_name: pulumi.Output[str]
+    url: pulumi.Output[str]
+    app_config: AppConfig
+    """The app config actually used, key ring included; the staging slot reuses it."""
+
+    def __init__(self, name: str, args: SiteArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mcpscale:azure:Site", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {**args.tags, "component": "site"}
+
+        app = args.app
+        if app.handle_keys is None:
+            key = pulumi_random.RandomPassword(f"{name}-handle-key", length=48, special=False, opts=child)
+            app = dataclasses.replace(app, handle_keys=pulumi.Output.concat(f"{GENERATED_KEY_ID}:", key.result))
+        self.app_config = app
+
+        site = web.WebApp(
+            name,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            kind="app,linux",
+            reserved=True,
+            server_farm_id=args.plan_id,
+            https_only=True,
+            client_affinity_enabled=False,
+            identity=web.ManagedServiceIdentityArgs(type=web.ManagedServiceIdentityType.SYSTEM_ASSIGNED),
+            site_config=site_config(app, PRODUCTION_SLOT),
+            tags=tags,
+            opts=child,
+        )
+        site_only = pulumi.ResourceOptions(parent=self, depends_on=[site])
+        web.WebAppFtpAllowed(
+            f"{name}-ftp-basic-auth",
+            name=site.name,
+            resource_group_name=args.resource_group_name,
+            allow=False,
+            opts=site_only,
+        )
+        web.WebAppScmAllowed(
+            f"{name}-scm-basic-auth",
+            name=site.name,
+            resource_group_name=args.resource_group_name,
+            allow=False,
+            opts=site_only,
+        )
+        if args.easy_auth is not None:
+            web.WebAppAuthSettingsV2(
+                f"{name}-auth",
+                name=site.name,
+                resource_group_name=args.resource_group_name,
+                **auth_settings(args.easy_auth),
+                opts=site_only,
+            )
+
+        self.id = site.id
+        self.name = site.name
+        self.resource_group_name = pulumi.Output.from_input(args.resource_group_name)
+        self.location = args.location
+        self.plan_id = args.plan_id
+        self.easy_auth = args.easy_auth
+        self.default_host_name = site.default_host_name
+        self.url = pulumi.Output.concat("https://", site.default_host_name)
+        self.register_outputs(
+            {"id": self.id, "name": self.name, "url": self.url, "resourceGroupName": self.resource_group_name}
+        )

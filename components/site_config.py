@@ -1,0 +1,78 @@
+"""The one site configuration shared by the production site and the staging slot.
+
+Production and staging must run the same runtime, security baseline and app
+settings, or a swap promotes something that was never tested. Both call
+:func:`site_config` with the same :class:`AppConfig`; only the slot name
+differs, and that setting is sticky (see components/staging_slot.py).
+
+App settings are part of the site config (not a separate settings resource)
+so that a site is never created without its key ring or telemetry. Because
+``MCP_HANDLE_KEYS`` is a secret, Pulumi stores the whole ``siteConfig`` as a
+secret in state and shows it as ``[secret]`` in diffs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import web
+
+# App Service passes the port in $PORT; the app reads it (see app's CLI).
+STARTUP_COMMAND = "python -m app --host 0.0.0.0"
+HEALTH_CHECK_PATH = "/health"
+
+PRODUCTION_SLOT = "production"
+STAGING_SLOT = "staging"
+
+# App settings that stay with their slot when slots swap.
+STICKY_APP_SETTINGS = ("MCP_SLOT_NAME",)
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Inputs of the site config that production and staging share."""
+
+    python_version: str
+    workers: int
+    handle_keys: pulumi.Input[str] | None
+    app_insights_connection_string: pulumi.Input[str]
+    allowed_origins: tuple[str, ...] = ()
+    # Scopes published as MCP protected-resource metadata when Easy Auth is on.
+    auth_scopes: tuple[str, ...] = ()
+
+
+def app_settings(config: AppConfig, slot_name: str) -> list[web.NameValuePairArgs]:
+    settings = {
+        # zip deploy runs Oryx: pip install -r requirements.txt on the server.
+        "SCM_DO_BUILD_DURING_DEPLOYMENT": "true",
+        "MCP_HANDLE_KEYS": pulumi.Output.secret(config.handle_keys),
+        "MCP_SLOT_NAME": slot_name,
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": config.app_insights_connection_string,
+        "WEB_CONCURRENCY": str(config.workers),
+        # A swap first warms every staging instance until /health answers 200.
+        "WEBSITE_SWAP_WARMUP_PING_PATH": HEALTH_CHECK_PATH,
+        "WEBSITE_SWAP_WARMUP_PING_STATUSES": "200",
+    }
+    if config.allowed_origins:
+        settings["MCP_ALLOWED_ORIGINS"] = ",".join(config.allowed_origins)
+    if config.auth_scopes:
+        settings["WEBSITE_AUTH_PRM_DEFAULT_WITH_SCOPES"] = ",".join(config.auth_scopes)
+    return [web.NameValuePairArgs(name=name, value=value) for name, value in settings.items()]
+
+
+def site_config(config: AppConfig, slot_name: str) -> web.SiteConfigArgs:
+    """The SiteConfig of the production site (``slot_name="production"``) or a slot."""
+    return web.SiteConfigArgs(
+        linux_fx_version=f"PYTHON|{config.python_version}",
+        app_command_line=STARTUP_COMMAND,
+        always_on=True,
+        health_check_path=HEALTH_CHECK_PATH,
+        http20_enabled=True,
+        min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
+        scm_min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
+        ftps_state=web.FtpsState.DISABLED,
+        remote_debugging_enabled=False,
+        use32_bit_worker_process=False,
+        app_settings=app_settings(config, slot_name),
+    )

@@ -1,0 +1,98 @@
+"""The staging slot: where new code lands and warms up before a swap promotes it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import web
+
+from components.auth import auth_settings
+from components.site import Site
+from components.site_config import STAGING_SLOT, STICKY_APP_SETTINGS, site_config
+
+
+@dataclass(frozen=True)
+class StagingSlotArgs:
+    site: Site
+    tags: Mapping[str, str]
+
+
+class StagingSlot(pulumi.ComponentResource):
+    """A slot of ``site`` with the same site config, from the same function.
+
+    ``MCP_SLOT_NAME`` is sticky, so after a swap each slot still reports its
+    own name; everything else (code, key ring, telemetry) travels with the
+    swap, and both slots share the key ring so handles minted before a swap
+    stay valid after it.
+    """
+
+    slot_name: str
+    id: pulumi.Output[str]
+    url: pulumi.Output[str]
+    resources: list[pulumi.Resource]
+    """Everything the slot needs before code is deployed to it."""
+
+    def __init__(self, name: str, args: StagingSlotArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mcpscale:azure:StagingSlot", name, None, opts)
+        site = args.site
+        self.slot_name = STAGING_SLOT
+
+        slot = web.WebAppSlot(
+            name,
+            name=site.name,
+            slot=STAGING_SLOT,
+            resource_group_name=site.resource_group_name,
+            location=site.location,
+            kind="app,linux",
+            reserved=True,
+            server_farm_id=site.plan_id,
+            https_only=True,
+            client_affinity_enabled=False,
+            identity=web.ManagedServiceIdentityArgs(type=web.ManagedServiceIdentityType.SYSTEM_ASSIGNED),
+            site_config=site_config(site.app_config, STAGING_SLOT),
+            tags={**args.tags, "component": "staging-slot"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        slot_only = pulumi.ResourceOptions(parent=self, depends_on=[slot])
+        # Slot-setting names are a property of the site (both slots), not of the slot.
+        sticky = web.WebAppSlotConfigurationNames(
+            f"{name}-sticky-settings",
+            name=site.name,
+            resource_group_name=site.resource_group_name,
+            app_setting_names=list(STICKY_APP_SETTINGS),
+            opts=slot_only,
+        )
+        ftp = web.WebAppFtpAllowedSlot(
+            f"{name}-ftp-basic-auth",
+            name=site.name,
+            slot=STAGING_SLOT,
+            resource_group_name=site.resource_group_name,
+            allow=False,
+            opts=slot_only,
+        )
+        scm = web.WebAppScmAllowedSlot(
+            f"{name}-scm-basic-auth",
+            name=site.name,
+            slot=STAGING_SLOT,
+            resource_group_name=site.resource_group_name,
+            allow=False,
+            opts=slot_only,
+        )
+        self.resources = [slot, sticky, ftp, scm]
+        if site.easy_auth is not None:
+            self.resources.append(
+                web.WebAppAuthSettingsV2Slot(
+                    f"{name}-auth",
+                    name=site.name,
+                    slot=STAGING_SLOT,
+                    resource_group_name=site.resource_group_name,
+                    **auth_settings(site.easy_auth),
+                    opts=slot_only,
+                )
+            )
+
+        self.id = slot.id
+        self.url = pulumi.Output.concat("https://", slot.default_host_name)
+        self.register_outputs({"id": self.id, "url": self.url, "slotName": self.slot_name})

@@ -1,0 +1,279 @@
+"""Verify a deployment like a user: ``python -m app.client URL``.
+
+Against a deployed site (``pulumi stack output mcpUrl``) or a local server
+(``http://127.0.0.1:8000/mcp``; a URL without a path gets ``/mcp``), with the
+official MCP SDK client:
+
+1. connect: ``server/discover`` (mode ``auto`` falls back to the legacy
+   handshake for old servers), print the negotiated version and server info;
+2. ``tools/list``: every tool with the list's cache hints (``ttlMs``, ``cacheScope``);
+3. ``whoami`` N times: the distribution of serving instances, so you can see
+   the load balancer spread calls over the plan's instances;
+4. ``tally`` over several calls with a handle passed from call to call: the
+   instance serving each step is printed, and the final total must equal the
+   sum of what was added, wherever each step ran (the state lives in the
+   signed handle, not in an instance).
+
+Exit status: 0 when every step passed; 1 on any protocol error, tool error,
+transport failure or wrong total; 2 on bad usage. ``--json`` prints the
+report as one JSON object (for scripts) instead of text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import logging
+import random
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from mcp_types import CallToolResult, Implementation
+
+SERVED_BY_HEADER = "x-served-by"
+CLIENT_INFO = Implementation(name="mcpscale-verify", version="1.0")
+MODES = ("auto", "2026-07-28", "legacy")
+
+
+class VerificationFailed(Exception):
+    """A check failed; the message says which and why."""
+
+
+@dataclass
+class ToolCall:
+    step: int
+    served_by: str | None
+    instance: str | None
+    value: Any = None
+
+
+@dataclass
+class Report:
+    url: str
+    protocol_version: str | None = None
+    server: dict[str, Any] | None = None
+    discover_cache: dict[str, Any] | None = None
+    tools: list[str] = field(default_factory=list)
+    tools_cache: dict[str, Any] | None = None
+    whoami: list[ToolCall] = field(default_factory=list)
+    instances: dict[str, int] = field(default_factory=dict)
+    tally: list[ToolCall] = field(default_factory=list)
+    tally_expected: int | None = None
+    tally_total: int | None = None
+    tally_instances: list[str] = field(default_factory=list)
+    ok: bool = False
+    error: str | None = None
+
+
+def mcp_endpoint(url: str) -> str:
+    """``url`` itself, or ``url`` + ``/mcp`` when it has no path (a site's root URL)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"URL must be http(s)://host[:port][/path], got {url!r}")
+    if parts.path in ("", "/"):
+        parts = parts._replace(path="/mcp")
+    return urlunsplit(parts)
+
+
+def tool_payload(result: CallToolResult, tool: str) -> dict[str, Any]:
+    """The tool's structured result; a tool error or an unreadable result fails the check."""
+    if result.is_error:
+        text = " ".join(getattr(block, "text", "") for block in result.content)
+        raise VerificationFailed(f"tool {tool!r} returned an error result: {text or result.content!r}")
+    payload = result.structured_content
+    if payload is None and result.content and getattr(result.content[0], "text", None):
+        try:
+            payload = json.loads(result.content[0].text)
+        except json.JSONDecodeError:
+            payload = None
+    if not isinstance(payload, dict):
+        raise VerificationFailed(f"tool {tool!r} returned no structured object: {result.content!r}")
+    return payload
+
+
+def _instance_of(whoami: dict[str, Any]) -> str:
+    for key in ("instance", "instance_id", "instanceId"):
+        if isinstance(whoami.get(key), str) and whoami[key]:
+            return whoami[key]
+    raise VerificationFailed(f"whoami result names no instance: {whoami!r}")
+
+
+class _ServedBy:
+    """Remembers the ``X-Served-By`` header of the latest MCP response (calls are sequential)."""
+
+    def __init__(self) -> None:
+        self.latest: str | None = None
+
+    async def __call__(self, response: httpx2.Response) -> None:
+        self.latest = response.headers.get(SERVED_BY_HEADER)
+
+    def take(self) -> str | None:
+        value, self.latest = self.latest, None
+        return value
+
+
+async def verify(
+    url: str,
+    *,
+    calls: int = 20,
+    tally_steps: int = 6,
+    mode: str = "auto",
+    timeout: float = 30.0,
+    log: Callable[[str], None] = print,
+) -> Report:
+    """Run every check against ``url``; the report says what was seen and whether it passed."""
+    report = Report(url=mcp_endpoint(url))
+    served_by = _ServedBy()
+    http_client = httpx2.AsyncClient(timeout=httpx2.Timeout(timeout), event_hooks={"response": [served_by]})
+    try:
+        async with http_client:
+            transport = streamable_http_client(report.url, http_client=http_client, terminate_on_close=False)
+            async with Client(
+                transport, mode=mode, read_timeout_seconds=timeout, client_info=CLIENT_INFO, cache=None
+            ) as client:
+                await _connect(client, report, log)
+                await _list_tools(client, report, log)
+                await _whoami(client, report, calls, served_by, log)
+                await _tally(client, report, tally_steps, served_by, log)
+        report.ok = True
+    except VerificationFailed as failure:
+        report.error = str(failure)
+    except MCPError as error:
+        report.error = f"protocol error {error.code}: {error.message}" + (f" (data: {error.data})" if error.data else "")
+    except Exception as error:  # noqa: BLE001 -- any transport or decoding failure fails the verification
+        report.error = _describe(error)
+    if report.error:
+        log(f"FAILED: {report.error}")
+    else:
+        log("OK: every check passed")
+    return report
+
+
+def _describe(error: BaseException) -> str:
+    """One line for an error, unwrapping the task-group exception groups the SDK raises."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    if isinstance(error, MCPError):
+        return f"protocol error {error.code}: {error.message}"
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+async def _connect(client: Client, report: Report, log: Callable[[str], None]) -> None:
+    report.protocol_version = client.protocol_version
+    info = client.server_info
+    report.server = info.model_dump(exclude_none=True) if info else None
+    discover = client.session.discover_result
+    log(f"connected to {report.url}: protocol {client.protocol_version}, server {report.server or 'anonymous'}")
+    if discover is not None:
+        report.discover_cache = {"ttlMs": discover.ttl_ms, "cacheScope": discover.cache_scope}
+        log(f"  server/discover: versions {discover.supported_versions}, ttlMs={discover.ttl_ms} cacheScope={discover.cache_scope}")
+
+
+async def _list_tools(client: Client, report: Report, log: Callable[[str], None]) -> None:
+    listing = await client.list_tools()
+    report.tools = [tool.name for tool in listing.tools]
+    report.tools_cache = {"ttlMs": listing.ttl_ms, "cacheScope": listing.cache_scope}
+    log(f"tools/list: {len(listing.tools)} tools, cache hints ttlMs={listing.ttl_ms} cacheScope={listing.cache_scope}")
+    for tool in listing.tools:
+        log(f"  {tool.name}: {(tool.description or '').splitlines()[0] if tool.description else ''}")
+    for needed in ("whoami", "tally"):
+        if needed not in report.tools:
+            raise VerificationFailed(f"the server does not offer the {needed!r} tool (it offers {report.tools})")
+
+
+async def _whoami(client: Client, report: Report, calls: int, served_by: _ServedBy, log: Callable[[str], None]) -> None:
+    counts: collections.Counter[str] = collections.Counter()
+    for step in range(1, calls + 1):
+        payload = tool_payload(await client.call_tool("whoami", {}), "whoami")
+        instance = _instance_of(payload)
+        counts[instance] += 1
+        report.whoami.append(ToolCall(step, served_by.take(), instance, payload))
+    report.instances = dict(counts.most_common())
+    log(f"whoami x{calls}: {len(counts)} serving instance(s)")
+    width = max(len(name) for name in counts)
+    for instance, count in counts.most_common():
+        log(f"  {instance:<{width}}  {count:>4}  {'#' * round(40 * count / calls)}")
+
+
+async def _tally(client: Client, report: Report, steps: int, served_by: _ServedBy, log: Callable[[str], None]) -> None:
+    rng = random.Random()
+    handle: str | None = None
+    expected = 0
+    log(f"tally over {steps} calls, the handle passed from call to call:")
+    for step in range(1, steps + 1):
+        amount = rng.randint(1, 100)
+        expected += amount
+        arguments: dict[str, Any] = {"add": amount}
+        if handle is not None:
+            arguments["handle"] = handle
+        payload = tool_payload(await client.call_tool("tally", arguments), "tally")
+        handle, total = payload.get("handle"), payload.get("total")
+        if not isinstance(handle, str) or not isinstance(total, int):
+            raise VerificationFailed(f"tally returned no handle and total: {payload!r}")
+        who = served_by.take()
+        report.tally.append(ToolCall(step, who, None, total))
+        log(f"  step {step}: +{amount:<3} -> total {total:<5} served by {who or '?'}")
+        if total != expected:
+            raise VerificationFailed(f"tally total after step {step} is {total}, expected {expected}")
+    report.tally_expected, report.tally_total = expected, total
+    report.tally_instances = sorted({c.served_by for c in report.tally if c.served_by})
+    log(f"tally total {total} == {expected} across {len(report.tally_instances) or 'unknown'} instance(s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m app.client", description="Verify an MCP deployment: discover, tools, load spread, handles."
+    )
+    parser.add_argument("url", help="MCP endpoint (https://<site>.azurewebsites.net/mcp); a bare site URL gets /mcp")
+    parser.add_argument("--calls", type=_count(1, 10_000), default=20, help="whoami calls (default 20)")
+    parser.add_argument("--tally-steps", type=_count(1, 1_000), default=6, help="tally calls (default 6)")
+    parser.add_argument("--mode", choices=MODES, default="auto", help="protocol negotiation (default auto)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON instead of text")
+    parser.add_argument("--verbose", action="store_true", help="also show the MCP SDK's own log (tracebacks)")
+    return parser
+
+
+def _count(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, got {raw!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        mcp_endpoint(args.url)
+    except ValueError as error:
+        parser.error(str(error))
+    if not args.verbose:
+        # The SDK logs each failed response with a traceback; the report already names the failure.
+        logging.getLogger("mcp").setLevel(logging.CRITICAL)
+    log = (lambda _line: None) if args.json else print
+    report = asyncio.run(
+        verify(args.url, calls=args.calls, tally_steps=args.tally_steps, mode=args.mode, timeout=args.timeout, log=log)
+    )
+    if args.json:
+        print(json.dumps(asdict(report), default=str))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,8 +12,9 @@ every test):
 ``infra`` -> :class:`Harness`
     ``infra.run(program, config=None, *, secret_keys=(), preview=False,
     computed=None) -> StackRun``
-        Runs ``program`` (a no-argument callable that registers resources)
-        with ``config`` as the stack's configuration and waits until every
+        Runs ``program`` (a no-argument callable that registers resources;
+        if it returns an awaitable, that is awaited too, e.g. a coroutine
+        resolving Outputs to check) with ``config`` as the stack's configuration and waits until every
         registration has finished. Keys without a namespace belong to the
         project (``"instanceCount"`` -> ``"mcpscale-azure:instanceCount"``);
         namespaced keys are used as given (``"azure-native:location"``).
@@ -72,6 +73,7 @@ most of a test's time is importing ``pulumi_azure_native`` once per session.
 from __future__ import annotations
 
 import collections
+import inspect
 import json
 import runpy
 from collections.abc import Callable, Iterable, Mapping
@@ -398,7 +400,9 @@ class Harness:
         outputs: dict[str, Export] = {}
 
         async def body() -> None:
-            program()
+            result = program()
+            if inspect.isawaitable(result):
+                await result
             for name, value in list(stack.outputs.items()):
                 out = pulumi.Output.from_input(value)
                 outputs[name] = Export(await out.future(), bool(await out.is_secret()))

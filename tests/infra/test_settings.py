@@ -1,0 +1,344 @@
+"""StackSettings: every config key typed and validated, with errors naming key, value and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from components.settings import (
+    MIN_HANDLE_SECRET_LENGTH,
+    PYTHON_VERSIONS,
+    SKUS,
+    ConfigError,
+    StackSettings,
+    workbook_name,
+)
+from tests.infra.conftest import PROJECT_FILE
+
+LOCATION = {"azure-native:location": "westeurope"}
+GOOD_SECRET = "s" * MIN_HANDLE_SECRET_LENGTH
+
+
+def load(infra, config=None, secret_keys=()):
+    """StackSettings.load() with ``config`` (plus a location) as the stack's config."""
+    loaded = []
+    infra.run(lambda: loaded.append(StackSettings.load()), {**LOCATION, **(config or {})}, secret_keys=secret_keys)
+    return loaded[0]
+
+
+def problems(infra, config, secret_keys=()) -> list[str]:
+    with pytest.raises(ConfigError) as raised:
+        load(infra, config, secret_keys)
+    assert str(raised.value).startswith("invalid stack configuration")
+    return raised.value.problems
+
+
+def test_defaults_are_the_documented_ones(infra):
+    settings = load(infra)
+    assert settings.instance_count == 3
+    assert settings.sku.name == "P0v3" and settings.sku.tier.name == "PremiumV3"
+    assert settings.python_version == "3.12"
+    assert settings.autoscale is True
+    assert settings.autoscale_max_count == 10
+    assert (settings.cpu_scale_out_threshold, settings.cpu_scale_in_threshold) == (70, 30)
+    assert settings.staging_slot is True
+    assert settings.swap is None
+    assert settings.handle_keys is None
+    assert settings.easy_auth is None
+    assert settings.allowed_origins == ()
+    assert settings.resource_group_name is None
+    assert settings.location == "westeurope"
+    assert settings.tags == {"project": "mcpscale-azure", "stack": "test"}
+
+
+def test_pulumi_yaml_declares_every_key_with_type_default_and_description(infra):
+    schema = yaml.safe_load(PROJECT_FILE.read_text())["config"]
+    for key, spec in schema.items():
+        assert {"type", "default", "description"} <= spec.keys(), key
+    # The CLI hands the program Pulumi.yaml's defaults; they must mean what the code's defaults mean.
+    from_yaml = load(infra, {key: spec["default"] for key, spec in schema.items()})
+    assert from_yaml == load(infra)
+
+
+def test_pulumi_yaml_schema_covers_every_key_the_program_reads(infra):
+    schema = set(yaml.safe_load(PROJECT_FILE.read_text())["config"])
+    read: set[str] = set()
+    import pulumi
+
+    original = pulumi.Config.get
+
+    def recording_get(self, key, default=None):
+        if self.name == "mcpscale-azure":
+            read.add(key)
+        return original(self, key, default)
+
+    pulumi.Config.get = recording_get
+    try:
+        load(infra)
+    finally:
+        pulumi.Config.get = original
+    assert read == schema
+
+
+@pytest.mark.parametrize("count", range(1, 11))
+def test_instance_count_from_1_to_10_is_accepted(infra, count):
+    assert load(infra, {"instanceCount": count}).instance_count == count
+
+
+@pytest.mark.parametrize("value", [0, 11, -1, "three", 2.5, "", "3 instances", "1e1"])
+def test_instance_count_outside_1_to_10_or_not_an_integer_is_rejected(infra, value):
+    found = problems(infra, {"instanceCount": value})
+    assert len(found) == 1
+    assert found[0].startswith(f"mcpscale-azure:instanceCount = {str(value)!r} is not allowed")
+    assert "whole number from 1 to 10" in found[0]
+
+
+@pytest.mark.parametrize("sku", sorted(SKUS))
+def test_every_listed_sku_is_accepted_with_the_features_its_tier_has(infra, sku):
+    tier = SKUS[sku].tier
+    settings = load(
+        infra,
+        {
+            "sku": sku,
+            "instanceCount": 1,
+            "autoscale": tier.autoscale,
+            "autoscaleMaxCount": min(10, tier.max_instances),
+            "stagingSlot": tier.slots,
+        },
+    )
+    assert settings.sku.name == sku
+
+
+@pytest.mark.parametrize("sku", ["F1", "D1", "p0v3", "P0V3", "Y1", "EP1"])
+def test_unknown_or_unsuitable_skus_are_rejected_listing_the_allowed_ones(infra, sku):
+    (found,) = problems(infra, {"sku": sku})
+    assert found.startswith(f"mcpscale-azure:sku = {sku!r} is not allowed: expected one of B1, B2, B3, S1")
+    assert "P0v3" in found
+
+
+def test_autoscale_on_a_basic_sku_names_the_feature_and_the_tier_it_needs(infra):
+    (found,) = problems(infra, {"sku": "B1", "instanceCount": 1, "stagingSlot": False})
+    assert found.startswith("mcpscale-azure:autoscale = 'true' is not allowed")
+    assert "autoscale needs a Standard or Premium sku" in found and "B1 is Basic" in found
+
+
+def test_staging_slot_on_a_basic_sku_names_the_feature_and_the_tier_it_needs(infra):
+    (found,) = problems(infra, {"sku": "B2", "instanceCount": 1, "autoscale": False})
+    assert found.startswith("mcpscale-azure:stagingSlot = 'true' is not allowed")
+    assert "deployment slots need a Standard or Premium sku" in found and "B2 is Basic" in found
+
+
+def test_basic_sku_with_both_features_reports_both_conflicts_at_once(infra):
+    found = problems(infra, {"sku": "B1", "instanceCount": 1})
+    assert [p.split(" = ")[0] for p in found] == ["mcpscale-azure:autoscale", "mcpscale-azure:stagingSlot"]
+
+
+def test_instance_count_above_the_tier_limit_is_rejected(infra):
+    (found,) = problems(infra, {"sku": "B1", "instanceCount": 4, "autoscale": False, "stagingSlot": False})
+    assert found.startswith("mcpscale-azure:instanceCount = '4' is not allowed: sku B1 (Basic tier) runs at most 3")
+
+
+def test_autoscale_max_above_the_tier_limit_is_rejected(infra):
+    (found,) = problems(infra, {"sku": "S1", "autoscaleMaxCount": 11})
+    assert found.startswith("mcpscale-azure:autoscaleMaxCount = '11' is not allowed: sku S1 (Standard tier)")
+    assert load(infra, {"sku": "P1v3", "autoscaleMaxCount": 30}).autoscale_max_count == 30
+
+
+@pytest.mark.parametrize("value", [0, 31, "ten", 4.5])
+def test_autoscale_max_must_be_a_whole_number_within_azure_limits(infra, value):
+    (found,) = problems(infra, {"autoscaleMaxCount": value})
+    assert found.startswith(f"mcpscale-azure:autoscaleMaxCount = {str(value)!r} is not allowed")
+
+
+def test_autoscale_max_below_instance_count_is_rejected(infra):
+    (found,) = problems(infra, {"instanceCount": 5, "autoscaleMaxCount": 4})
+    assert found == (
+        "mcpscale-azure:autoscaleMaxCount = '4' is not allowed: "
+        "expected at least instanceCount (5), the autoscale minimum"
+    )
+
+
+def test_autoscale_max_is_not_checked_against_instances_when_autoscale_is_off(infra):
+    settings = load(infra, {"instanceCount": 5, "autoscaleMaxCount": 4, "autoscale": False})
+    assert settings.autoscale is False
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "on", "True!"])
+def test_booleans_are_true_or_false(infra, value):
+    (found,) = problems(infra, {"stagingSlot": value})
+    assert found == f"mcpscale-azure:stagingSlot = {value!r} is not allowed: expected true or false"
+
+
+def test_booleans_accept_any_case(infra):
+    assert load(infra, {"autoscale": "False", "stagingSlot": "TRUE"}).autoscale is False
+
+
+@pytest.mark.parametrize("version", PYTHON_VERSIONS)
+def test_python_versions_app_service_offers_are_accepted(infra, version):
+    assert load(infra, {"pythonVersion": version}).python_version == version
+
+
+@pytest.mark.parametrize("version", ["3.10", "3.1", "2.7", "3", "python3.12"])
+def test_other_python_versions_are_rejected(infra, version):
+    (found,) = problems(infra, {"pythonVersion": version})
+    assert found == (
+        f"mcpscale-azure:pythonVersion = {version!r} is not allowed: expected one of " + ", ".join(PYTHON_VERSIONS)
+    )
+
+
+def test_scale_in_threshold_must_be_below_scale_out(infra):
+    (found,) = problems(infra, {"cpuScaleOutThreshold": 50, "cpuScaleInThreshold": 50})
+    assert found == "mcpscale-azure:cpuScaleInThreshold = '50' is not allowed: expected below cpuScaleOutThreshold (50)"
+
+
+def test_thresholds_too_close_to_scale_in_without_flapping_are_rejected(infra):
+    # From 2 instances to 1 at 40% CPU the one left runs at 80%: above 70, so it would scale out again.
+    (found,) = problems(infra, {"instanceCount": 1, "cpuScaleInThreshold": 40})
+    assert found.startswith("mcpscale-azure:cpuScaleInThreshold = '40' is not allowed: scaling in from 2 to 1")
+    assert "projects 80%" in found and "would flap" in found and "expected below 35" in found
+    # With a minimum of 3, going from 4 to 3 at 40% projects 53%: fine.
+    assert load(infra, {"instanceCount": 3, "cpuScaleInThreshold": 40}).cpu_scale_in_threshold == 40
+
+
+def test_default_thresholds_never_flap_for_any_instance_count(infra):
+    for count in range(1, 11):
+        assert load(infra, {"instanceCount": count}).cpu_scale_in_threshold == 30
+
+
+def test_thresholds_are_not_checked_for_flapping_when_autoscale_is_off(infra):
+    assert load(infra, {"autoscale": False, "cpuScaleInThreshold": 60}).autoscale is False
+
+
+@pytest.mark.parametrize(("key", "value"), [("cpuScaleOutThreshold", 100), ("cpuScaleOutThreshold", 1), ("cpuScaleInThreshold", 0)])
+def test_thresholds_are_percentages_azure_can_cross(infra, key, value):
+    (found,) = problems(infra, {key: value})
+    assert found.startswith(f"mcpscale-azure:{key} = '{value}' is not allowed: expected a whole number")
+
+
+def test_swap_is_an_optional_label(infra):
+    assert load(infra, {"swap": ""}).swap is None
+    assert load(infra, {"swap": "2"}).swap == "2"
+    (found,) = problems(infra, {"swap": "x" * 129})
+    assert "at most 128 characters" in found
+
+
+def test_swap_without_a_staging_slot_is_rejected(infra):
+    (found,) = problems(infra, {"swap": "1", "stagingSlot": False})
+    assert found == (
+        "mcpscale-azure:swap = '1' is not allowed: a swap needs the staging slot; "
+        "set stagingSlot true or unset swap"
+    )
+
+
+def test_handle_keys_are_kept_as_a_secret(infra):
+    ring = f"k2:{GOOD_SECRET},k1:{'t' * 40}"
+    settings = load(infra, {"handleKeys": ring}, secret_keys=["handleKeys"])
+    assert ring not in repr(settings)
+    seen = []
+
+    async def resolve():
+        seen.append((await settings.handle_keys.future(), await settings.handle_keys.is_secret()))
+
+    infra.run(lambda: resolve())
+    assert seen == [(ring, True)]
+
+
+def test_handle_keys_in_plain_text_are_rejected_without_echoing_them(infra):
+    (found,) = problems(infra, {"handleKeys": f"k1:{GOOD_SECRET}"})
+    assert GOOD_SECRET not in found
+    assert found.startswith("mcpscale-azure:handleKeys is stored in plain text")
+    assert "pulumi config set --secret handleKeys" in found
+
+
+@pytest.mark.parametrize(
+    "ring",
+    [
+        GOOD_SECRET,  # no key id
+        f"k1:{'s' * (MIN_HANDLE_SECRET_LENGTH - 1)}",  # short secret
+        f"k1:{GOOD_SECRET},k1:{GOOD_SECRET}x",  # duplicate key id
+        f"bad id:{GOOD_SECRET}",
+        f"k1:{GOOD_SECRET},",
+    ],
+)
+def test_malformed_handle_key_rings_are_rejected_without_echoing_them(infra, ring):
+    (found,) = problems(infra, {"handleKeys": ring}, secret_keys=["handleKeys"])
+    assert found.startswith("mcpscale-azure:handleKeys = <secret> is not allowed: expected a key ring kid:secret")
+    assert GOOD_SECRET[:MIN_HANDLE_SECRET_LENGTH - 1] not in found
+
+
+def test_easy_auth_needs_client_and_tenant(infra):
+    client, tenant = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "11111111-2222-3333-4444-555555555555"
+    auth = load(infra, {"authClientId": client, "authTenantId": tenant}).easy_auth
+    assert auth.client_id == client and auth.tenant_id == tenant
+    assert auth.scopes == (f"api://{client}/user_impersonation",)
+    assert auth.issuer == f"https://login.microsoftonline.com/{tenant}/v2.0"
+    (found,) = problems(infra, {"authClientId": client})
+    assert found == "mcpscale-azure:authTenantId is not set: Easy Auth needs both authClientId and authTenantId"
+    (found,) = problems(infra, {"authScopes": "api://x/.default"})
+    assert found.startswith("mcpscale-azure:authScopes = 'api://x/.default' is not allowed: only used with Easy Auth")
+
+
+def test_easy_auth_scopes_can_be_set(infra):
+    config = {
+        "authClientId": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+        "authTenantId": "11111111-2222-3333-4444-555555555555",
+        "authScopes": "api://mcp/tools.read, api://mcp/tools.call",
+    }
+    assert load(infra, config).easy_auth.scopes == ("api://mcp/tools.read", "api://mcp/tools.call")
+
+
+def test_easy_auth_ids_must_be_guids(infra):
+    found = problems(infra, {"authClientId": "my-app", "authTenantId": "contoso.onmicrosoft.com"})
+    assert found == [
+        "mcpscale-azure:authClientId = 'my-app' is not allowed: expected a GUID like 00000000-0000-0000-0000-000000000000",
+        "mcpscale-azure:authTenantId = 'contoso.onmicrosoft.com' is not allowed: "
+        "expected a GUID like 00000000-0000-0000-0000-000000000000",
+    ]
+
+
+def test_allowed_origins_are_scheme_host_port(infra):
+    settings = load(infra, {"allowedOrigins": "https://a.example.com, http://localhost:6274"})
+    assert settings.allowed_origins == ("https://a.example.com", "http://localhost:6274")
+    (found,) = problems(infra, {"allowedOrigins": "https://a.example.com/path,*"})
+    assert found.endswith("bad: https://a.example.com/path, *")
+
+
+def test_resource_group_name_follows_azure_naming(infra):
+    assert load(infra, {"resourceGroupName": "platform-mcp_rg(1)"}).resource_group_name == "platform-mcp_rg(1)"
+    for bad in ["ends.with.dot.", "has space", "x" * 91]:
+        (found,) = problems(infra, {"resourceGroupName": bad})
+        assert found.startswith(f"mcpscale-azure:resourceGroupName = {bad!r} is not allowed: expected an existing")
+
+
+def test_location_is_required(infra):
+    with pytest.raises(ConfigError) as raised:
+        infra.run(StackSettings.load, {})
+    assert raised.value.problems == [
+        "azure-native:location is not set: expected an Azure region, "
+        "e.g. `pulumi config set azure-native:location westeurope`"
+    ]
+
+
+def test_every_problem_is_reported_at_once(infra):
+    found = problems(infra, {"instanceCount": "three", "sku": "Z9", "pythonVersion": "2.7", "autoscale": "maybe"})
+    assert [p.split(" = ")[0] for p in found] == [
+        "mcpscale-azure:instanceCount",
+        "mcpscale-azure:sku",
+        "mcpscale-azure:pythonVersion",
+        "mcpscale-azure:autoscale",
+    ]
+
+
+def test_workers_per_instance_follow_the_sku_cores(infra):
+    assert load(infra, {"sku": "P0v3"}).workers_per_instance == 1
+    assert load(infra, {"sku": "P1v3"}).workers_per_instance == 2
+    assert load(infra, {"sku": "P2v3"}).workers_per_instance == 4
+
+
+def test_workbook_name_is_a_stable_guid_per_stack():
+    import uuid
+
+    name = workbook_name("mcpscale-azure", "prod")
+    assert str(uuid.UUID(name)) == name
+    assert name == workbook_name("mcpscale-azure", "prod")
+    assert name != workbook_name("mcpscale-azure", "dev")

@@ -1,0 +1,102 @@
+"""The one site config: runtime, security baseline and app settings shared by site and slot."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+from pulumi_azure_native import web
+
+from components.site_config import STARTUP_COMMAND, AppConfig, site_config
+
+CONNECTION = "InstrumentationKey=abc;IngestionEndpoint=https://example.in.applicationinsights.azure.com/"
+RING = "k1:" + "x" * 40
+
+
+def wire_config(infra, config: AppConfig, slot: str) -> dict:
+    """The siteConfig as sent for a WebApp built from ``site_config(config, slot)``."""
+    run = infra.run(lambda: web.WebApp("app", resource_group_name="rg", site_config=site_config(config, slot)))
+    return run.one("azure-native:web:WebApp")
+
+
+def app_config(**overrides) -> AppConfig:
+    values = dict(
+        python_version="3.12",
+        workers=2,
+        handle_keys=pulumi.Output.secret(RING),
+        app_insights_connection_string=CONNECTION,
+    )
+    values.update(overrides)
+    return AppConfig(**values)
+
+
+def settings_of(registration) -> dict[str, str]:
+    pairs = registration.get("siteConfig.appSettings")
+    names = [p["name"] for p in pairs]
+    assert len(names) == len(set(names)), f"duplicate app settings: {names}"
+    return {p["name"]: p["value"] for p in pairs}
+
+
+def test_startup_command_is_the_app_cli_on_all_interfaces_with_the_port_from_app_service():
+    assert STARTUP_COMMAND == "python -m app --host 0.0.0.0"
+
+
+def test_runtime_health_and_security_baseline(infra):
+    app = wire_config(infra, app_config(python_version="3.13"), "production")
+    config = app.get("siteConfig")
+    expected = {
+        "linuxFxVersion": "PYTHON|3.13",
+        "appCommandLine": STARTUP_COMMAND,
+        "alwaysOn": True,
+        "healthCheckPath": "/health",
+        "http20Enabled": True,
+        "minTlsVersion": "1.2",
+        "scmMinTlsVersion": "1.2",
+        "ftpsState": "Disabled",
+        "remoteDebuggingEnabled": False,
+        "use32BitWorkerProcess": False,
+    }
+    assert {k: config[k] for k in expected} == expected
+
+
+def test_app_settings_carry_the_app_contract(infra):
+    assert settings_of(wire_config(infra, app_config(), "production")) == {
+        "SCM_DO_BUILD_DURING_DEPLOYMENT": "true",
+        "MCP_HANDLE_KEYS": RING,
+        "MCP_SLOT_NAME": "production",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": CONNECTION,
+        "WEB_CONCURRENCY": "2",
+        "WEBSITE_SWAP_WARMUP_PING_PATH": "/health",
+        "WEBSITE_SWAP_WARMUP_PING_STATUSES": "200",
+    }
+
+
+def test_handle_keys_are_a_secret_on_the_wire_even_when_given_in_plain(infra):
+    app = wire_config(infra, app_config(handle_keys=RING), "production")
+    assert app.is_secret("siteConfig.appSettings")
+    assert settings_of(app)["MCP_HANDLE_KEYS"] == RING
+
+
+def test_optional_settings_appear_only_when_configured(infra):
+    plain = settings_of(wire_config(infra, app_config(), "production"))
+    assert "MCP_ALLOWED_ORIGINS" not in plain and "WEBSITE_AUTH_PRM_DEFAULT_WITH_SCOPES" not in plain
+    configured = settings_of(
+        wire_config(
+            infra,
+            app_config(allowed_origins=("https://a.example", "https://b.example"), auth_scopes=("api://x/read", "api://x/call")),
+            "production",
+        )
+    )
+    assert configured["MCP_ALLOWED_ORIGINS"] == "https://a.example,https://b.example"
+    assert configured["WEBSITE_AUTH_PRM_DEFAULT_WITH_SCOPES"] == "api://x/read,api://x/call"
+
+
+@pytest.mark.parametrize("slot", ["production", "staging"])
+def test_site_and_slot_configs_differ_only_in_the_slot_name(infra, slot):
+    production = wire_config(infra, app_config(), "production").get("siteConfig")
+    other = wire_config(infra, app_config(), slot).get("siteConfig")
+    for config in (production, other):
+        for pair in config["appSettings"]:
+            if pair["name"] == "MCP_SLOT_NAME":
+                pair["value"] = "<slot>"
+    assert production == other
+

@@ -1,0 +1,140 @@
+"""Staging slot: same site config from the same function, sticky slot name, same security baseline."""
+
+from __future__ import annotations
+
+from components.settings import EasyAuth
+from components.site import Site, SiteArgs
+from components.site_config import AppConfig
+from components.staging_slot import StagingSlot, StagingSlotArgs
+
+WEBAPP = "azure-native:web:WebApp"
+SLOT = "azure-native:web:WebAppSlot"
+PLAN_ID = "/subscriptions/s/resourceGroups/rg-mcp/providers/Microsoft.Web/serverfarms/plan1"
+TAGS = {"project": "mcpscale-azure", "stack": "test"}
+AUTH = EasyAuth("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "11111111-2222-3333-4444-555555555555", ("api://mcp/x",))
+
+
+def run_slot(infra, easy_auth=None, handle_keys=None, sink=None):
+    def program():
+        site = Site(
+            "mcp",
+            SiteArgs(
+                resource_group_name="rg-mcp",
+                location="westeurope",
+                plan_id=PLAN_ID,
+                app=AppConfig(
+                    python_version="3.11",
+                    workers=2,
+                    handle_keys=handle_keys,
+                    app_insights_connection_string="InstrumentationKey=abc",
+                    allowed_origins=("https://a.example",),
+                ),
+                easy_auth=easy_auth,
+                tags=TAGS,
+            ),
+        )
+        slot = StagingSlot("staging", StagingSlotArgs(site=site, tags=TAGS))
+        if sink is not None:
+            sink.append(slot)
+
+    return infra.run(program)
+
+
+def without_slot_name(site_config: dict) -> dict:
+    settings = [p for p in site_config["appSettings"] if p["name"] != "MCP_SLOT_NAME"]
+    return {**site_config, "appSettings": settings}
+
+
+def slot_name_setting(registration) -> str:
+    (value,) = [p["value"] for p in registration.get("siteConfig.appSettings") if p["name"] == "MCP_SLOT_NAME"]
+    return value
+
+
+def test_slot_is_a_staging_slot_of_the_site_on_the_same_plan(infra):
+    run = run_slot(infra)
+    site, slot = run.one(WEBAPP), run.one(SLOT)
+    assert slot.get("name") == site.outputs["name"]
+    assert slot.get("slot") == "staging"
+    assert slot.get("serverFarmId") == PLAN_ID
+    assert slot.get("location") == "westeurope" and slot.get("resourceGroupName") == "rg-mcp"
+    assert site.urn in slot.dependencies
+    assert slot.get("tags") == {**TAGS, "component": "staging-slot"}
+
+
+def test_slot_has_the_same_security_baseline_as_the_site(infra):
+    run = run_slot(infra)
+    site, slot = run.one(WEBAPP), run.one(SLOT)
+    for key in ("kind", "reserved", "httpsOnly", "clientAffinityEnabled", "identity"):
+        assert slot.get(key) == site.get(key), key
+    assert slot.get("httpsOnly") is True and slot.get("clientAffinityEnabled") is False
+
+
+def test_slot_config_is_the_site_config_but_for_the_slot_name(infra):
+    run = run_slot(infra)
+    site, slot = run.one(WEBAPP), run.one(SLOT)
+    assert without_slot_name(slot.get("siteConfig")) == without_slot_name(site.get("siteConfig"))
+    assert (slot_name_setting(site), slot_name_setting(slot)) == ("production", "staging")
+
+
+def test_slot_shares_the_generated_key_ring_as_a_secret(infra):
+    run = run_slot(infra)
+    (password,) = run.of_type("random:index/randomPassword:RandomPassword")
+    slot = run.one(SLOT)
+    (ring,) = [p["value"] for p in slot.get("siteConfig.appSettings") if p["name"] == "MCP_HANDLE_KEYS"]
+    assert ring.endswith(password.outputs["result"])
+    assert slot.is_secret("siteConfig.appSettings")
+
+
+def test_slot_name_setting_is_sticky(infra):
+    run = run_slot(infra)
+    site, slot = run.one(WEBAPP), run.one(SLOT)
+    sticky = run.one("azure-native:web:WebAppSlotConfigurationNames")
+    assert sticky.inputs == {
+        "name": site.outputs["name"],
+        "resourceGroupName": "rg-mcp",
+        "appSettingNames": ["MCP_SLOT_NAME"],
+    }
+    assert slot.urn in sticky.dependencies
+
+
+def test_basic_auth_publishing_is_off_on_the_slot(infra):
+    run = run_slot(infra)
+    site, slot = run.one(WEBAPP), run.one(SLOT)
+    for token in ("azure-native:web:WebAppFtpAllowedSlot", "azure-native:web:WebAppScmAllowedSlot"):
+        policy = run.one(token)
+        assert policy.inputs == {
+            "name": site.outputs["name"],
+            "slot": "staging",
+            "resourceGroupName": "rg-mcp",
+            "allow": False,
+        }
+        assert slot.urn in policy.dependencies
+
+
+def test_slot_gets_the_same_easy_auth_as_the_site(infra):
+    assert run_slot(infra).of_type("azure-native:web:WebAppAuthSettingsV2Slot") == []
+    run = run_slot(infra, easy_auth=AUTH)
+    site_auth = run.one("azure-native:web:WebAppAuthSettingsV2")
+    slot_auth = run.one("azure-native:web:WebAppAuthSettingsV2Slot")
+    assert slot_auth.get("slot") == "staging"
+    assert {k: v for k, v in slot_auth.inputs.items() if k != "slot"} == site_auth.inputs
+    assert run.one(SLOT).urn in slot_auth.dependencies
+
+
+def test_slot_resources_are_children_of_the_slot_component_and_listed_for_delivery(infra):
+    sink = []
+    run = run_slot(infra, easy_auth=AUTH, sink=sink)
+    component = run.one("mcpscale:azure:StagingSlot")
+    children = run.children_of(component)
+    assert sorted(r.type for r in children) == sorted(
+        [
+            SLOT,
+            "azure-native:web:WebAppSlotConfigurationNames",
+            "azure-native:web:WebAppFtpAllowedSlot",
+            "azure-native:web:WebAppScmAllowedSlot",
+            "azure-native:web:WebAppAuthSettingsV2Slot",
+        ]
+    )
+    slot = sink[0]
+    assert slot.slot_name == "staging"
+    assert len(slot.resources) == len(children)

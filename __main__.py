@@ -2,13 +2,15 @@
 
     config ─► resource group ─► plan ─┬─► autoscale (CPU, on the plan)
                                       ├─► monitoring (Log Analytics, App Insights, workbook)
-                                      └─► site ─► staging slot
+                                      └─► site ─► staging slot ─► delivery (zip deploy of app/, slot swap)
 """
 
 import pulumi
 
 from components.autoscale import Autoscale, AutoscaleArgs
+from components.delivery import Delivery, DeliveryArgs
 from components.monitoring import Monitoring, MonitoringArgs
+from components.package import build_package
 from components.plan import Plan, PlanArgs
 from components.resource_group import resource_group
 from components.settings import StackSettings, workbook_name
@@ -78,11 +80,23 @@ site = Site(
 
 slot = StagingSlot("staging", StagingSlotArgs(site=site, tags=settings.tags)) if settings.staging_slot else None
 
+delivery = Delivery(
+    "delivery",
+    DeliveryArgs(
+        site_id=site.id,
+        package=build_package(),
+        staging_slot=slot.slot_name if slot else None,
+        swap=settings.swap,
+        depends_on=[site, slot] if slot else [site],
+    ),
+)
+
 pulumi.export("resourceGroup", group)
 pulumi.export("siteName", site.name)
 pulumi.export("siteUrl", site.url)
 pulumi.export("mcpUrl", pulumi.Output.concat(site.url, "/mcp"))
 pulumi.export("stagingMcpUrl", pulumi.Output.concat(slot.url, "/mcp") if slot else None)
+pulumi.export("packageSha256", delivery.package_sha256)
 pulumi.export("appInsightsName", monitoring.app_insights_name)
 pulumi.export("workbookId", monitoring.workbook_id)
 pulumi.export(

@@ -306,3 +306,42 @@ def test_a_malformed_site_id_is_named(infra, packages, workdir):
     assert result.returncode == 2
     assert "SITE_ID 'mcp-site0001' is not an App Service site id" in result.stderr
     assert calls == []
+
+
+# ---------------------------------------------------------------------------
+# The whole program: Delivery wired after the site and slot
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_stack_deploys_the_projects_package_after_site_and_slot(infra, stack):
+    config = infra.stack_config(stack)
+    run = infra.run_main(config)
+    slot_on = str(config.get("mcpscale-azure:stagingSlot", True)).lower() == "true"
+    commands = _commands(run)
+    expected = {"staging-deploy", "production-deploy"} if slot_on else {"production-deploy"}
+    assert set(commands) == expected
+    package = build_package()
+    assert run.outputs["packageSha256"].value == package.sha256
+    deploy = commands["staging-deploy" if slot_on else "production-deploy"]
+    assert deploy.get("triggers") == [package.sha256]
+    assert deploy.get("environment")["PACKAGE_PATH"] == "dist/app.zip"
+    site = run.one("azure-native:web:WebApp")
+    assert deploy.get("environment")["SITE_ID"] == site.outputs["id"]
+    waits_for = {site.urn} | ({run.one("azure-native:web:WebAppSlot").urn} if slot_on else set())
+    for name, command in commands.items():
+        assert waits_for <= command.dependencies, name
+
+
+def test_the_swap_config_value_drives_the_swap_command(infra):
+    config = infra.stack_config("prod")
+    assert "swap" not in _commands(infra.run_main(config))
+    swap = _commands(infra.run_main({**config, "swap": "release-42"}))["swap"]
+    assert swap.get("triggers") == ["release-42"]
+    assert swap.get("environment")["SLOT"] == "staging"
+
+
+def test_swap_with_the_slot_off_fails_before_any_resource(infra):
+    config = {**infra.stack_config("prod"), "stagingSlot": False, "swap": "1"}
+    with pytest.raises(Exception, match="swap"):
+        infra.run_main(config)
+    assert infra.last.resources == []

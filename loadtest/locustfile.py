@@ -1,0 +1,170 @@
+"""Locust load test: MCP 2026-07-28 tools/call against a deployed site (or a local server).
+
+Every request is what a modern client sends: one JSON-RPC request per POST to
+/mcp with ``MCP-Protocol-Version``, ``Mcp-Method`` and ``Mcp-Name`` headers and
+``params._meta`` carrying the protocol version, client capabilities and client
+info. A response counts as a success only when it is HTTP 200, a JSON-RPC
+result for the request's id, ``resultType: "complete"`` and not ``isError``.
+A tally chain per user (the handle passed from call to call) must keep the
+right total under load, wherever each call lands.
+
+At the end Locust's own statistics are followed by the hits per serving
+instance, from the ``X-Served-By`` response header (merged across workers
+with ``--processes`` or a distributed run):
+
+    uv run locust -f loadtest/locustfile.py --host https://<site>.azurewebsites.net \\
+        --headless --users 50 --spawn-rate 10 --run-time 2m
+
+Settings (environment): ``MCP_PATH`` (default ``/mcp``), ``MCP_WAIT_MAX``
+(seconds a user pauses between calls, uniformly from 0; default 0.05).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import os
+import random
+from typing import Any
+
+from locust import FastHttpUser, between, events, task
+from locust.runners import WorkerRunner
+
+PROTOCOL_VERSION = "2026-07-28"
+MCP_PATH = os.environ.get("MCP_PATH", "/mcp")
+WAIT_MAX_S = float(os.environ.get("MCP_WAIT_MAX", "0.05"))
+SERVED_BY = "X-Served-By"
+NO_HEADER = "(no X-Served-By header)"
+REPORT_TITLE = "Hits per serving instance (X-Served-By)"
+
+served_by: collections.Counter[str] = collections.Counter()
+_ids = itertools.count(1)
+
+
+def tools_call(request_id: int, tool: str, arguments: dict[str, Any]) -> tuple[dict[str, str], bytes]:
+    """Headers and body of a 2026-07-28 tools/call request."""
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": PROTOCOL_VERSION,
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": tool,  # tool names here are plain ASCII, so no =?base64?...?= form
+    }
+    body = {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {
+            "name": tool,
+            "arguments": arguments,
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": PROTOCOL_VERSION,
+                "io.modelcontextprotocol/clientCapabilities": {},
+                "io.modelcontextprotocol/clientInfo": {"name": "mcpscale-locust", "version": "1.0"},
+            },
+        },
+    }
+    return headers, json.dumps(body).encode()
+
+
+class McpUser(FastHttpUser):
+    wait_time = between(0, WAIT_MAX_S)
+
+    def on_start(self) -> None:
+        self.tally_handle: str | None = None
+        self.tally_expected = 0
+
+    def call_tool(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any] | None:
+        """POST one tools/call; returns its structured result, or None after recording a failure."""
+        request_id = next(_ids)
+        headers, body = tools_call(request_id, tool, arguments)
+        with self.client.post(
+            MCP_PATH, data=body, headers=headers, name=f"tools/call {tool}", catch_response=True
+        ) as response:
+            served_by[response.headers.get(SERVED_BY) or NO_HEADER] += 1
+            problem, result = _check(response.status_code, response.text, request_id)
+            if problem:
+                response.failure(problem)
+                return None
+            response.success()
+            return result.get("structuredContent") or {}
+
+    @task(6)
+    def whoami(self) -> None:
+        self.call_tool("whoami", {})
+
+    @task(3)
+    def echo(self) -> None:
+        self.call_tool("echo", {"text": f"hello {random.randint(0, 10**6)}"})
+
+    @task(2)
+    def tally(self) -> None:
+        amount = random.randint(1, 9)
+        arguments: dict[str, Any] = {"add": amount}
+        if self.tally_handle is not None:
+            arguments["handle"] = self.tally_handle
+        result = self.call_tool("tally", arguments)
+        if result is None:
+            self.tally_handle, self.tally_expected = None, 0  # start a fresh chain
+            return
+        self.tally_expected += amount
+        if result.get("total") != self.tally_expected:
+            events.request.fire(
+                request_type="CHECK",
+                name="tally total",
+                response_time=0,
+                response_length=0,
+                exception=AssertionError(f"tally total {result.get('total')}, expected {self.tally_expected}"),
+            )
+            self.tally_handle, self.tally_expected = None, 0
+            return
+        self.tally_handle = result.get("handle")
+
+
+def _check(status: int, text: str | None, request_id: int) -> tuple[str | None, dict[str, Any]]:
+    """(None, result) for a good response, else (what is wrong, {})."""
+    if status != 200:
+        return f"HTTP {status}: {(text or '')[:200]}", {}
+    try:
+        message = json.loads(text or "")
+    except json.JSONDecodeError:
+        return f"not JSON: {(text or '')[:200]}", {}
+    if not isinstance(message, dict) or message.get("id") != request_id:
+        return f"not the response to request {request_id}: {str(message)[:200]}", {}
+    if "error" in message:
+        return f"JSON-RPC error {message['error']}", {}
+    result = message.get("result")
+    if not isinstance(result, dict) or result.get("resultType") != "complete":
+        return f"result without resultType 'complete': {str(result)[:200]}", {}
+    if result.get("isError"):
+        return f"tool error: {str(result.get('content'))[:200]}", {}
+    return None, result
+
+
+# Distributed runs: each worker ships its counts with its stats; the master sums them.
+@events.report_to_master.add_listener
+def _ship_counts(client_id: str, data: dict[str, Any]) -> None:
+    data["served_by"] = dict(served_by)
+    served_by.clear()
+
+
+@events.worker_report.add_listener
+def _merge_counts(client_id: str, data: dict[str, Any]) -> None:
+    served_by.update(data.get("served_by", {}))
+
+
+@events.quitting.add_listener
+def _print_counts(environment, **_kwargs) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    print(format_counts(served_by), flush=True)
+
+
+def format_counts(counts: collections.Counter[str]) -> str:
+    total = sum(counts.values())
+    lines = [f"{REPORT_TITLE}: {len(counts)} instance(s), {total} responses"]
+    width = max((len(name) for name in counts), default=0)
+    for name, count in counts.most_common():
+        lines.append(f"  {name:<{width}}  {count:>8}  {100 * count / total:5.1f}%")
+    return "\n".join(lines)

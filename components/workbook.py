@@ -32,6 +32,7 @@ never imports ``app``, so the names are repeated there and a test in
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 # --- telemetry contract (mirrored in app/telemetry.py) ----------------------
@@ -107,6 +108,8 @@ def _metrics(name: str, title: str, resource_type: str, resource_id: str, metric
         "type": _METRICS,
         "name": name,
         "content": {
+            # Deterministic, so re-running the program leaves the workbook unchanged.
+            "chartId": f"workbook{uuid.uuid5(uuid.NAMESPACE_URL, 'mcpscale/workbook/' + name)}",
             "version": "MetricsItem/2.0",
             "title": title,
             "size": 0,
@@ -123,12 +126,11 @@ def _metrics(name: str, title: str, resource_type: str, resource_id: str, metric
 
 
 def _metric(resource_type: str, metric: str, aggregation: int, split_by: str | None = None) -> dict[str, Any]:
-    return {
-        "namespace": resource_type,
-        "metric": f"{resource_type}--{metric}",
-        "aggregation": aggregation,
-        "splitBy": split_by,
-    }
+    spec: dict[str, Any] = {"namespace": resource_type, "metric": f"{resource_type}--{metric}", "aggregation": aggregation}
+    if split_by:
+        # The portal shows 10 segments by default; a plan can run up to 30 instances.
+        spec.update(splitBy=split_by, splitBySortOrder=-1, splitByLimit=30)
+    return spec
 
 
 def _group(name: str, title: str, items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -37,8 +37,8 @@ import pulumi
 from pulumi_command import local
 
 from components.package import AppPackage
+from components.site_config import PRODUCTION_SLOT
 
-PRODUCTION_SLOT = "production"
 INTERPRETER = ["/bin/bash", "-c"]
 
 # Resolves the subscription, resource group and site name from the site's

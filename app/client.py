@@ -128,12 +128,15 @@ async def verify(
     tally_steps: int = 6,
     mode: str = "auto",
     timeout: float = 30.0,
+    headers: dict[str, str] | None = None,
     log: Callable[[str], None] = print,
 ) -> Report:
     """Run every check against ``url``; the report says what was seen and whether it passed."""
     report = Report(url=mcp_endpoint(url))
     served_by = _ServedBy()
-    http_client = httpx2.AsyncClient(timeout=httpx2.Timeout(timeout), event_hooks={"response": [served_by]})
+    http_client = httpx2.AsyncClient(
+        timeout=httpx2.Timeout(timeout), headers=headers or {}, event_hooks={"response": [served_by]}
+    )
     try:
         async with http_client:
             transport = streamable_http_client(report.url, http_client=http_client, terminate_on_close=False)
@@ -238,9 +241,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tally-steps", type=_count(1, 1_000), default=6, help="tally calls (default 6)")
     parser.add_argument("--mode", choices=MODES, default="auto", help="protocol negotiation (default auto)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        type=_header,
+        metavar="'NAME: VALUE'",
+        help="extra HTTP header, repeatable (e.g. 'Authorization: Bearer ...' when Easy Auth is on)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of text")
     parser.add_argument("--verbose", action="store_true", help="also show the MCP SDK's own log (tracebacks)")
     return parser
+
+
+def _header(raw: str) -> tuple[str, str]:
+    name, sep, value = raw.partition(":")
+    if not sep or not name.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected 'NAME: VALUE', got {raw!r}")
+    return name.strip(), value.strip()
 
 
 def _count(low: int, high: int) -> Callable[[str], int]:
@@ -268,7 +286,15 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("mcp").setLevel(logging.CRITICAL)
     log = (lambda _line: None) if args.json else print
     report = asyncio.run(
-        verify(args.url, calls=args.calls, tally_steps=args.tally_steps, mode=args.mode, timeout=args.timeout, log=log)
+        verify(
+            args.url,
+            calls=args.calls,
+            tally_steps=args.tally_steps,
+            mode=args.mode,
+            timeout=args.timeout,
+            headers=dict(args.header),
+            log=log,
+        )
     )
     if args.json:
         print(json.dumps(asdict(report), default=str))

@@ -41,6 +41,9 @@ class Site(pulumi.ComponentResource):
     resource_group_name: pulumi.Output[str]
     default_host_name: pulumi.Output[str]
     url: pulumi.Output[str]
+    location: str
+    plan_id: pulumi.Input[str]
+    easy_auth: EasyAuth | None
     app_config: AppConfig
     """The app config actually used, key ring included; the staging slot reuses it."""
 

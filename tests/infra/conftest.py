@@ -66,8 +66,8 @@ Typical use::
         run = infra.run(lambda: Plan("plan", PlanArgs(...)), {"instanceCount": 4})
         assert run.one("azure-native:web:AppServicePlan").get("sku.capacity") == 4
 
-Each run costs tens of milliseconds after the first (which warms the SDK);
-most of a test's time is importing ``pulumi_azure_native`` once per session.
+A run of the whole program costs about 0.2 s on this machine; the first run
+of a session pays about 2 s more to import ``pulumi_azure_native``.
 """
 
 from __future__ import annotations
@@ -253,8 +253,8 @@ _ARM_TYPES = {
     "azure-native:monitor:AutoscaleSetting": "Microsoft.Insights/autoscalesettings",
 }
 
-# Input names that carry the Azure resource name, per type (auto-named otherwise).
-_NAME_INPUTS = ("name", "resourceName", "workspaceName", "autoscaleSettingName", "resourceGroupName")
+# Inputs that carry an explicit Azure resource name; otherwise the provider auto-names.
+_NAME_INPUTS = ("name", "resourceName", "workspaceName", "autoscaleSettingName")
 
 
 def default_outputs(args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -265,7 +265,7 @@ def default_outputs(args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str,
         name = inputs.get("resourceGroupName") or f"{args.name}-rg0001"
         outputs["name"] = name
         return f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{name}", outputs
-    name = next((inputs[k] for k in _NAME_INPUTS if k != "resourceGroupName" and inputs.get(k)), None)
+    name = next((inputs[k] for k in _NAME_INPUTS if inputs.get(k)), None)
     name = name or f"{args.name}0001"  # azure-native auto-names with a random suffix
     group = inputs.get("resourceGroupName", "rg")
     arm_type = _ARM_TYPES.get(args.typ, args.typ.replace(":", "/"))

@@ -7,8 +7,10 @@ import importlib
 import inspect
 
 import pytest
+import yaml
 
 from components.settings import ConfigError
+from tests.infra.conftest import PROJECT_FILE, ROOT
 
 PLAN = "azure-native:web:AppServicePlan"
 SETTING = "azure-native:monitor:AutoscaleSetting"
@@ -120,10 +122,6 @@ def test_dev_stack_is_one_basic_instance_without_slot_or_autoscale(infra, dev):
 
 
 def test_stack_files_only_set_keys_the_project_declares(infra):
-    import yaml
-
-    from tests.infra.conftest import PROJECT_FILE, ROOT
-
     declared = {f"mcpscale-azure:{key}" for key in yaml.safe_load(PROJECT_FILE.read_text())["config"]}
     for stack in ("dev", "prod"):
         keys = set(yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"])
@@ -231,6 +229,6 @@ def test_components_are_wired_to_each_other(infra, prod):
     assert run.one(PLAN).outputs["id"] in workbook.get("serializedData")
 
 
-def test_program_previews_with_unknown_ids(infra, prod):
+def test_program_runs_as_a_preview(infra, prod):
     run = infra.run_main(prod, preview=True)
     assert azure_resources(run) == PROD_AZURE_RESOURCES

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+
+import pulumi
 import pytest
 import yaml
 
@@ -60,11 +63,9 @@ def test_pulumi_yaml_declares_every_key_with_type_default_and_description(infra)
     assert from_yaml == load(infra)
 
 
-def test_pulumi_yaml_schema_covers_every_key_the_program_reads(infra):
+def test_pulumi_yaml_schema_covers_every_key_the_program_reads(infra, monkeypatch):
     schema = set(yaml.safe_load(PROJECT_FILE.read_text())["config"])
     read: set[str] = set()
-    import pulumi
-
     original = pulumi.Config.get
 
     def recording_get(self, key, default=None):
@@ -72,11 +73,8 @@ def test_pulumi_yaml_schema_covers_every_key_the_program_reads(infra):
             read.add(key)
         return original(self, key, default)
 
-    pulumi.Config.get = recording_get
-    try:
-        load(infra)
-    finally:
-        pulumi.Config.get = original
+    monkeypatch.setattr(pulumi.Config, "get", recording_get)
+    load(infra)
     assert read == schema
 
 
@@ -336,8 +334,6 @@ def test_workers_per_instance_follow_the_sku_cores(infra):
 
 
 def test_workbook_name_is_a_stable_guid_per_stack():
-    import uuid
-
     name = workbook_name("mcpscale-azure", "prod")
     assert str(uuid.UUID(name)) == name
     assert name == workbook_name("mcpscale-azure", "prod")

@@ -139,17 +139,23 @@ class Delivery(pulumi.ComponentResource):
         package = args.package
         after_setup = list(args.depends_on)
 
-        def command(suffix: str, script: str, environment: dict, triggers: list | None, depends_on: list):
+        def command(
+            suffix: str,
+            script: str,
+            environment: dict[str, pulumi.Input[str]],
+            triggers: list[str] | None,
+            depends_on: Sequence[pulumi.Resource | None],
+        ) -> local.Command:
             return local.Command(
                 f"{name}-{suffix}",
                 create=script,
                 interpreter=INTERPRETER,
                 environment=environment,
                 triggers=triggers,
-                # Keep az's JSON out of later runs' environment and of state.
+                # A rerun needs nothing from the previous run's output.
                 add_previous_output_in_env=False,
                 logging=local.Logging.STDOUT_AND_STDERR,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[d for d in depends_on if d is not None]),
             )
 
         deploy_environment = {"SITE_ID": args.site_id, "PACKAGE_PATH": package.relative_path}

@@ -56,6 +56,8 @@ def test_setting_targets_the_plan_and_is_enabled(infra):
 def test_capacity_min_and_default_are_the_instance_count_max_the_limit(infra, low, high):
     (profile,) = run_autoscale(infra, min_count=low, max_count=high).get("profiles")
     assert profile["capacity"] == {"minimum": str(low), "default": str(low), "maximum": str(high)}
+    capacity = {k: int(v) for k, v in profile["capacity"].items()}
+    assert 1 <= capacity["minimum"] <= capacity["default"] <= capacity["maximum"]
 
 
 def test_rules_scale_on_the_plan_cpu_metric(infra):

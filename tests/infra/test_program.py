@@ -121,6 +121,12 @@ def test_dev_stack_is_one_basic_instance_without_slot_or_autoscale(infra, dev):
     assert run.outputs["autoscaleRange"].value == "off"
 
 
+def test_project_runs_python_with_the_uv_toolchain():
+    project = yaml.safe_load(PROJECT_FILE.read_text())
+    assert project["name"] == "mcpscale-azure"
+    assert project["runtime"] == {"name": "python", "options": {"toolchain": "uv"}}
+
+
 def test_stack_files_only_set_keys_the_project_declares(infra):
     declared = {f"mcpscale-azure:{key}" for key in yaml.safe_load(PROJECT_FILE.read_text())["config"]}
     for stack in ("dev", "prod"):

@@ -11,18 +11,20 @@ every test):
 
 ``infra`` -> :class:`Harness`
     ``infra.run(program, config=None, *, secret_keys=(), preview=False,
-    computed=None) -> StackRun``
+    computed=None, calls=None) -> StackRun``
         Runs ``program`` (a no-argument callable that registers resources;
         if it returns an awaitable, that is awaited too, e.g. a coroutine
-        resolving Outputs to check) with ``config`` as the stack's configuration and waits until every
-        registration has finished. Keys without a namespace belong to the
+        resolving Outputs to check) with ``config`` as the stack's
+        configuration and waits until every registration has finished. Keys without a namespace belong to the
         project (``"instanceCount"`` -> ``"mcpscale-azure:instanceCount"``);
         namespaced keys are used as given (``"azure-native:location"``).
         Values are passed as the CLI passes them, as strings: ``3`` -> "3",
         ``True`` -> "true", dicts/lists -> JSON. ``computed(args)`` may return
         extra output properties for a ``MockResourceArgs`` (e.g. a Command's
         ``stdout``); they are merged over the defaults of
-        :func:`default_outputs`. Exceptions raised by the program (or in an
+        :func:`default_outputs`. ``calls(args)`` answers invokes (a
+        ``MockCallArgs``) with a dict; without it an invoke fails the test,
+        since the program is expected to make none. Exceptions raised by the program (or in an
         apply) propagate, and the resources registered before the failure are
         still available as ``infra.last``.
     ``infra.run_main(config)`` runs the project's ``__main__.py`` the same way.
@@ -36,8 +38,8 @@ every test):
     ``resources`` (list of :class:`Registration`, in registration order,
     the root stack excluded), ``outputs`` (stack exports resolved to
     :class:`Export` ``(value, secret)``), ``of_type(token)``,
-    ``one(token)`` (exactly one, else AssertionError), ``named(name)``,
-    ``by_urn(urn)``, ``children_of(registration)``, ``types()`` (a Counter).
+    ``one(token)`` (exactly one, else AssertionError),
+    ``children_of(registration)``, ``types()`` (a Counter of type tokens).
 
 :class:`Registration`
     ``type``, ``name``, ``urn``, ``custom``, ``parent`` (urn),
@@ -57,8 +59,8 @@ The Pulumi SDK marks a whole object secret when any member is secret, so a
 secret app setting makes the enclosing ``siteConfig`` secret on the wire;
 ``is_secret("siteConfig.appSettings")`` is then True.
 
-Helpers: :func:`unwrap_secrets`, :func:`secret_values` (every plain string
-found under a secret marker anywhere in a value).
+Helper: :func:`unwrap_secrets` (a wire value with every secret marker
+replaced by the value it wraps).
 
 Typical use::
 
@@ -122,32 +124,6 @@ def unwrap_secrets(value: Any) -> Any:
     if isinstance(value, list):
         return [unwrap_secrets(v) for v in value]
     return value
-
-
-def _strings(value: Any) -> Iterable[str]:
-    value = unwrap_secrets(value)
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
-
-
-def secret_values(value: Any) -> set[str]:
-    """Every plain string that sits under a secret marker somewhere in ``value``."""
-    found: set[str] = set()
-    if _is_wrapped_secret(value):
-        found.update(_strings(value))
-    elif isinstance(value, dict):
-        for v in value.values():
-            found |= secret_values(v)
-    elif isinstance(value, list):
-        for v in value:
-            found |= secret_values(v)
-    return found
 
 
 def _split(path: str) -> list[str | int]:
@@ -221,17 +197,6 @@ class StackRun:
         found = self.of_type(type_token)
         assert len(found) == 1, f"expected exactly one {type_token}, got {[r.name for r in found]}"
         return found[0]
-
-    def named(self, name: str) -> Registration:
-        found = [r for r in self.resources if r.name == name]
-        assert len(found) == 1, f"expected exactly one resource named {name!r}, got {len(found)}"
-        return found[0]
-
-    def by_urn(self, urn: str) -> Registration:
-        for r in self.resources:
-            if r.urn == urn:
-                return r
-        raise KeyError(urn)
 
     def children_of(self, parent: Registration) -> list[Registration]:
         return [r for r in self.resources if r.parent == parent.urn]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import importlib
 import inspect
 
@@ -59,7 +58,7 @@ EASY_AUTH = {
 
 
 def azure_resources(run) -> dict[str, int]:
-    return dict(collections.Counter(r.type for r in run.resources if r.type.startswith("azure-native:")))
+    return {token: count for token, count in run.types().items() if token.startswith("azure-native:")}
 
 
 def app_settings(registration) -> dict[str, str]:

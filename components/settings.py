@@ -12,6 +12,7 @@ the ``default:`` entries in Pulumi.yaml (a test holds them equal).
 
 from __future__ import annotations
 
+import difflib
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-from pulumi.runtime.config import is_config_secret
+from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
 MIN_INSTANCES = 1
 MAX_INSTANCES = 10
@@ -83,6 +84,25 @@ _KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 _RESOURCE_GROUP = re.compile(r"^[-\w._()]{0,89}[-\w_()]$")
 MIN_HANDLE_SECRET_LENGTH = 32
+
+# Every key of the project's config schema (Pulumi.yaml), in the order read.
+KEYS = (
+    "instanceCount",
+    "sku",
+    "pythonVersion",
+    "autoscale",
+    "autoscaleMaxCount",
+    "cpuScaleOutThreshold",
+    "cpuScaleInThreshold",
+    "stagingSlot",
+    "swap",
+    "resourceGroupName",
+    "allowedOrigins",
+    "authClientId",
+    "authTenantId",
+    "authScopes",
+    "handleKeys",
+)
 
 
 class ConfigError(pulumi.RunError):
@@ -232,6 +252,7 @@ class _Reader:
         easy_auth = self._easy_auth()
         handle_keys = self._handle_keys()
 
+        self._check_unknown_keys()
         self._check_tier(sku, instance_count, autoscale, autoscale_max_count, staging_slot)
         if autoscale:
             self._check_autoscale(instance_count, autoscale_max_count, scale_out, scale_in)
@@ -258,6 +279,19 @@ class _Reader:
             easy_auth=easy_auth,
             allowed_origins=allowed_origins,
         )
+
+    def _check_unknown_keys(self) -> None:
+        # A misspelt key (instanceCont) would otherwise be ignored silently and
+        # the stack deployed with the default.
+        prefix = self.config.full_key("")
+        set_keys = {k for k in (*CONFIG.get(), *get_config_env()) if k.startswith(prefix)}
+        for full_key in sorted(set_keys):
+            key = full_key[len(prefix) :]
+            if key in KEYS:
+                continue
+            close = difflib.get_close_matches(key, KEYS, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            self.problems.append(f"{full_key} is not a setting of this project: {hint}known keys: {', '.join(KEYS)}")
 
     def _check_tier(self, sku: Sku, instances: int, autoscale: bool, max_count: int, slot: bool) -> None:
         tier = sku.tier

@@ -12,6 +12,7 @@ from components.settings import (
     MIN_HANDLE_SECRET_LENGTH,
     PYTHON_VERSIONS,
     SKUS,
+    KEYS,
     ConfigError,
     StackSettings,
     workbook_name,
@@ -75,7 +76,19 @@ def test_pulumi_yaml_schema_covers_every_key_the_program_reads(infra, monkeypatc
 
     monkeypatch.setattr(pulumi.Config, "get", recording_get)
     load(infra)
-    assert read == schema
+    assert read == schema == set(KEYS)
+
+
+def test_a_misspelt_key_is_rejected_with_a_suggestion(infra):
+    (found,) = problems(infra, {"instanceCont": 5})
+    assert found.startswith("mcpscale-azure:instanceCont is not a setting of this project: did you mean instanceCount?")
+    assert "known keys: instanceCount, sku," in found
+    (found,) = problems(infra, {"colour": "blue"})
+    assert found.startswith("mcpscale-azure:colour is not a setting of this project: known keys:")
+
+
+def test_keys_of_other_namespaces_are_left_to_their_owners(infra):
+    assert load(infra, {"azure-native:subscriptionId": "x", "random:anything": "y"}).instance_count == 3
 
 
 @pytest.mark.parametrize("count", range(1, 11))

@@ -1,7 +1,8 @@
 """Pulumi components for a stateless MCP server on Azure App Service.
 
-One concern per module: ``settings`` (validated stack config), ``plan``,
-``site``, ``staging_slot`` (with ``site_config``, the config both share),
-``monitoring``, ``autoscale``, ``auth`` (optional Easy Auth), and the
-resource group in ``resource_group``.
+One concern per module: ``settings`` (validated stack config),
+``resource_group``, ``plan``, ``site`` and ``staging_slot`` (both built from
+``site_config``, with optional Easy Auth from ``auth``), ``monitoring`` (with
+the workbook content from ``workbook``), ``autoscale``, and code delivery in
+``package`` and ``delivery``. ``__main__.py`` wires them together.
 """

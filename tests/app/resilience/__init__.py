@@ -1,0 +1,1 @@
+"""Helpers shared by the resilience tests (fuzzing, shutdown, key rotation, load, slow clients)."""

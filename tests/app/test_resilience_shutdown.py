@@ -1,0 +1,117 @@
+"""Graceful shutdown on SIGTERM (App Service sends it on restart, scale-in and slot swap).
+
+Requests already accepted when SIGTERM arrives run to completion with correct
+answers, including slow compute_primes jobs (some queued behind the per-worker
+concurrency limit) and a request whose body is still arriving; new connections
+are refused at once rather than hanging; the process exits within the
+configured MCP_GRACEFUL_TIMEOUT, even when a client never finishes its request.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.app.resilience import rawhttp
+from tests.app.resilience.tools import ToolSchemas, check_primes, tally_outcome
+from tests.app.resilience.wire import Expect, check_answer, headers_for, post, rpc
+from tests.app.serving import running_server
+
+KEYS = "shutdown:shutdown-secret-0123456789"
+# Large enough that one compute_primes call takes a noticeable time on this machine.
+SLOW_LIMIT = 20_000_000
+GRACE_S = 20
+EXIT_MARGIN_S = 5.0  # interpreter teardown after uvicorn returns
+
+
+def _wait_exit(process: subprocess.Popen, within: float) -> float:
+    start = time.monotonic()
+    try:
+        process.wait(timeout=within)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"process did not exit within {within:.0f} s of SIGTERM")
+    return time.monotonic() - start
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_requests_in_flight_at_sigterm_complete_correctly(workers: int) -> None:
+    env = {"MCP_HANDLE_KEYS": KEYS, "MCP_PRIMES_LIMIT": str(SLOW_LIMIT), "MCP_GRACEFUL_TIMEOUT": str(GRACE_S)}
+    with (
+        running_server(env=env, workers=workers) as server,
+        httpx.Client(timeout=60, limits=httpx.Limits(max_connections=32)) as client,
+    ):
+        schemas = ToolSchemas(post(client, server.mcp_url, rpc("tools/list")).json()["result"])
+        _, handle = tally_outcome(post(client, server.mcp_url, schemas.tally(40, None)).json()["result"])
+
+        # A request whose headers and half its body are in before SIGTERM; the rest comes after.
+        late_body = json.dumps(schemas.tally(2, handle, id="late")).encode()
+        half = len(late_body) // 2
+        late = rawhttp.connect(server.url)
+        late.sendall(rawhttp.request_head(server.mcp_url, headers_for(schemas.tally(2, handle)), len(late_body))
+                     + late_body[:half])
+
+        limits = [SLOW_LIMIT - i for i in range(4)]  # 4 slow jobs: some run, some queue
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            slow = [pool.submit(post, client, server.mcp_url, schemas.compute_primes(n, id=n)) for n in limits]
+            quick = [pool.submit(post, client, server.mcp_url, schemas.tally(i, handle, id=i)) for i in range(8)]
+            time.sleep(1.0)  # let every request reach the server
+            server.process.send_signal(signal.SIGTERM)
+            sigterm_at = time.monotonic()
+
+            time.sleep(0.5)
+            refused = _try_new_connection(server.mcp_url)
+            late.sendall(late_body[half:])
+            status, _, late_answer = rawhttp.read_response(late, timeout=GRACE_S)
+            late.close()
+
+            for n, future in zip(limits, slow):
+                response = future.result(timeout=GRACE_S + 10)
+                check_answer(response, Expect.ok(f"compute_primes({n}) in flight at SIGTERM"), n)
+                check_primes(response.json()["result"], n)
+            for i, future in enumerate(quick):
+                response = future.result(timeout=GRACE_S + 10)
+                check_answer(response, Expect.ok(f"tally +{i} in flight at SIGTERM"), i)
+                assert tally_outcome(response.json()["result"])[0] == 40 + i
+
+        assert status == 200, late_answer
+        assert tally_outcome(json.loads(late_answer)["result"])[0] == 42
+        assert refused, "a new connection after SIGTERM was served or hung instead of being refused"
+        exit_s = _wait_exit(server.process, GRACE_S + EXIT_MARGIN_S - (time.monotonic() - sigterm_at))
+        assert server.process.returncode == 0, server.output()[-2000:]
+        print(f"\nworkers={workers}: exited {time.monotonic() - sigterm_at:.1f} s after SIGTERM "
+              f"(waited {exit_s:.1f} s after the last answer)")
+
+
+def _try_new_connection(url: str) -> bool:
+    """True when a new request is refused cleanly: connection refused/closed, or a 503, within 5 s."""
+    try:
+        response = httpx.post(url, content=json.dumps(rpc("tools/list")).encode(),
+                              headers=headers_for(rpc("tools/list")), timeout=5)
+    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
+        return True
+    except httpx.TimeoutException:
+        return False
+    return response.status_code == 503
+
+
+def test_a_client_that_never_finishes_does_not_hold_up_exit_past_the_timeout() -> None:
+    grace = 2
+    env = {"MCP_HANDLE_KEYS": KEYS, "MCP_GRACEFUL_TIMEOUT": str(grace)}
+    with running_server(env=env) as server:
+        body = json.dumps(rpc("tools/list")).encode()
+        stuck = rawhttp.connect(server.url)
+        stuck.sendall(rawhttp.request_head(server.mcp_url, headers_for(rpc("tools/list")), len(body) + 100) + body)
+        idle = rawhttp.connect(server.url)  # connected, never sends a byte
+        time.sleep(0.3)
+        server.process.send_signal(signal.SIGTERM)
+        elapsed = _wait_exit(server.process, grace + EXIT_MARGIN_S)
+        stuck.close()
+        idle.close()
+        assert server.process.returncode == 0, server.output()[-2000:]
+        print(f"\nexited {elapsed:.1f} s after SIGTERM with a stuck client (graceful timeout {grace} s)")

@@ -345,3 +345,16 @@ def test_swap_with_the_slot_off_fails_before_any_resource(infra):
     with pytest.raises(Exception, match="swap"):
         infra.run_main(config)
     assert infra.last.resources == []
+
+
+def test_site_and_slot_build_on_deploy_and_start_the_packaged_app(infra):
+    from components.site_config import STARTUP_COMMAND
+
+    run = infra.run_main(infra.stack_config("prod"))
+    package = build_package()
+    module = STARTUP_COMMAND.split()[STARTUP_COMMAND.split().index("-m") + 1]
+    assert f"{module}/__main__.py" in package.entries  # `python -m app` finds its entry point in the zip
+    for target in (run.one("azure-native:web:WebApp"), run.one("azure-native:web:WebAppSlot")):
+        assert target.get("siteConfig.appCommandLine") == STARTUP_COMMAND
+        settings = {s["name"]: s["value"] for s in target.get("siteConfig.appSettings")}
+        assert settings["SCM_DO_BUILD_DURING_DEPLOYMENT"] == "true"

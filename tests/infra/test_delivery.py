@@ -18,6 +18,7 @@ from pulumi_azure_native import web
 
 from components.delivery import DEPLOY_SCRIPT, SWAP_SCRIPT, Delivery, DeliveryArgs
 from components.package import PROJECT_ROOT, AppPackage, build_package
+from components.site_config import STARTUP_COMMAND
 from tests.infra.conftest import SUBSCRIPTION, StackRun
 
 COMMAND = "command:local:Command"
@@ -348,8 +349,6 @@ def test_swap_with_the_slot_off_fails_before_any_resource(infra):
 
 
 def test_site_and_slot_build_on_deploy_and_start_the_packaged_app(infra):
-    from components.site_config import STARTUP_COMMAND
-
     run = infra.run_main(infra.stack_config("prod"))
     package = build_package()
     module = STARTUP_COMMAND.split()[STARTUP_COMMAND.split().index("-m") + 1]

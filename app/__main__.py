@@ -19,10 +19,12 @@ each worker. (tests/app/test_main_cli.py verifies this against a real process.)
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 
 def _env_int(name: str, default: int) -> int:
@@ -72,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_config() -> dict:
+    """Uvicorn's logging, plus the app's own loggers (e.g. the missing-key warning) through the same handler."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["root"] = {"handlers": ["default"], "level": "INFO"}
+    return config
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     uvicorn.run(
@@ -86,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         proxy_headers=True,
         forwarded_allow_ips="*",
         server_header=False,
-        log_level="info",
+        log_config=_log_config(),
     )
 
 

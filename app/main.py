@@ -1,25 +1,109 @@
-"""The ASGI application: FastAPI for /health and /, the lean MCP transport for POST /mcp."""
+"""The ASGI application: the lean MCP transport on /mcp, FastAPI for everything else.
+
+`create_app` wires the parts::
+
+    environment -> Settings -> HandleCodec, PrimeWorkers
+                -> MCPServer (tools, resources; app.mcp_server)
+                -> Dispatcher (one JSON-RPC message; app.protocol) [+ message middleware]
+                -> McpTransport (HTTP for POST /mcp; app.transport)
+    FastAPI: /health, / (status page), lifespan
+
+`Router` sends HTTP requests for ``/mcp`` straight to the transport, before
+FastAPI's routing and middleware stack (which would cost more than the whole
+MCP exchange), and stamps ``X-Served-By`` on FastAPI's responses; the
+transport stamps its own.
+
+Telemetry seam: ``create_app(message_middleware=[...])`` wraps the
+dispatcher's per-message handler; each middleware is
+``async def mw(exchange, call_next) -> Reply`` (see `app.protocol.Exchange`).
+"""
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.handles import HandleCodec
+from app.mcp_server import INSTRUCTIONS, SERVER_NAME, SERVER_VERSION, build_mcp_server
+from app.primes import PrimeWorkers
+from app.protocol import SUPPORTED_VERSIONS, Dispatcher, MessageMiddleware, chain
+from app.settings import Settings
+from app.transport import McpTransport
 
-def create_app() -> FastAPI:
-    api = FastAPI(title="mcpscale MCP server", docs_url=None, redoc_url=None, openapi_url=None)
+MCP_PATH = "/mcp"
+
+
+class Router:
+    """Top-level ASGI callable: /mcp to the MCP transport, the rest to FastAPI (with X-Served-By)."""
+
+    def __init__(self, mcp: McpTransport, api: FastAPI, served_by: str) -> None:
+        self.mcp = mcp
+        self.api = api
+        self._served_by = (b"x-served-by", served_by.encode("latin-1", "replace"))
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.api(scope, receive, send)
+        elif scope["path"] == MCP_PATH:
+            await self.mcp(scope, receive, send)
+        else:
+            served_by = self._served_by
+
+            async def stamped(message) -> None:
+                if message["type"] == "http.response.start":
+                    message = {**message, "headers": [*message.get("headers", ()), served_by]}
+                await send(message)
+
+            await self.api(scope, receive, stamped)
+
+
+def create_app(
+    environ: Mapping[str, str] | None = None, message_middleware: list[MessageMiddleware] | None = None
+) -> Router:
+    settings = Settings.from_env(environ)
+    codec = HandleCodec(settings.key_ring, settings.handle_ttl_seconds)
+    primes = PrimeWorkers(settings.primes_concurrency)
+    server = build_mcp_server(settings, codec, primes)
+    dispatcher = Dispatcher(server, {"name": SERVER_NAME, "version": SERVER_VERSION}, INSTRUCTIONS)
+    identity = {
+        "service": SERVER_NAME,
+        "version": SERVER_VERSION,
+        "instance": settings.instance_id,
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+        "slot": settings.slot_name,
+        "mcp_endpoint": MCP_PATH,
+        "protocol_versions": list(SUPPORTED_VERSIONS),
+    }
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await dispatcher.start()
+        yield
+        primes.shutdown()
+
+    api = FastAPI(title="mcpscale MCP server", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
 
     @api.get("/health")
     async def health() -> dict[str, str]:
+        """Liveness for App Service's health check and slot-swap warm-up: no dependencies, no I/O."""
         return {"status": "ok"}
 
     @api.get("/")
-    async def status() -> dict[str, str]:
-        return {"instance": os.environ.get("WEBSITE_INSTANCE_ID", "local"), "hostname": socket.gethostname()}
+    async def status() -> dict[str, object]:
+        """Which instance, process and slot answered (useful behind the load balancer)."""
+        return identity
 
-    return api
+    transport = McpTransport(
+        chain(dispatcher.handle, list(message_middleware or [])), settings.origin_allowed, settings.instance_id
+    )
+    router = Router(transport, api, settings.instance_id)
+    router.dispatcher = dispatcher  # type: ignore[attr-defined]
+    return router
 
 
 app = create_app()

@@ -1,0 +1,196 @@
+"""Explicit handles: self-contained, HMAC-SHA256 signed, expiring state tokens.
+
+A stateless server keeps no per-client state, so state that spans requests
+(the ``tally`` tool's running total) travels in the handle itself, signed so
+a client cannot alter it and stamped with an expiry so it cannot live forever.
+Any instance, in either slot, verifies a handle minted by any other, because
+they all share one key ring (``MCP_HANDLE_KEYS``).
+
+Wire form (ASCII, URL-safe)::
+
+    v1.<kid>.<payload>.<signature>
+
+``payload`` is base64url (unpadded) of compact JSON ``{"s": state, "exp":
+unix-seconds}``, ``signature`` base64url HMAC-SHA256 over ``v1.<kid>.<payload>``
+with the secret of key ``kid``. The payload is signed, not encrypted: a
+handle must not carry secrets (a tally total is not one).
+
+Why the standard library and not a token library (PyJWT, itsdangerous): the
+whole format is one HMAC and one constant-time compare, both in ``hmac``;
+a JWT library would add a dependency to the deployed app plus algorithm
+negotiation (``alg`` headers) that this closed format does not want, and none
+of them gives the four distinct verification errors the API promises.
+
+Verification order matters: the key id is looked up, then the signature is
+checked, and only then is the (now trusted) expiry read, so an attacker
+cannot learn anything from expiry errors on forged tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+VERSION = "v1"
+KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+MIN_SECRET_LENGTH = 16
+MAX_HANDLE_LENGTH = 4096
+KEYS_ENV = "MCP_HANDLE_KEYS"
+
+
+class HandleError(ValueError):
+    """A handle that cannot be honoured; the message names what is wrong with it."""
+
+    kind = "invalid"
+
+
+class MalformedHandle(HandleError):
+    kind = "malformed"
+
+
+class UnknownHandleKey(HandleError):
+    kind = "unknown-key"
+
+
+class ForgedHandle(HandleError):
+    kind = "forged"
+
+
+class ExpiredHandle(HandleError):
+    kind = "expired"
+
+
+class KeyRingError(ValueError):
+    """``MCP_HANDLE_KEYS`` is not a valid key ring (raised at start-up)."""
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """Signing keys by id; the first key signs, every key verifies (so keys rotate)."""
+
+    keys: Mapping[str, bytes]
+    signing_kid: str
+    ephemeral: bool = False
+
+    @classmethod
+    def parse(cls, spec: str) -> KeyRing:
+        """Parse ``kid:secret,kid2:secret2``. Errors name the entry, never the secret."""
+        keys: dict[str, bytes] = {}
+        entries = [entry.strip() for entry in spec.split(",") if entry.strip()]
+        if not entries:
+            raise KeyRingError(f"{KEYS_ENV} is empty; expected 'kid:secret[,kid:secret...]'")
+        for position, entry in enumerate(entries, start=1):
+            kid, sep, secret = entry.partition(":")
+            kid = kid.strip()
+            if not sep:
+                raise KeyRingError(f"{KEYS_ENV} entry {position} has no ':'; expected 'kid:secret'")
+            if not KEY_ID_PATTERN.fullmatch(kid):
+                raise KeyRingError(
+                    f"{KEYS_ENV} entry {position}: key id {kid!r} must be 1-32 characters of A-Z a-z 0-9 _ -"
+                )
+            if len(secret) < MIN_SECRET_LENGTH:
+                raise KeyRingError(
+                    f"{KEYS_ENV} entry {position} (key id {kid!r}): secret is {len(secret)} characters, "
+                    f"at least {MIN_SECRET_LENGTH} are required"
+                )
+            if kid in keys:
+                raise KeyRingError(f"{KEYS_ENV} entry {position}: key id {kid!r} appears more than once")
+            keys[kid] = secret.encode()
+        return cls(keys=keys, signing_kid=next(iter(keys)))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> KeyRing:
+        spec = environ.get(KEYS_ENV, "")
+        if spec.strip():
+            return cls.parse(spec)
+        kid = "local-" + secrets.token_hex(4)
+        logger.warning(
+            "%s is not set: handles are signed with a random per-process key (id %s); they will not "
+            "verify on other processes, other workers or after a restart. Set %s in any shared deployment.",
+            KEYS_ENV,
+            kid,
+            KEYS_ENV,
+        )
+        return cls(keys={kid: secrets.token_bytes(32)}, signing_kid=kid, ephemeral=True)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class HandleCodec:
+    """Mints and verifies handles with a key ring and a lifetime."""
+
+    def __init__(self, ring: KeyRing, ttl_seconds: int, clock: Callable[[], float] = time.time) -> None:
+        if ttl_seconds <= 0:
+            raise ValueError(f"handle lifetime must be positive, got {ttl_seconds}")
+        self.ring = ring
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock
+
+    def _sign(self, kid: str, signed_part: str) -> str:
+        return _b64(hmac.new(self.ring.keys[kid], signed_part.encode("ascii"), hashlib.sha256).digest())
+
+    def mint(self, state: Any) -> tuple[str, int]:
+        """Return ``(handle, expires_at)`` for ``state`` (any JSON value)."""
+        expires_at = int(self._clock()) + self.ttl_seconds
+        payload = _b64(json.dumps({"s": state, "exp": expires_at}, separators=(",", ":")).encode())
+        kid = self.ring.signing_kid
+        signed_part = f"{VERSION}.{kid}.{payload}"
+        return f"{signed_part}.{self._sign(kid, signed_part)}", expires_at
+
+    def open(self, handle: str) -> Any:
+        """Return the state inside ``handle``, or raise a `HandleError` subclass naming the problem."""
+        if not isinstance(handle, str) or len(handle) > MAX_HANDLE_LENGTH:
+            raise MalformedHandle(f"handle is malformed: expected a string of at most {MAX_HANDLE_LENGTH} characters")
+        parts = handle.split(".")
+        if len(parts) != 4 or parts[0] != VERSION:
+            raise MalformedHandle(
+                f"handle is malformed: expected '{VERSION}.<key id>.<payload>.<signature>', "
+                f"got {len(parts)} dot-separated part(s)"
+            )
+        _, kid, payload, signature = parts
+        key = self.ring.keys.get(kid)
+        if key is None:
+            raise UnknownHandleKey(
+                f"handle was signed with key id {kid!r}, which this server does not have "
+                f"(known key ids: {', '.join(sorted(self.ring.keys))}); it was minted by a server with "
+                "a different key ring, or its key has been retired"
+            )
+        expected = self._sign(kid, f"{VERSION}.{kid}.{payload}")
+        if not hmac.compare_digest(expected, signature):
+            raise ForgedHandle("handle signature does not verify: the handle was altered or forged")
+        try:
+            body = json.loads(_unb64(payload))
+            expires_at = body["exp"]
+            state = body["s"]
+        except (binascii.Error, ValueError, KeyError, TypeError):
+            # A validly signed but unreadable payload means a key was shared with a foreign minter.
+            raise MalformedHandle("handle is malformed: its payload is not a readable handle body") from None
+        if not isinstance(expires_at, int):
+            raise MalformedHandle("handle is malformed: its expiry is not an integer")
+        now = self._clock()
+        if now >= expires_at:
+            when = datetime.fromtimestamp(expires_at, UTC).isoformat(timespec="seconds")
+            raise ExpiredHandle(
+                f"handle expired at {when} ({int(now - expires_at)} s ago; handles live {self.ttl_seconds} s); "
+                "start a new one by calling without a handle"
+            )
+        return state

@@ -1,0 +1,143 @@
+"""The MCP surface: tools and resources, registered on the official SDK's `MCPServer`.
+
+The SDK derives each tool's input and output schema from its type hints and
+validates arguments; `app.protocol` executes tools through its public
+`call_tool` / `list_tools` / `read_resource` API. Every tool is ``async``: the
+SDK runs sync tools in a worker thread, a hop that costs more than the work.
+"""
+
+# No `from __future__ import annotations`: the SDK evaluates tool annotations, and
+# compute_primes' bound is a closure value that string annotations could not see.
+
+import os
+import socket
+from typing import Annotated, TypedDict
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from app.facts import FACTS, fact_uri
+from app.handles import HandleCodec, HandleError
+from app.primes import PrimeWorkers
+from app.settings import Settings
+
+SERVER_NAME = "mcpscale"
+SERVER_VERSION = "0.1.0"
+INSTRUCTIONS = (
+    "A stateless demo MCP server. `whoami` names the instance that served the call; `tally` keeps a running "
+    "total in an explicit handle you pass back on the next call (any instance accepts it)."
+)
+TALLY_STEP_LIMIT = 1_000_000
+ECHO_MAX_CHARS = 100_000
+
+_READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=False)
+
+
+class Identity(TypedDict):
+    instance: str
+    hostname: str
+    pid: int
+    slot: str
+
+
+class Fact(TypedDict):
+    key: str
+    text: str
+    uri: str
+
+
+class PrimeSummary(TypedDict):
+    limit: int
+    count: int
+    largest: int | None
+    tail: list[int]
+
+
+class Tally(TypedDict):
+    handle: str
+    total: int
+    count: int
+    expires_at: int
+
+
+def build_mcp_server(settings: Settings, codec: HandleCodec, primes: PrimeWorkers) -> MCPServer:
+    """The `MCPServer` with every tool and resource of this service."""
+    # log_level WARNING: at INFO the SDK logs every request, which costs throughput and says nothing useful.
+    server = MCPServer(SERVER_NAME, version=SERVER_VERSION, instructions=INSTRUCTIONS, log_level="WARNING")
+    identity = Identity(
+        instance=settings.instance_id, hostname=socket.gethostname(), pid=os.getpid(), slot=settings.slot_name
+    )
+
+    @server.tool(annotations=_READ_ONLY)
+    async def whoami() -> Identity:
+        """Name the serving instance: App Service instance id, host name, process id and deployment slot."""
+        return identity
+
+    @server.tool(annotations=_READ_ONLY)
+    async def echo(text: Annotated[str, Field(max_length=ECHO_MAX_CHARS, description="Text to return")]) -> str:
+        """Return the given text unchanged."""
+        return text
+
+    @server.tool(annotations=_READ_ONLY)
+    async def lookup_fact(key: Annotated[str, Field(description=f"One of: {', '.join(FACTS)}")]) -> Fact:
+        """Look up a short fact by key (the same facts are resources at fact://{key})."""
+        text = FACTS.get(key)
+        if text is None:
+            raise ToolError(f"unknown fact key {key!r}; known keys: {', '.join(FACTS)}")
+        return Fact(key=key, text=text, uri=fact_uri(key))
+
+    @server.tool(annotations=_READ_ONLY)
+    async def compute_primes(
+        limit: Annotated[int, Field(description=f"Upper bound, 2..{settings.primes_limit}")],
+    ) -> PrimeSummary:
+        """Count the primes up to `limit` (CPU work, run off the event loop); returns count, largest and the last ten."""
+        if not 2 <= limit <= settings.primes_limit:
+            raise ToolError(f"limit must be between 2 and {settings.primes_limit}, got {limit}")
+        return await primes.summary(limit)  # type: ignore[return-value]
+
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=False))
+    async def tally(
+        add: Annotated[int, Field(ge=-TALLY_STEP_LIMIT, le=TALLY_STEP_LIMIT, description="Amount to add")] = 1,
+        handle: Annotated[
+            str | None, Field(description="Handle from a previous tally call; omit to start a new tally")
+        ] = None,
+    ) -> Tally:
+        """Add to a running total kept in an explicit, signed, expiring handle (no server-side session).
+
+        Pass the returned handle on the next call, to this or any other instance.
+        """
+        total, count = 0, 0
+        if handle is not None:
+            try:
+                state = codec.open(handle)
+                total, count = int(state["total"]), int(state["count"])
+            except HandleError as error:
+                raise ToolError(f"handle rejected ({error.kind}): {error}") from None
+            except (KeyError, TypeError, ValueError):
+                raise ToolError("handle rejected (malformed): it is not a tally handle") from None
+        total, count = total + add, count + 1
+        new_handle, expires_at = codec.mint({"total": total, "count": count})
+        return Tally(handle=new_handle, total=total, count=count, expires_at=expires_at)
+
+    for key, text in FACTS.items():
+        server.resource(fact_uri(key), name=f"fact-{key}", description=f"Fact '{key}'", mime_type="text/plain")(
+            _constant(text)
+        )
+
+    @server.resource("fact://{key}", name="fact", description="A fact by key", mime_type="text/plain")
+    async def fact(key: str) -> str:
+        text = FACTS.get(key)
+        if text is None:
+            raise ResourceNotFoundError(f"Resource not found: no fact with key {key!r}; known keys: {', '.join(FACTS)}")
+        return text
+
+    return server
+
+
+def _constant(text: str):
+    async def read() -> str:
+        return text
+
+    return read

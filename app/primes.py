@@ -1,0 +1,67 @@
+"""CPU-bound prime sieving off the event loop, in a small bounded process pool.
+
+``compute_primes`` is deliberately CPU work. Run on the event loop it would
+stall every other request on the worker; run in a thread it would still hold
+the GIL and slow them. So it runs in a process pool owned by the worker:
+
+- ``max_workers`` = ``MCP_PRIMES_CONCURRENCY`` (default 2) processes, started
+  lazily on first use with the ``spawn`` method (forking a process that runs
+  an event loop and threads is unsafe);
+- at most that many jobs run at once; further calls wait on an asyncio
+  semaphore (a cheap suspended coroutine, not a thread), so a burst queues
+  instead of piling work onto the pool;
+- the input is bounded (``MCP_PRIMES_LIMIT``, default 10,000,000: about
+  0.1 s of CPU and 10 MB of sieve memory), so one job cannot run away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+TAIL = 10
+
+
+def sieve_summary(limit: int) -> dict[str, object]:
+    """Primes <= ``limit``: count, largest and the last few (the full list can be 150k numbers)."""
+    if limit < 2:
+        return {"limit": limit, "count": 0, "largest": None, "tail": []}
+    sieve = bytearray([1]) * (limit + 1)
+    sieve[0] = sieve[1] = 0
+    for n in range(2, int(limit**0.5) + 1):
+        if sieve[n]:
+            sieve[n * n :: n] = bytes(len(range(n * n, limit + 1, n)))
+    count = sieve.count(1)
+    tail: list[int] = []
+    n = limit
+    while n >= 2 and len(tail) < TAIL:
+        if sieve[n]:
+            tail.append(n)
+        n -= 1
+    tail.reverse()
+    return {"limit": limit, "count": count, "largest": tail[-1], "tail": tail}
+
+
+class PrimeWorkers:
+    """A lazily started, bounded process pool for `sieve_summary`."""
+
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self._pool: ProcessPoolExecutor | None = None
+        self._slots: asyncio.Semaphore | None = None
+
+    async def summary(self, limit: int) -> dict[str, object]:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
+        async with self._slots:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.concurrency, mp_context=multiprocessing.get_context("spawn")
+                )
+            return await asyncio.get_running_loop().run_in_executor(self._pool, sieve_summary, limit)
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

@@ -1,0 +1,81 @@
+"""Everything the server reads from its environment, parsed and validated once at start-up.
+
+| variable | meaning | default |
+|---|---|---|
+| ``MCP_HANDLE_KEYS`` | handle key ring ``kid:secret,...`` (first signs, all verify) | random per-process key + warning |
+| ``MCP_HANDLE_TTL_SECONDS`` | lifetime of a minted handle | 3600 |
+| ``MCP_ALLOWED_ORIGINS`` | comma-separated allowed ``Origin`` values; an absent Origin is always allowed | none: any Origin header is refused |
+| ``MCP_SLOT_NAME`` | deployment slot (sticky app setting) | ``local`` |
+| ``WEBSITE_INSTANCE_ID`` | App Service instance id | ``local`` |
+| ``MCP_PRIMES_LIMIT`` | largest ``limit`` ``compute_primes`` accepts | 10000000 |
+| ``MCP_PRIMES_CONCURRENCY`` | ``compute_primes`` jobs run at once per worker (others queue) | 2 |
+
+A bad value stops start-up with a message naming the variable and the
+allowed values, rather than surfacing later as a failing request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from app.handles import KeyRing
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the server cannot run with."""
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer; allowed: {lo}..{hi}") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name}={value} is out of range; allowed: {lo}..{hi}")
+    return value
+
+
+def _origins(raw: str) -> frozenset[str]:
+    origins = set()
+    for item in raw.split(","):
+        origin = item.strip().rstrip("/")
+        if not origin:
+            continue
+        if origin != "*" and "://" not in origin:
+            raise SettingsError(
+                f"MCP_ALLOWED_ORIGINS entry {origin!r} is not an origin; expected 'scheme://host[:port]' (or '*')"
+            )
+        origins.add(origin.lower())
+    return frozenset(origins)
+
+
+@dataclass(frozen=True)
+class Settings:
+    key_ring: KeyRing
+    handle_ttl_seconds: int
+    allowed_origins: frozenset[str]
+    slot_name: str
+    instance_id: str
+    primes_limit: int
+    primes_concurrency: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(
+            key_ring=KeyRing.from_env(env),
+            handle_ttl_seconds=_int(env, "MCP_HANDLE_TTL_SECONDS", 3600, 1, 30 * 24 * 3600),
+            allowed_origins=_origins(env.get("MCP_ALLOWED_ORIGINS", "")),
+            slot_name=env.get("MCP_SLOT_NAME", "").strip() or "local",
+            instance_id=env.get("WEBSITE_INSTANCE_ID", "").strip() or "local",
+            primes_limit=_int(env, "MCP_PRIMES_LIMIT", 10_000_000, 2, 100_000_000),
+            primes_concurrency=_int(env, "MCP_PRIMES_CONCURRENCY", 2, 1, 64),
+        )
+
+    def origin_allowed(self, origin: str) -> bool:
+        return "*" in self.allowed_origins or origin.rstrip("/").lower() in self.allowed_origins

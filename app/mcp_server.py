@@ -121,6 +121,13 @@ def build_mcp_server(settings: Settings, codec: HandleCodec, primes: PrimeWorker
         new_handle, expires_at = codec.mint({"total": total, "count": count})
         return Tally(handle=new_handle, total=total, count=count, expires_at=expires_at)
 
+    @server.prompt(description="Ask the model to explain one fact to a newcomer, in plain words")
+    async def explain_fact(key: Annotated[str, Field(description=f"One of: {', '.join(FACTS)}")]) -> str:
+        text = FACTS.get(key)
+        if text is None:
+            raise ValueError(f"unknown fact key {key!r}; known keys: {', '.join(FACTS)}")
+        return f"Explain this fact to someone new to the topic, in two or three plain sentences:\n\n{text}"
+
     for key, text in FACTS.items():
         server.resource(fact_uri(key), name=f"fact-{key}", description=f"Fact '{key}'", mime_type="text/plain")(
             _constant(text)

@@ -160,6 +160,8 @@ class Dispatcher:
             "resources/templates/list": self._cached_result("resources/templates/list"),
             "tools/call": self._call_tool,
             "resources/read": self._read_resource,
+            "prompts/list": self._cached_result("prompts/list"),
+            "prompts/get": self._get_prompt,
         }
         self._legacy: dict[str, Callable[[Exchange], Awaitable[bytes]]] = {
             **{k: v for k, v in self._modern.items() if k != "server/discover"},
@@ -177,8 +179,16 @@ class Dispatcher:
             t.model_dump(by_alias=True, exclude_none=True, mode="json")
             for t in await self._server.list_resource_templates()
         ]
+        prompts = [
+            p.model_dump(by_alias=True, exclude_none=True, mode="json") for p in await self._server.list_prompts()
+        ]
         self._tool_names = frozenset(t["name"] for t in tools)
-        capabilities = {"tools": {"listChanged": False}, "resources": {"subscribe": False, "listChanged": False}}
+        self._prompt_names = frozenset(p["name"] for p in prompts)
+        capabilities = {
+            "tools": {"listChanged": False},
+            "resources": {"subscribe": False, "listChanged": False},
+            "prompts": {"listChanged": False},
+        }
         self.capabilities = capabilities
         cache_hints = {"ttlMs": LIST_TTL_MS, "cacheScope": "public"}
         discover: dict[str, Any] = {
@@ -204,6 +214,7 @@ class Dispatcher:
                 "_meta": self._result_meta,
                 **cache_hints,
             },
+            "prompts/list": {"resultType": "complete", "prompts": prompts, "_meta": self._result_meta, **cache_hints},
         }
         self._cached = {method: _dumps(result) for method, result in results.items()}
         self._initialize_results = {
@@ -443,6 +454,27 @@ class Dispatcher:
             logger.error("tool %s failed unexpectedly", name, exc_info=error.__cause__ or error)
             return f"Tool {name} failed unexpectedly; the error was logged on the server"
         return str(error)
+
+    async def _get_prompt(self, exchange: Exchange) -> bytes:
+        params = exchange.params or {}
+        name = params.get("name")
+        if not isinstance(name, str):
+            raise RpcError(INVALID_PARAMS, "Invalid params: prompts/get requires params.name (string)")
+        exchange.name = name
+        arguments = params.get("arguments")
+        if arguments is not None and not isinstance(arguments, dict):
+            raise RpcError(INVALID_PARAMS, f"Invalid params: arguments for prompt {name} must be an object")
+        if name not in self._prompt_names:
+            raise RpcError(INVALID_PARAMS, f"Unknown prompt: {name}", data={"name": name, "prompts": sorted(self._prompt_names)})
+        try:
+            result = await self._server.get_prompt(name, arguments)
+        except MCPError as error:
+            raise RpcError(error.error.code, error.error.message, error.error.data) from error
+        except ValueError as error:
+            raise RpcError(INVALID_PARAMS, f"Invalid arguments for prompt {name}: {error}") from error
+        body = result.model_dump(by_alias=True, exclude_none=True, mode="json")
+        body["_meta"] = {**body.get("_meta", {}), **self._result_meta}
+        return _dumps(body)
 
     async def _read_resource(self, exchange: Exchange) -> bytes:
         uri = (exchange.params or {}).get("uri")

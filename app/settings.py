@@ -4,11 +4,19 @@
 |---|---|---|
 | ``MCP_HANDLE_KEYS`` | handle key ring ``kid:secret,...`` (first signs, all verify) | random per-process key + warning |
 | ``MCP_HANDLE_TTL_SECONDS`` | lifetime of a minted handle | 3600 |
-| ``MCP_ALLOWED_ORIGINS`` | comma-separated allowed ``Origin`` values; an absent Origin is always allowed | none: any Origin header is refused |
+| ``MCP_ALLOWED_ORIGINS`` | comma-separated allowed ``Origin`` values (``*`` = any); an absent Origin is always allowed | loopback origins only |
 | ``MCP_SLOT_NAME`` | deployment slot (sticky app setting) | ``local`` |
 | ``WEBSITE_INSTANCE_ID`` | App Service instance id | ``local`` |
 | ``MCP_PRIMES_LIMIT`` | largest ``limit`` ``compute_primes`` accepts | 10000000 |
 | ``MCP_PRIMES_CONCURRENCY`` | ``compute_primes`` jobs run at once per worker (others queue) | 2 |
+
+Origins: a browser page may only call the server from an allowed origin
+(DNS-rebinding protection). Unset, the allow-list is the loopback origins
+(``http(s)://localhost``, ``127.0.0.1``, ``[::1]``, any port), which suits
+local development and refuses every web page elsewhere; set it to the exact
+origins of browser clients in a deployment. Non-browser clients send no
+Origin and are unaffected. The Host header is not checked: on App Service it
+is the site's public name, which the platform already routes on.
 
 A bad value stops start-up with a message naming the variable and the
 allowed values, rather than surfacing later as a failing request.
@@ -17,10 +25,14 @@ allowed values, rather than surfacing later as a failing request.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from app.handles import KeyRing
+
+
+_LOOPBACK_ORIGIN = re.compile(r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$")
 
 
 class SettingsError(ValueError):
@@ -58,7 +70,8 @@ def _origins(raw: str) -> frozenset[str]:
 class Settings:
     key_ring: KeyRing
     handle_ttl_seconds: int
-    allowed_origins: frozenset[str]
+    allowed_origins: frozenset[str] | None
+    """None: MCP_ALLOWED_ORIGINS unset, loopback origins only."""
     slot_name: str
     instance_id: str
     primes_limit: int
@@ -70,7 +83,7 @@ class Settings:
         return cls(
             key_ring=KeyRing.from_env(env),
             handle_ttl_seconds=_int(env, "MCP_HANDLE_TTL_SECONDS", 3600, 1, 30 * 24 * 3600),
-            allowed_origins=_origins(env.get("MCP_ALLOWED_ORIGINS", "")),
+            allowed_origins=_origins(env["MCP_ALLOWED_ORIGINS"]) if env.get("MCP_ALLOWED_ORIGINS", "").strip() else None,
             slot_name=env.get("MCP_SLOT_NAME", "").strip() or "local",
             instance_id=env.get("WEBSITE_INSTANCE_ID", "").strip() or "local",
             primes_limit=_int(env, "MCP_PRIMES_LIMIT", 10_000_000, 2, 100_000_000),
@@ -78,4 +91,7 @@ class Settings:
         )
 
     def origin_allowed(self, origin: str) -> bool:
-        return "*" in self.allowed_origins or origin.rstrip("/").lower() in self.allowed_origins
+        origin = origin.strip().rstrip("/").lower()
+        if self.allowed_origins is None:
+            return _LOOPBACK_ORIGIN.fullmatch(origin) is not None
+        return "*" in self.allowed_origins or origin in self.allowed_origins

@@ -8,7 +8,7 @@ instances with counts that add up to the requests sent.
 
 from __future__ import annotations
 
-import csv
+import json
 import re
 import subprocess
 import sys
@@ -39,16 +39,16 @@ def locust_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path
                 "-f", str(LOCUSTFILE),
                 "--host", front.url,
                 "--headless", "--users", "4", "--spawn-rate", "4", "--run-time", "5s",
-                "--only-summary", "--csv", str(out / "run"),
+                "--only-summary", "--json-file", str(out / "stats"),
             ],
             cwd=ROOT, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
     return result, out
 
 
-def _stats(out: Path) -> dict[str, dict[str, str]]:
-    with open(out / "run_stats.csv", newline="") as f:
-        return {row["Name"]: row for row in csv.DictReader(f)}
+def _stats(out: Path) -> dict[str, dict]:
+    """Locust's final statistics per request name (``--json-file``)."""
+    return {entry["name"]: entry for entry in json.loads((out / "stats.json").read_text())}
 
 
 def _served_by(stdout: str) -> dict[str, int]:
@@ -66,16 +66,17 @@ def _served_by(stdout: str) -> dict[str, int]:
 def test_zero_failures(locust_run):
     result, out = locust_run
     assert result.returncode == 0, result.stdout + result.stderr
-    total = _stats(out)["Aggregated"]
-    assert int(total["Request Count"]) > 20
-    assert int(total["Failure Count"]) == 0, (out / "run_failures.csv").read_text()
+    stats = _stats(out)
+    assert sum(entry["num_requests"] for entry in stats.values()) > 20
+    failures = {name: entry["num_failures"] for name, entry in stats.items() if entry["num_failures"]}
+    assert failures == {}, result.stdout
 
 
 def test_every_tool_was_driven(locust_run):
     _, out = locust_run
     stats = _stats(out)
     for tool in ("whoami", "echo", "tally"):
-        assert int(stats[f"tools/call {tool}"]["Request Count"]) > 0, tool
+        assert stats[f"tools/call {tool}"]["num_requests"] > 0, tool
 
 
 def test_hits_per_instance_are_printed_for_both_instances(locust_run):
@@ -83,7 +84,7 @@ def test_hits_per_instance_are_printed_for_both_instances(locust_run):
     counts = _served_by(result.stdout)
     assert len(counts) == 2, result.stdout
     assert all(count > 0 for count in counts.values())
-    requests = sum(int(row["Request Count"]) for name, row in _stats(out).items() if name.startswith("tools/call"))
+    requests = sum(entry["num_requests"] for name, entry in _stats(out).items() if name.startswith("tools/call"))
     assert sum(counts.values()) == requests
     # Round robin per request: the two instances got (almost) the same share.
     assert abs(counts[max(counts, key=counts.get)] - counts[min(counts, key=counts.get)]) <= 4

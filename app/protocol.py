@@ -527,7 +527,12 @@ class Dispatcher:
         body: dict[str, Any] = {"code": error.code, "message": error.message}
         if error.data is not None:
             body["data"] = error.data
-        return Reply(status, _dumps({"jsonrpc": "2.0", "id": exchange.request_id, "error": body}))
+        reply: dict[str, Any] = {"jsonrpc": "2.0", "error": body}
+        if exchange.request_id is not None:
+            # The 2026-07-28 schema types the id as string | integer and does not require it, so an error
+            # whose request id is unknown (parse error, invalid request) omits it rather than sending null.
+            reply["id"] = exchange.request_id
+        return Reply(status, _dumps(reply))
 
 
 def chain(handler: MessageHandler, middleware: list[MessageMiddleware]) -> MessageHandler:

@@ -41,7 +41,8 @@ _JSON = b"application/json"
 
 
 def _error_body(code: int, message: str) -> bytes:
-    return json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}).encode()
+    # No id: none was read (see app.protocol on why an unknown id is omitted, not null).
+    return json.dumps({"jsonrpc": "2.0", "error": {"code": code, "message": message}}).encode()
 
 
 class McpTransport:

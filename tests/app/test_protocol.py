@@ -1,0 +1,315 @@
+"""The dispatcher over real HTTP: results valid against the spec's schema, every error-table row, both eras."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from tests.app.conftest import META, MODERN, call_modern, modern_headers, modern_request, rpc, validate
+
+SERVER_INFO = {"name": "mcpscale", "version": "0.1.0"}
+
+
+# --------------------------------------------------------------- results, validated against schema.json
+
+MODERN_RESULTS = [
+    ("server/discover", {}, None, "DiscoverResult"),
+    ("tools/list", {}, None, "ListToolsResult"),
+    ("tools/call", {"name": "whoami", "arguments": {}}, "whoami", "CallToolResult"),
+    ("tools/call", {"name": "echo", "arguments": {"text": "hi ☃"}}, "echo", "CallToolResult"),
+    ("tools/call", {"name": "lookup_fact", "arguments": {"key": "mcp"}}, "lookup_fact", "CallToolResult"),
+    ("tools/call", {"name": "compute_primes", "arguments": {"limit": 30}}, "compute_primes", "CallToolResult"),
+    ("tools/call", {"name": "tally", "arguments": {"add": 2}}, "tally", "CallToolResult"),
+    ("tools/call", {"name": "compute_primes", "arguments": {"limit": "x"}}, "compute_primes", "CallToolResult"),
+    ("resources/list", {}, None, "ListResourcesResult"),
+    ("resources/templates/list", {}, None, "ListResourceTemplatesResult"),
+    ("resources/read", {"uri": "fact://mcp"}, "fact://mcp", "ReadResourceResult"),
+    ("prompts/list", {}, None, "ListPromptsResult"),
+    ("prompts/get", {"name": "explain_fact", "arguments": {"key": "handles"}}, "explain_fact", "GetPromptResult"),
+]
+
+
+@pytest.mark.parametrize(("method", "params", "name", "definition"), MODERN_RESULTS, ids=lambda v: str(v)[:30])
+def test_every_modern_result_is_valid_against_the_schema(http, method, params, name, definition):
+    response = call_modern(http, method, params, name)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["jsonrpc"] == "2.0" and body["id"] == 1
+    validate(body["result"], definition)
+    assert body["result"]["resultType"] == "complete"
+    assert body["result"]["_meta"]["io.modelcontextprotocol/serverInfo"] == SERVER_INFO
+
+
+@pytest.mark.parametrize(
+    "method", ["server/discover", "tools/list", "resources/list", "resources/templates/list", "prompts/list"]
+)
+def test_cacheable_results_carry_ttl_and_scope(http, method):
+    result = call_modern(http, method).json()["result"]
+    assert isinstance(result["ttlMs"], int) and result["ttlMs"] >= 0
+    assert result["cacheScope"] == "public"
+
+
+def test_discover_names_versions_and_capabilities(http):
+    result = call_modern(http, "server/discover").json()["result"]
+    assert result["supportedVersions"][0] == MODERN
+    assert set(result["supportedVersions"]) == {MODERN, "2025-11-25", "2025-06-18", "2025-03-26"}
+    assert set(result["capabilities"]) == {"tools", "resources", "prompts"}
+
+
+def test_tool_list_is_exactly_the_services_tools(http):
+    tools = call_modern(http, "tools/list").json()["result"]["tools"]
+    assert [t["name"] for t in tools] == ["whoami", "echo", "lookup_fact", "compute_primes", "tally"]
+    assert all(t["description"] and t["inputSchema"]["type"] == "object" for t in tools)
+
+
+def test_tool_argument_error_is_an_is_error_result_naming_the_argument(http):
+    response = call_modern(http, "tools/call", {"name": "compute_primes", "arguments": {"limit": "many"}}, "compute_primes")
+    assert response.status_code == 200
+    result = response.json()["result"]
+    assert result["isError"] is True
+    assert "Invalid arguments for tool compute_primes: limit:" in result["content"][0]["text"]
+    assert "'many'" in result["content"][0]["text"]
+
+
+# --------------------------------------------------------------- the digest's error table, one row each
+
+
+def test_row_parse_error_is_400_32700(http):
+    response = rpc(http, None, modern_headers("tools/list"), content=b'{"jsonrpc": "2.0", "id": 1, "method": ')
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32700
+    assert "id" not in response.json()  # unknown id: omitted, as the 2026 schema allows (null is not a RequestId)
+    validate(response.json(), "JSONRPCErrorResponse")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [modern_request("tools/list")],  # batch
+        {"jsonrpc": "1.0", "id": 1, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 1},
+        {"jsonrpc": "2.0", "id": {"x": 1}, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 1, "result": {}},
+        "just a string",
+    ],
+    ids=["batch", "wrong-jsonrpc", "no-method", "object-id", "a-response", "string"],
+)
+def test_row_invalid_request_is_400_32600(http, body):
+    response = rpc(http, body, modern_headers("tools/list"))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32600
+
+
+def test_row_unknown_method_is_404_32601(http):
+    response = rpc(http, modern_request("tools/frobnicate", request_id=7), modern_headers("tools/frobnicate"))
+    assert response.status_code == 404
+    body = response.json()
+    assert body["error"]["code"] == -32601 and body["id"] == 7
+    validate(body, "JSONRPCErrorResponse")
+
+
+@pytest.mark.parametrize("method", ["initialize", "ping", "logging/setLevel", "resources/subscribe"])
+def test_methods_removed_in_2026_are_404_32601_for_modern_requests(http, method):
+    response = rpc(http, modern_request(method), modern_headers(method))
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == -32601
+
+
+def test_row_bad_params_is_400_32602(http):
+    response = rpc(http, {**modern_request("tools/list"), "params": ["not", "an", "object"]}, modern_headers("tools/list"))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32602
+
+
+def test_row_unknown_tool_is_400_32602(http):
+    response = call_modern(http, "tools/call", {"name": "no_such_tool", "arguments": {}}, "no_such_tool")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == -32602 and error["message"] == "Unknown tool: no_such_tool"
+    assert "whoami" in error["data"]["tools"]
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        None,
+        {"io.modelcontextprotocol/clientCapabilities": {}},
+        {"io.modelcontextprotocol/protocolVersion": MODERN},
+    ],
+    ids=["no-meta", "no-protocol-version", "no-client-capabilities"],
+)
+def test_row_missing_meta_field_is_400_32602(http, meta):
+    body = {"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {} if meta is None else {"_meta": meta}}
+    response = rpc(http, body, modern_headers("tools/list"))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32602
+    assert response.json()["id"] == 3
+
+
+def test_row_resource_not_found_is_400_32602_with_the_uri(http):
+    response = call_modern(http, "resources/read", {"uri": "fact://no-such-fact"}, "fact://no-such-fact")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == -32602 and error["data"] == {"uri": "fact://no-such-fact"}
+    other = call_modern(http, "resources/read", {"uri": "test://elsewhere"}, "test://elsewhere").json()["error"]
+    assert other["code"] == -32602 and other["data"] == {"uri": "test://elsewhere"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "needle"),
+    [
+        ({"Mcp-Method": "tools/list"}, "Mcp-Method header value 'tools/list' does not match body value 'tools/call'"),
+        ({"Mcp-Method": None}, "required header Mcp-Method is missing"),
+        ({"Mcp-Name": "echo"}, "Mcp-Name header value 'echo' does not match body value 'whoami'"),
+        ({"Mcp-Name": None}, "required header Mcp-Name is missing"),
+        ({"MCP-Protocol-Version": None}, "required header MCP-Protocol-Version is missing"),
+        ({"Mcp-Name": "=?base64?not base64!?="}, "is not valid '=?base64?...?='"),
+    ],
+    ids=["method-mismatch", "method-missing", "name-mismatch", "name-missing", "version-missing", "bad-base64"],
+)
+def test_row_header_mismatch_or_missing_is_400_32020(http, headers, needle):
+    sent = modern_headers("tools/call", "whoami")
+    for key, value in headers.items():
+        if value is None:
+            sent.pop(key)
+        else:
+            sent[key] = value
+    response = rpc(http, modern_request("tools/call", {"name": "whoami", "arguments": {}}), sent)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == -32020
+    assert needle in error["message"]
+    validate(response.json(), "JSONRPCErrorResponse")
+
+
+def test_version_header_disagreeing_with_meta_is_32020_not_routed_by_header(http):
+    body = modern_request("tools/list")
+    body["params"]["_meta"] = {**META, "io.modelcontextprotocol/protocolVersion": "2099-01-01"}
+    response = rpc(http, body, modern_headers("tools/list"))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32020
+    assert "MCP-Protocol-Version header value '2026-07-28' does not match body value '2099-01-01'" in (
+        response.json()["error"]["message"]
+    )
+
+
+def test_mcp_name_in_base64_form_is_decoded(http):
+    uri = "fact://staging-slot"
+    encoded = "=?base64?" + base64.b64encode(uri.encode()).decode() + "?="
+    response = rpc(http, modern_request("resources/read", {"uri": uri}), modern_headers("resources/read", encoded))
+    assert response.status_code == 200
+    non_ascii = "=?base64?" + base64.b64encode("wh☃ami".encode()).decode() + "?="
+    response = rpc(
+        http, modern_request("tools/call", {"name": "wh☃ami"}), modern_headers("tools/call", non_ascii)
+    )
+    assert response.json()["error"]["code"] == -32602  # header matched; the tool does not exist
+
+
+def test_duplicated_routing_header_is_32020(http):
+    headers = [(k, v) for k, v in modern_headers("tools/list").items()] + [("Mcp-Method", "tools/list")]
+    response = http.post("/mcp", content=__import__("json").dumps(modern_request("tools/list")), headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32020
+
+
+def test_row_unsupported_protocol_version_is_400_32022_naming_supported(http):
+    body = modern_request("tools/list")
+    body["params"]["_meta"] = {**META, "io.modelcontextprotocol/protocolVersion": "2099-01-01"}
+    response = rpc(http, body, modern_headers("tools/list", version="2099-01-01"))
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == -32022
+    assert error["data"] == {"supported": ["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"], "requested": "2099-01-01"}
+    validate(response.json(), "JSONRPCErrorResponse")
+
+
+def test_unknown_version_header_without_meta_is_also_32022(http):
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    response = rpc(http, body, {"MCP-Protocol-Version": "1900-01-01"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32022
+
+
+# --------------------------------------------------------------- notifications and the legacy era
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        ({"jsonrpc": "2.0", "method": "notifications/initialized"}, {"MCP-Protocol-Version": "2025-11-25"}),
+        ({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}, modern_headers("notifications/cancelled")),
+    ],
+    ids=["legacy-initialized", "modern-cancelled"],
+)
+def test_notifications_are_202_without_body(http, body, headers):
+    response = rpc(http, body, headers)
+    assert response.status_code == 202
+    assert response.content == b""
+
+
+def legacy(http, method, params=None, version="2025-11-25", request_id=1):
+    body = {"jsonrpc": "2.0", "id": request_id, "method": method, **({"params": params} if params is not None else {})}
+    return rpc(http, body, {"MCP-Protocol-Version": version} if version else {})
+
+
+@pytest.mark.parametrize("version", ["2025-11-25", "2025-06-18", "2025-03-26"])
+def test_legacy_initialize_is_answered_statelessly(http, version):
+    params = {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "old", "version": "1"}}
+    response = rpc(http, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params})
+    assert response.status_code == 200
+    assert "mcp-session-id" not in response.headers
+    result = response.json()["result"]
+    assert result["protocolVersion"] == version
+    assert result["serverInfo"] == SERVER_INFO
+    assert set(result["capabilities"]) == {"tools", "resources", "prompts"}
+    # the handshake-era follow-up, with no session anywhere
+    follow_up = legacy(http, "tools/list", version=version if version != "2025-03-26" else None)
+    assert follow_up.status_code == 200 and "mcp-session-id" not in follow_up.headers
+    assert len(follow_up.json()["result"]["tools"]) == 5
+
+
+def test_legacy_initialize_for_an_unserved_version_counter_offers_the_latest(http):
+    params = {"protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "old", "version": "1"}}
+    response = rpc(http, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params})
+    assert response.json()["result"]["protocolVersion"] == "2025-11-25"
+
+
+def test_legacy_ping_and_every_legacy_result_is_valid_against_the_2026_schema_too(http):
+    assert legacy(http, "ping").json()["result"] == {}
+    for method, params, definition in [
+        ("tools/list", {}, "ListToolsResult"),
+        ("tools/call", {"name": "whoami", "arguments": {}}, "CallToolResult"),
+        ("resources/list", {}, "ListResourcesResult"),
+        ("resources/templates/list", {}, "ListResourceTemplatesResult"),
+        ("resources/read", {"uri": "fact://autoscale"}, "ReadResourceResult"),
+        ("prompts/list", {}, "ListPromptsResult"),
+        ("prompts/get", {"name": "explain_fact", "arguments": {"key": "mcp"}}, "GetPromptResult"),
+    ]:
+        response = legacy(http, method, params)
+        assert response.status_code == 200, (method, response.text)
+        validate(response.json()["result"], definition)
+
+
+def test_legacy_errors_travel_with_http_200_so_clients_do_not_read_them_as_lost_sessions(http):
+    unknown = legacy(http, "tools/frobnicate")
+    assert unknown.status_code == 200 and unknown.json()["error"]["code"] == -32601
+    missing = legacy(http, "resources/read", {"uri": "fact://nope"})
+    assert missing.status_code == 200 and missing.json()["error"] == {
+        "code": -32602,
+        "message": "Resource not found: fact://nope",
+        "data": {"uri": "fact://nope"},
+    }
+
+
+def test_initialize_with_modern_headers_is_404_32601(http):
+    params = {"protocolVersion": MODERN, "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}}
+    response = rpc(http, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}, modern_headers("initialize"))
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == -32601
+
+
+def test_modern_discover_is_not_a_legacy_method(http):
+    response = legacy(http, "server/discover")
+    assert response.json()["error"]["code"] == -32601

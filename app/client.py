@@ -148,11 +148,7 @@ async def verify(
                 await _whoami(client, report, calls, served_by, log)
                 await _tally(client, report, tally_steps, served_by, log)
         report.ok = True
-    except VerificationFailed as failure:
-        report.error = str(failure)
-    except MCPError as error:
-        report.error = f"protocol error {error.code}: {error.message}" + (f" (data: {error.data})" if error.data else "")
-    except Exception as error:  # noqa: BLE001 -- any transport or decoding failure fails the verification
+    except Exception as error:  # noqa: BLE001 -- any failure, protocol or transport, fails the verification
         report.error = _describe(error)
     if report.error:
         log(f"FAILED: {report.error}")
@@ -165,8 +161,10 @@ def _describe(error: BaseException) -> str:
     """One line for an error, unwrapping the task-group exception groups the SDK raises."""
     while isinstance(error, BaseExceptionGroup) and error.exceptions:
         error = error.exceptions[0]
+    if isinstance(error, VerificationFailed):
+        return str(error)
     if isinstance(error, MCPError):
-        return f"protocol error {error.code}: {error.message}"
+        return f"protocol error {error.code}: {error.message}" + (f" (data: {error.data})" if error.data else "")
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 

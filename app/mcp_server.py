@@ -90,24 +90,24 @@ def build_mcp_server(settings: Settings, codec: HandleCodec, primes: PrimeWorker
 
     @server.tool(annotations=_READ_ONLY)
     async def compute_primes(
-        limit: Annotated[int, Field(description=f"Upper bound, 2..{settings.primes_limit}")],
+        limit: Annotated[int, Field(ge=2, le=settings.primes_limit, description="Count primes up to this number")],
     ) -> PrimeSummary:
         """Count the primes up to `limit` (CPU work, run off the event loop); returns count, largest and the last ten."""
-        if not 2 <= limit <= settings.primes_limit:
-            raise ToolError(f"limit must be between 2 and {settings.primes_limit}, got {limit}")
         return await primes.summary(limit)  # type: ignore[return-value]
 
-    @server.tool(annotations=ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=False))
+    @server.tool(
+        annotations=ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=False),
+        description=(
+            "Add to a running total kept in an explicit, signed, expiring handle (no server-side session). "
+            "Pass the returned handle on the next call, to this or any other instance."
+        ),
+    )
     async def tally(
         add: Annotated[int, Field(ge=-TALLY_STEP_LIMIT, le=TALLY_STEP_LIMIT, description="Amount to add")] = 1,
         handle: Annotated[
             str | None, Field(description="Handle from a previous tally call; omit to start a new tally")
         ] = None,
     ) -> Tally:
-        """Add to a running total kept in an explicit, signed, expiring handle (no server-side session).
-
-        Pass the returned handle on the next call, to this or any other instance.
-        """
         total, count = 0, 0
         if handle is not None:
             try:

@@ -40,13 +40,23 @@ def http(server: ServerProcess) -> Iterator[httpx.Client]:
 
 @cache
 def _schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text())
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.validators.validator_for(schema).check_schema(schema)  # once: the schema itself is sound
+    return schema
+
+
+@cache
+def _validator(definition: str) -> jsonschema.protocols.Validator:
+    schema = _schema()
+    root = {"$schema": schema["$schema"], "$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]}
+    return jsonschema.validators.validator_for(root)(root)
 
 
 def validate(instance: Any, definition: str) -> None:
     """Validate ``instance`` against ``#/$defs/<definition>`` of the official 2026-07-28 schema."""
-    schema = _schema()
-    jsonschema.validate(instance, {"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]})
+    error = jsonschema.exceptions.best_match(_validator(definition).iter_errors(instance))
+    if error is not None:
+        raise error
 
 
 def modern_headers(method: str, name: str | None = None, version: str = MODERN) -> dict[str, str]:

@@ -89,7 +89,8 @@ def test_instances_that_do_not_share_the_key_ring_fail_the_tally():
     with _fleet(keys_b="k2:" + "b" * 40) as front:
         result = run_client(front.mcp_url, "--calls", "2", "--tally-steps", "4")
     assert result.returncode == 1
-    assert "FAILED:" in result.stdout and "tally" in result.stdout
+    assert "FAILED: tool 'tally' returned an error result" in result.stdout
+    assert "OK: every check passed" not in result.stdout
 
 
 class _Broken(BaseHTTPRequestHandler):

@@ -5,9 +5,15 @@ and nothing at all when no connection string is set."""
 from __future__ import annotations
 
 import asyncio
+import gzip
+import http.server
 import json
 import subprocess
 import sys
+import threading
+import time
+
+import httpx
 
 import pytest
 from opentelemetry import trace
@@ -21,7 +27,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from app import telemetry
 from app.telemetry import McpInstrumentation
 from components import workbook
-from tests.app.serving import PROJECT_ROOT
+from tests.app.serving import PROJECT_ROOT, running_server
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN_ID = "00f067aa0ba902b7"
@@ -249,3 +255,122 @@ def test_without_a_connection_string_nothing_is_wrapped_or_imported():
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"azure": False, "sdk": False, "setup": True}
+
+
+# --- end to end: the real server, the real Azure Monitor exporter, a local ingestion endpoint ---
+
+
+class FakeIngestion:
+    """Stands in for the Application Insights ingestion (and live metrics) endpoint on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[dict] = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                received = 0
+                if self.path.startswith("/v2.1/track") or self.path.startswith("/v2/track"):
+                    items = json.loads(body)
+                    items = items if isinstance(items, list) else [items]
+                    with outer._lock:
+                        outer.envelopes.extend(items)
+                    received = len(items)
+                answer = json.dumps({"itemsReceived": received, "itemsAccepted": received, "errors": []}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def of_type(self, base_type: str) -> list[dict]:
+        with self._lock:
+            return [e for e in self.envelopes if e.get("data", {}).get("baseType") == base_type]
+
+    def wait_for(self, predicate, timeout: float = 20.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if found := predicate():
+                return found
+            time.sleep(0.1)
+        raise AssertionError(f"ingestion endpoint never received the expected telemetry; got {self.envelopes!r}")
+
+
+def post_mcp(url: str, message: dict) -> httpx.Response:
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": "2026-07-28",
+        "Mcp-Method": message["method"],
+    }
+    if message["method"] == "tools/call":
+        headers["Mcp-Name"] = message["params"]["name"]
+    return httpx.post(url, json=message, headers=headers, timeout=10)
+
+
+def test_end_to_end_requests_rows_carry_the_workbook_contract():
+    ingestion = FakeIngestion()
+    env = {
+        telemetry.CONNECTION_STRING_ENV: "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+        f"IngestionEndpoint={ingestion.url};LiveEndpoint={ingestion.url}",
+        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",  # statsbeat would go to Microsoft's endpoint
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",
+        "MCP_SLOT_NAME": "staging",
+        "WEBSITE_INSTANCE_ID": "instance-e2e",
+    }
+    try:
+        with running_server(env=env) as server:
+            meta = {**META, "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"}}
+            echo = tools_call("echo", 11, meta=meta)
+            echo["params"]["arguments"] = {"text": "hi"}
+            ok = post_mcp(server.mcp_url, echo)
+            assert ok.status_code == 200, ok.text
+            bad = post_mcp(server.mcp_url, tools_call("no_such_tool", 12, meta=meta))
+            assert bad.status_code == 400, bad.text
+            httpx.get(server.url + "/health", timeout=5)
+
+            def mcp_requests():
+                rows = [e for e in ingestion.of_type("RequestData") if "mcp.method.name" in e["data"]["baseData"].get("properties", {})]
+                return rows if len(rows) >= 2 else None
+
+            requests_rows = ingestion.wait_for(mcp_requests)
+            metric_rows = ingestion.wait_for(
+                lambda: [
+                    e
+                    for e in ingestion.of_type("MetricData")
+                    if e["data"]["baseData"]["metrics"][0]["name"] == telemetry.METRIC_OPERATION_DURATION
+                ]
+            )
+            time.sleep(0.5)  # anything else (duplicates, /health) would have been flushed by now
+    finally:
+        ingestion.server.shutdown()
+
+    all_requests = ingestion.of_type("RequestData")
+    assert len(all_requests) == 2, [r["data"]["baseData"]["name"] for r in all_requests]  # one per MCP message, none for /health
+    by_id = {r["data"]["baseData"]["properties"]["jsonrpc.request.id"]: r for r in requests_rows}
+    ok_row, bad_row = by_id["11"], by_id["12"]
+    for row in (ok_row, bad_row):
+        assert row["tags"]["ai.operation.id"] == TRACE_ID
+        assert row["tags"]["ai.operation.parentId"] == CALLER_SPAN_ID
+        assert row["tags"]["ai.cloud.role"] == "mcp-server-staging"
+        assert row["tags"]["ai.cloud.roleInstance"] == "instance-e2e"
+    assert ok_row["data"]["baseData"]["name"] == "tools/call echo"
+    assert ok_row["data"]["baseData"]["success"] is True
+    assert ok_row["data"]["baseData"]["properties"]["gen_ai.tool.name"] == "echo"
+    assert ok_row["data"]["baseData"]["properties"]["mcp.protocol.version"] == "2026-07-28"
+    assert bad_row["data"]["baseData"]["success"] is False
+    assert bad_row["data"]["baseData"]["properties"]["error.type"] == "-32602"
+    tools = {m["data"]["baseData"]["properties"].get("gen_ai.tool.name") for m in metric_rows}
+    assert {"echo", "no_such_tool"} <= tools

@@ -28,6 +28,8 @@ KEYS = "shutdown:shutdown-secret-0123456789"
 SLOW_LIMIT = 20_000_000
 GRACE_S = 20
 EXIT_MARGIN_S = 5.0  # interpreter teardown after uvicorn returns
+# uvicorn re-raises the signal it handled once shut down, so a graceful exit reports "killed by SIGTERM".
+CLEAN_EXIT = (0, -signal.SIGTERM)
 
 
 def _wait_exit(process: subprocess.Popen, within: float) -> float:
@@ -81,23 +83,24 @@ def test_requests_in_flight_at_sigterm_complete_correctly(workers: int) -> None:
 
         assert status == 200, late_answer
         assert tally_outcome(json.loads(late_answer)["result"])[0] == 42
-        assert refused, "a new connection after SIGTERM was served or hung instead of being refused"
+        assert refused is None, f"a new connection after SIGTERM {refused}"
         exit_s = _wait_exit(server.process, GRACE_S + EXIT_MARGIN_S - (time.monotonic() - sigterm_at))
-        assert server.process.returncode == 0, server.output()[-2000:]
+        assert server.process.returncode in CLEAN_EXIT, server.output()[-2000:]
         print(f"\nworkers={workers}: exited {time.monotonic() - sigterm_at:.1f} s after SIGTERM "
               f"(waited {exit_s:.1f} s after the last answer)")
 
 
-def _try_new_connection(url: str) -> bool:
-    """True when a new request is refused cleanly: connection refused/closed, or a 503, within 5 s."""
+def _try_new_connection(url: str) -> str | None:
+    """None when a new request is refused cleanly (connection refused or closed, or a 503) within 5 s."""
+    started = time.monotonic()
     try:
         response = httpx.post(url, content=json.dumps(rpc("tools/list")).encode(),
                               headers=headers_for(rpc("tools/list")), timeout=5)
     except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
-        return True
-    except httpx.TimeoutException:
-        return False
-    return response.status_code == 503
+        return None
+    except httpx.TimeoutException as exc:
+        return f"hung for {time.monotonic() - started:.1f} s ({type(exc).__name__}) instead of being refused"
+    return None if response.status_code == 503 else f"was served after SIGTERM: HTTP {response.status_code}"
 
 
 def test_a_client_that_never_finishes_does_not_hold_up_exit_past_the_timeout() -> None:
@@ -113,5 +116,5 @@ def test_a_client_that_never_finishes_does_not_hold_up_exit_past_the_timeout() -
         elapsed = _wait_exit(server.process, grace + EXIT_MARGIN_S)
         stuck.close()
         idle.close()
-        assert server.process.returncode == 0, server.output()[-2000:]
+        assert server.process.returncode in CLEAN_EXIT, server.output()[-2000:]
         print(f"\nexited {elapsed:.1f} s after SIGTERM with a stuck client (graceful timeout {grace} s)")

@@ -1,0 +1,111 @@
+"""The HTTP layer of POST /mcp: origin, methods, media types, body limit, notifications, X-Served-By."""
+
+from __future__ import annotations
+
+import json
+import socket
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.app.conftest import call_modern, modern_headers, modern_request, rpc
+from tests.app.serving import running_server
+
+
+def test_requests_without_origin_are_served(http):
+    assert call_modern(http, "tools/list").status_code == 200
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:3000", "http://127.0.0.1", "http://[::1]:8080"])
+def test_loopback_origins_are_allowed_by_default(http, origin):
+    response = rpc(http, modern_request("tools/list"), {**modern_headers("tools/list"), "Origin": origin})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example.com", "http://localhost.evil.com", "null"])
+def test_foreign_origin_is_403(http, origin):
+    response = rpc(http, modern_request("tools/list"), {**modern_headers("tools/list"), "Origin": origin})
+    assert response.status_code == 403
+    assert origin in response.json()["error"]["message"]
+
+
+def test_allow_list_from_environment_replaces_the_loopback_default():
+    with running_server(env={"MCP_ALLOWED_ORIGINS": "https://app.example.com", "MCP_HANDLE_KEYS": None}) as srv:
+        import httpx
+
+        with httpx.Client(base_url=srv.url) as client:
+            ok = rpc(client, modern_request("tools/list"), {**modern_headers("tools/list"), "Origin": "https://app.example.com"})
+            local = rpc(client, modern_request("tools/list"), {**modern_headers("tools/list"), "Origin": "http://localhost"})
+        assert (ok.status_code, local.status_code) == (200, 403)
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PUT"])
+def test_other_methods_are_405_with_allow_post(http, method):
+    response = http.request(method, "/mcp", headers=modern_headers("tools/list"))
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+
+
+def test_accept_without_json_is_406(http):
+    response = rpc(http, modern_request("tools/list"), {**modern_headers("tools/list"), "Accept": "text/event-stream"})
+    assert response.status_code == 406
+
+
+def test_non_json_content_type_is_415(http):
+    response = rpc(http, modern_request("tools/list"), {**modern_headers("tools/list"), "Content-Type": "text/plain"})
+    assert response.status_code == 415
+
+
+def test_declared_oversized_body_is_413_before_it_is_read(server):
+    """Send only the headers of a 2 MiB request: the answer must come without the body ever being sent."""
+    address = urlparse(server.url)
+    with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 2097152\r\n\r\n"
+        )
+        reply = sock.recv(65536).decode()
+    assert reply.startswith("HTTP/1.1 413")
+    assert "Payload Too Large" in reply
+
+
+def test_chunked_oversized_body_is_413_while_streaming(http):
+    def chunks():
+        piece = b" " * 65536
+        for _ in range(20):  # 1.25 MiB, no Content-Length
+            yield piece
+
+    response = http.post("/mcp", content=chunks(), headers=modern_headers("tools/list"))
+    assert response.status_code == 413
+
+
+def test_body_just_under_the_limit_is_served(http):
+    body = modern_request("tools/call", {"name": "echo", "arguments": {"text": "x"}})
+    raw = json.dumps(body).encode()
+    padded = raw[:-1] + b" " * (1024 * 1024 - len(raw)) + b"}"
+    assert len(padded) == 1024 * 1024
+    response = rpc(http, None, modern_headers("tools/call", "echo"), content=padded)
+    assert response.status_code == 200
+
+
+def test_every_response_names_the_serving_instance(http):
+    for response in (
+        call_modern(http, "tools/list"),
+        rpc(http, {"jsonrpc": "2.0", "method": "notifications/initialized"}, {"MCP-Protocol-Version": "2025-11-25"}),
+        http.get("/mcp"),
+        http.get("/health"),
+        http.get("/"),
+        http.get("/no-such-page"),
+    ):
+        assert response.headers["x-served-by"] == "instance-under-test", response.request.url
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\xff\xfe", b"[" * 100_000, b"1" * 5000, b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":'],
+    ids=["empty", "not-utf8", "deep-nesting", "huge-int", "truncated"],
+)
+def test_garbage_bodies_get_a_parse_error_never_a_500(http, content):
+    response = rpc(http, None, modern_headers("tools/list"), content=content)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] in (-32700, -32600)

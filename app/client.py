@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--calls", type=_count(1, 10_000), default=20, help="whoami calls (default 20)")
     parser.add_argument("--tally-steps", type=_count(1, 1_000), default=6, help="tally calls (default 6)")
     parser.add_argument("--mode", choices=MODES, default="auto", help="protocol negotiation (default auto)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
+    parser.add_argument("--timeout", type=_seconds, default=30.0, help="seconds per request (default 30)")
     parser.add_argument(
         "--header",
         action="append",
@@ -257,6 +257,16 @@ def _header(raw: str) -> tuple[str, str]:
     if not sep or not name.strip() or not value.strip():
         raise argparse.ArgumentTypeError(f"expected 'NAME: VALUE', got {raw!r}")
     return name.strip(), value.strip()
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds above 0 and at most 3600, got {raw!r}")
+    return value
 
 
 def _count(low: int, high: int) -> Callable[[str], int]:

@@ -30,8 +30,17 @@ const MCP_URL = BASE_URL + (__ENV.MCP_PATH || '/mcp');
 const servedBy = new Counter('served_by');
 const tallyWrong = new Counter('tally_wrong_total');
 
+function positiveInteger(name, fallback) {
+  const raw = __ENV[name] === undefined ? fallback : __ENV[name];
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) {
+    throw new Error(name + '=' + JSON.stringify(raw) + ': expected a whole number of at least 1');
+  }
+  return value;
+}
+
 export const options = {
-  vus: Number(__ENV.VUS || 20),
+  vus: positiveInteger('VUS', '20'),
   duration: __ENV.DURATION || '1m',
   thresholds: {
     checks: ['rate==1.0'],

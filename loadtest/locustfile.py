@@ -31,9 +31,26 @@ from typing import Any
 from locust import FastHttpUser, between, events, task
 from locust.runners import WorkerRunner
 
+
+def _wait_max(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 60:
+        raise ValueError(f"MCP_WAIT_MAX={raw!r}: expected seconds from 0 to 60")
+    return value
+
+
+def _path(raw: str) -> str:
+    if not raw.startswith("/"):
+        raise ValueError(f"MCP_PATH={raw!r}: expected a path starting with '/', e.g. /mcp")
+    return raw
+
+
 PROTOCOL_VERSION = "2026-07-28"
-MCP_PATH = os.environ.get("MCP_PATH", "/mcp")
-WAIT_MAX_S = float(os.environ.get("MCP_WAIT_MAX", "0.05"))
+MCP_PATH = _path(os.environ.get("MCP_PATH", "/mcp"))
+WAIT_MAX_S = _wait_max(os.environ.get("MCP_WAIT_MAX", "0.05"))
 SERVED_BY = "X-Served-By"
 NO_HEADER = "(no X-Served-By header)"
 REPORT_TITLE = "Hits per serving instance (X-Served-By)"

@@ -154,8 +154,16 @@ def test_an_unreachable_server_exits_non_zero():
     assert "FAILED: ConnectError" in result.stdout
 
 
-@pytest.mark.parametrize("args", [["ftp://example.test/mcp"], ["http://127.0.0.1:1/mcp", "--calls", "0"]])
-def test_bad_usage_exits_2_naming_the_input(args):
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["ftp://example.test/mcp"], "URL must be http(s)://"),
+        (["http://127.0.0.1:1/mcp", "--calls", "0"], "--calls: expected an integer from 1 to 10000, got 0"),
+        (["http://127.0.0.1:1/mcp", "--timeout", "0"], "--timeout: expected seconds above 0"),
+        (["http://127.0.0.1:1/mcp", "--header", "no-colon"], "--header: expected 'NAME: VALUE'"),
+    ],
+)
+def test_bad_usage_exits_2_naming_the_input(args, named):
     result = run_client(*args)
     assert result.returncode == 2
-    assert "URL must be" in result.stderr or "--calls" in result.stderr
+    assert named in result.stderr

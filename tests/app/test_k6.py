@@ -179,3 +179,16 @@ def test_hits_are_counted_per_serving_instance(k6_run):
     assert summary[0] == "Hits per serving instance (X-Served-By):"
     listed = {line.split()[0] for line in summary[1:]}
     assert listed == instances
+
+
+def test_a_bad_vus_value_is_named(node, sandbox):
+    load = (
+        "globalThis.__k6 = { checks: [], requests: [], counters: {} };"
+        "globalThis.__ENV = { BASE_URL: 'http://127.0.0.1:9', VUS: 'many' };"
+        f"await import({json.dumps((sandbox / 'k6.js').as_uri())});"
+    )
+    result = subprocess.run(
+        [str(node), "--input-type=module", "-e", load], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert 'VUS="many": expected a whole number of at least 1' in result.stderr

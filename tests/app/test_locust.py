@@ -9,6 +9,7 @@ instances with counts that add up to the requests sent.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -88,3 +89,20 @@ def test_hits_per_instance_are_printed_for_both_instances(locust_run):
     assert sum(counts.values()) == requests
     # Round robin per request: the two instances got (almost) the same share.
     assert abs(counts[max(counts, key=counts.get)] - counts[min(counts, key=counts.get)]) <= 4
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [("MCP_WAIT_MAX", "soon", "MCP_WAIT_MAX='soon': expected seconds from 0 to 60"), ("MCP_PATH", "mcp", "MCP_PATH='mcp'")],
+)
+def test_bad_settings_are_named(variable, value, named):
+    result = subprocess.run(
+        [sys.executable, "-c", f"import runpy; runpy.run_path({str(LOCUSTFILE)!r})"],
+        cwd=ROOT,
+        env={**os.environ, variable: value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert named in result.stderr

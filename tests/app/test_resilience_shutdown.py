@@ -24,8 +24,10 @@ from tests.app.resilience.wire import Expect, check_answer, headers_for, post, r
 from tests.app.serving import running_server
 
 KEYS = "shutdown:shutdown-secret-0123456789"
-# Large enough that one compute_primes call takes a noticeable time on this machine.
-SLOW_LIMIT = 20_000_000
+# The largest bound the server allows: about 0.5 s of CPU per call here; with one job at a time
+# per worker, six of them keep the worker busy for seconds after SIGTERM.
+SLOW_LIMIT = 50_000_000
+SLOW_JOBS = 6
 GRACE_S = 20
 EXIT_MARGIN_S = 5.0  # interpreter teardown after uvicorn returns
 # uvicorn re-raises the signal it handled once shut down, so a graceful exit reports "killed by SIGTERM".
@@ -43,12 +45,19 @@ def _wait_exit(process: subprocess.Popen, within: float) -> float:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_requests_in_flight_at_sigterm_complete_correctly(workers: int) -> None:
-    env = {"MCP_HANDLE_KEYS": KEYS, "MCP_PRIMES_LIMIT": str(SLOW_LIMIT), "MCP_GRACEFUL_TIMEOUT": str(GRACE_S)}
+    env = {
+        "MCP_HANDLE_KEYS": KEYS,
+        "MCP_PRIMES_LIMIT": str(SLOW_LIMIT),
+        "MCP_PRIMES_CONCURRENCY": "1",
+        "MCP_GRACEFUL_TIMEOUT": str(GRACE_S),
+    }
     with (
         running_server(env=env, workers=workers) as server,
         httpx.Client(timeout=60, limits=httpx.Limits(max_connections=32)) as client,
     ):
         schemas = ToolSchemas(post(client, server.mcp_url, rpc("tools/list")).json()["result"])
+        for _ in range(2 * workers):  # start the prime pools, so the slow jobs below are all CPU, no spawn
+            check_primes(post(client, server.mcp_url, schemas.compute_primes(1000)).json()["result"], 1000)
         _, handle = tally_outcome(post(client, server.mcp_url, schemas.tally(40, None)).json()["result"])
 
         # A request whose headers and half its body are in before SIGTERM; the rest comes after.
@@ -58,11 +67,18 @@ def test_requests_in_flight_at_sigterm_complete_correctly(workers: int) -> None:
         late.sendall(rawhttp.request_head(server.mcp_url, headers_for(schemas.tally(2, handle)), len(late_body))
                      + late_body[:half])
 
-        limits = [SLOW_LIMIT - i for i in range(4)]  # 4 slow jobs: some run, some queue
+        limits = [SLOW_LIMIT - i for i in range(SLOW_JOBS)]  # one runs per worker, the rest queue
+        answered_at: dict[int, float] = {}
+
+        def slow_call(n: int) -> httpx.Response:
+            response = post(client, server.mcp_url, schemas.compute_primes(n, id=n))
+            answered_at[n] = time.monotonic()
+            return response
+
         with ThreadPoolExecutor(max_workers=16) as pool:
-            slow = [pool.submit(post, client, server.mcp_url, schemas.compute_primes(n, id=n)) for n in limits]
+            slow = [pool.submit(slow_call, n) for n in limits]
             quick = [pool.submit(post, client, server.mcp_url, schemas.tally(i, handle, id=i)) for i in range(8)]
-            time.sleep(1.0)  # let every request reach the server
+            time.sleep(0.3)  # every request has reached the server; the slow jobs have barely started
             server.process.send_signal(signal.SIGTERM)
             sigterm_at = time.monotonic()
 
@@ -75,19 +91,21 @@ def test_requests_in_flight_at_sigterm_complete_correctly(workers: int) -> None:
             for n, future in zip(limits, slow):
                 response = future.result(timeout=GRACE_S + 10)
                 check_answer(response, Expect.ok(f"compute_primes({n}) in flight at SIGTERM"), n)
-                check_primes(response.json()["result"], n)
+                check_primes(response.json()["result"], n, sieve_size=SLOW_LIMIT)
             for i, future in enumerate(quick):
                 response = future.result(timeout=GRACE_S + 10)
                 check_answer(response, Expect.ok(f"tally +{i} in flight at SIGTERM"), i)
                 assert tally_outcome(response.json()["result"])[0] == 40 + i
 
+        after = sum(1 for t in answered_at.values() if t > sigterm_at)
+        assert after > 0, "precondition: no compute_primes call was still running when SIGTERM was sent"
         assert status == 200, late_answer
         assert tally_outcome(json.loads(late_answer)["result"])[0] == 42
         assert refused is None, f"a new connection after SIGTERM {refused}"
         exit_s = _wait_exit(server.process, GRACE_S + EXIT_MARGIN_S - (time.monotonic() - sigterm_at))
         assert server.process.returncode in CLEAN_EXIT, server.output()[-2000:]
-        print(f"\nworkers={workers}: exited {time.monotonic() - sigterm_at:.1f} s after SIGTERM "
-              f"(waited {exit_s:.1f} s after the last answer)")
+        print(f"\nworkers={workers}: {after} of {SLOW_JOBS} compute_primes answered after SIGTERM; exited "
+              f"{time.monotonic() - sigterm_at:.1f} s after SIGTERM ({exit_s:.1f} s after the last answer)")
 
 
 def _try_new_connection(url: str) -> str | None:

@@ -2,8 +2,9 @@
 
 It does the least any JSON-over-HTTP server must do: read the body, parse
 the JSON, dispatch on ``method``, build the result and serialize it. The
-whoami result is built per request with the same fields as the real tool's
-result; the tools/list result (which never changes) is serialized once at
+whoami result (the tool's identity, fixed at start-up as the app's tool
+fixes it) is wrapped and serialized per request in the shape the SDK gives a
+tool result; the tools/list result (which never changes) is serialized once at
 start-up from the same MCPServer registration and spliced in, as a cached
 response would be. No header or ``_meta`` validation: that is the point of a
 ceiling.
@@ -18,9 +19,16 @@ import json
 import os
 import socket
 
+from app.mcp_server import SERVER_NAME, SERVER_VERSION
 from bench.tools import mcp_server
 
-_SERVER_INFO = {"io.modelcontextprotocol/serverInfo": {"name": "bare-asgi", "version": "0"}}
+_SERVER_INFO = {"io.modelcontextprotocol/serverInfo": {"name": SERVER_NAME, "version": SERVER_VERSION}}
+_IDENTITY = {
+    "instance": os.environ.get("WEBSITE_INSTANCE_ID", "local"),
+    "hostname": socket.gethostname(),
+    "pid": os.getpid(),
+    "slot": os.environ.get("MCP_SLOT_NAME", "local"),
+}
 
 
 def _tools_list_result() -> bytes:
@@ -40,15 +48,9 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 def _whoami() -> dict[str, object]:
-    identity = {
-        "instance": os.environ.get("WEBSITE_INSTANCE_ID", "local"),
-        "hostname": socket.gethostname(),
-        "pid": os.getpid(),
-        "slot": os.environ.get("MCP_SLOT_NAME", "local"),
-    }
     return {
-        "content": [{"type": "text", "text": json.dumps(identity)}],
-        "structuredContent": identity,
+        "content": [{"type": "text", "text": json.dumps(_IDENTITY, indent=2)}],
+        "structuredContent": _IDENTITY,
         "isError": False,
         "resultType": "complete",
         "_meta": _SERVER_INFO,

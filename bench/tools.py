@@ -1,33 +1,22 @@
-"""The tools every benchmarked server serves.
+"""The tools every benchmarked server serves: the app's own MCPServer registration.
 
-PROVISIONAL stand-in until the app exposes its MCPServer: replaced by an
-import of the app's own registration so the comparison is the transport only.
+Built from the same parts and settings as ``app.main.create_app`` (which keeps
+its MCPServer behind the dispatcher), so the SDK transport and the bare
+ceiling answer from exactly the tools our transport serves and the
+comparison measures the transport only.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-
 from mcp.server.mcpserver import MCPServer
+
+from app.handles import HandleCodec
+from app.mcp_server import build_mcp_server
+from app.primes import PrimeWorkers
+from app.settings import Settings
 
 
 def mcp_server() -> MCPServer:
-    server = MCPServer("mcpscale", version="0.1.0", log_level="WARNING")
-
-    @server.tool()
-    async def whoami() -> dict[str, object]:
-        """Which instance answered."""
-        return {
-            "instance": os.environ.get("WEBSITE_INSTANCE_ID", "local"),
-            "hostname": socket.gethostname(),
-            "pid": os.getpid(),
-            "slot": os.environ.get("MCP_SLOT_NAME", "local"),
-        }
-
-    @server.tool()
-    async def echo(text: str) -> str:
-        """Echo text back."""
-        return text
-
-    return server
+    settings = Settings.from_env()
+    codec = HandleCodec(settings.key_ring, settings.handle_ttl_seconds)
+    return build_mcp_server(settings, codec, PrimeWorkers(settings.primes_concurrency))

@@ -25,13 +25,17 @@ from tests.app.serving import ServerProcess, running_server
 
 # uvicorn's keep-alive timeout (python -m app keeps uvicorn's default of 5 s).
 KEEP_ALIVE_S = 5
+# MCP_READ_TIMEOUT_SECONDS: the time a client gets to send a request head, and then its body (default 15 s);
+# shortened here so the test is quick.
+READ_TIMEOUT_S = 2
 # The margin a timeout may overrun by before the test calls it missing (scheduling on a busy 2-core box).
 MARGIN_S = 5
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
-    with running_server(env={"MCP_HANDLE_KEYS": "slow:slow-secret-0123456789abcdef"}, workers=1) as s:
+    env = {"MCP_HANDLE_KEYS": "slow:slow-secret-0123456789abcdef", "MCP_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT_S)}
+    with running_server(env=env, workers=1) as s:
         yield s
         assert s.process.poll() is None, s.output()[-3000:]
 
@@ -104,20 +108,28 @@ def test_an_idle_keep_alive_connection_is_closed_by_the_server(server: ServerPro
 
 def test_a_connection_that_never_sends_a_request_is_closed(server: ServerProcess) -> None:
     with rawhttp.connect(server.url) as sock:
-        closed_after = rawhttp.seconds_until_closed(sock, within=KEEP_ALIVE_S + MARGIN_S)
+        closed_after = rawhttp.seconds_until_closed(sock, within=READ_TIMEOUT_S + MARGIN_S)
     assert closed_after is not None, (
-        f"a connection that sent nothing is still open after {KEEP_ALIVE_S + MARGIN_S} s: each one holds a "
-        "socket and a file descriptor of the worker for ever"
+        f"a connection that sent nothing is still open after {READ_TIMEOUT_S + MARGIN_S} s: each one holds a "
+        "socket and a file descriptor of the worker for as long as the client likes"
     )
+    print(f"\nsilent connection closed after {closed_after:.1f} s")
 
 
-def test_request_headers_trickled_slowly_are_cut_off(server: ServerProcess) -> None:
-    head, _ = _request_bytes(rpc("tools/list"))
-    with rawhttp.connect(server.url) as sock, Trickler([(sock, head)], interval=0.5):
-        closed_after = rawhttp.seconds_until_closed(sock, within=KEEP_ALIVE_S + MARGIN_S)
+@pytest.mark.parametrize("after_a_response", [False, True], ids=["new-connection", "kept-alive-connection"])
+def test_request_headers_trickled_slowly_are_cut_off(server: ServerProcess, after_a_response: bool) -> None:
+    """Slowloris: one byte of request head every 0.5 s keeps the keep-alive timer from ever firing."""
+    head, body = _request_bytes(rpc("tools/list", id="first"))
+    with rawhttp.connect(server.url) as sock:
+        if after_a_response:
+            sock.sendall(head + body)
+            assert rawhttp.read_response(sock, timeout=10)[0] == 200
+        with Trickler([(sock, head)], interval=0.5):
+            closed_after = rawhttp.seconds_until_closed(sock, within=READ_TIMEOUT_S + MARGIN_S)
     assert closed_after is not None, (
-        f"a client sending its request head one byte per 0.5 s is still connected after {KEEP_ALIVE_S + MARGIN_S} s"
+        f"a client sending its request head one byte per 0.5 s is still connected after {READ_TIMEOUT_S + MARGIN_S} s"
     )
+    print(f"\nslowloris closed after {closed_after:.1f} s")
 
 
 def test_a_request_body_that_stops_arriving_is_timed_out(server: ServerProcess) -> None:
@@ -126,7 +138,7 @@ def test_a_request_body_that_stops_arriving_is_timed_out(server: ServerProcess) 
         sock.sendall(head + body[: len(body) // 2])
         started = time.monotonic()
         try:
-            status, _, answer = rawhttp.read_response(sock, timeout=KEEP_ALIVE_S + MARGIN_S)
+            status, _, answer = rawhttp.read_response(sock, timeout=READ_TIMEOUT_S + MARGIN_S)
         except (TimeoutError, ConnectionError) as exc:
             closed = isinstance(exc, ConnectionError)
             assert closed, f"a request whose body stopped arriving got no answer and was not closed: {exc}"

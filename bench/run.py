@@ -113,6 +113,7 @@ class Measurement:
     p99_ms: float
     bad: int
     socket_errors: int
+    cpu_us_per_ok: float
 
 
 # --------------------------------------------------------------------------- tools
@@ -241,7 +242,9 @@ def drive(
         server.mcp_url,
         "--", scenario.body(), *headers,
     ]  # fmt: skip
+    cpu_before = cpu_seconds(server.process.pid)
     completed = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    cpu_used = cpu_seconds(server.process.pid) - cpu_before
     found = re.search(r"^BENCH_RESULT (\{.*\})$", completed.stdout, re.MULTILINE)
     if completed.returncode != 0 or not found:
         raise SystemExit(f"wrk failed (exit {completed.returncode}):\n{completed.stdout}\n{completed.stderr}")
@@ -254,33 +257,58 @@ def drive(
         p99_ms=result["p99_us"] / 1000,
         bad=result["bad"],
         socket_errors=result["socket_errors"] + result["timeouts"],
+        cpu_us_per_ok=cpu_used * 1e6 / result["ok"] if result["ok"] else float("inf"),
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (Linux /proc).
+
+    CPU per request barely moves when other work shares the machine, where
+    req/s does, so it is reported beside req/s as the steadier cost figure.
+    """
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------- report
 
 
-def ratio(results: list[Measurement], scenario: str, over: str, under: str) -> float | None:
-    by_server = {m.server: m.ok_per_s for m in results if m.scenario == scenario}
-    if over in by_server and by_server.get(under):
-        return by_server[over] / by_server[under]
-    return None
+def ratio(results: list[Measurement], scenario: str, under: str, *, by_cpu: bool = False) -> float | None:
+    """ours relative to ``under``: req/s ours/under, or with ``by_cpu`` CPU per request under/ours (higher = ours better)."""
+    rows = {m.server: m for m in results if m.scenario == scenario}
+    if "ours" not in rows or under not in rows:
+        return None
+    ours, other = rows["ours"], rows[under]
+    if by_cpu:
+        return other.cpu_us_per_ok / ours.cpu_us_per_ok if ours.cpu_us_per_ok else None
+    return ours.ok_per_s / other.ok_per_s if other.ok_per_s else None
+
+
+_RATIOS = (
+    ("req/s ours/sdk", "sdk", False, "{:.2f}x"),
+    ("req/s ours/bare", "bare", False, "{:.0%}"),
+    ("CPU/req sdk/ours", "sdk", True, "{:.2f}x"),
+    ("CPU/req bare/ours", "bare", True, "{:.0%}"),
+)
 
 
 def render(results: list[Measurement], scenarios: list[Scenario]) -> str:
     lines = [
-        f"{'scenario':<18} {'server':<5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'bad':>6} {'sock err':>8}",
+        f"{'scenario':<18} {'server':<5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>10}"
+        f" {'bad':>6} {'sock err':>8}",
     ]
     for scenario in scenarios:
         for m in (m for m in results if m.scenario == scenario.name):
             lines.append(
                 f"{m.scenario:<18} {m.server:<5} {m.ok_per_s:>9.0f} {m.p50_ms:>8.2f} {m.p99_ms:>8.2f}"
-                f" {m.bad:>6} {m.socket_errors:>8}"
+                f" {m.cpu_us_per_ok:>10.0f} {m.bad:>6} {m.socket_errors:>8}"
             )
-        parts = []
-        for under in ("sdk", "bare"):
-            if (value := ratio(results, scenario.name, "ours", under)) is not None:
-                parts.append(f"ours/{under} = {value:.2f}x" if under == "sdk" else f"ours/{under} = {value:.0%}")
+        parts = [
+            f"{label} = {fmt.format(value)}"
+            for label, under, by_cpu, fmt in _RATIOS
+            if (value := ratio(results, scenario.name, under, by_cpu=by_cpu)) is not None
+        ]
         if parts:
             lines.append(f"{'':<18} " + ", ".join(parts))
     return "\n".join(lines)
@@ -291,12 +319,15 @@ def render_spread(rounds: list[list[Measurement]], scenarios: list[Scenario]) ->
     for scenario in scenarios:
         servers = [m.server for m in rounds[0] if m.scenario == scenario.name]
         for server in servers:
-            values = [m.ok_per_s for r in rounds for m in r if m.scenario == scenario.name and m.server == server]
-            lines.append(f"  {scenario.name:<18} {server:<5} req/s {_spread(values, '{:.0f}')}")
-        for under, fmt in (("sdk", "{:.2f}x"), ("bare", "{:.0%}")):
-            values = [v for r in rounds if (v := ratio(r, scenario.name, "ours", under)) is not None]
+            rows = [m for r in rounds for m in r if m.scenario == scenario.name and m.server == server]
+            lines.append(
+                f"  {scenario.name:<18} {server:<5} req/s {_spread([m.ok_per_s for m in rows], '{:.0f}')}"
+                f"   CPU us/req {_spread([m.cpu_us_per_ok for m in rows], '{:.0f}')}"
+            )
+        for label, under, by_cpu, fmt in _RATIOS:
+            values = [v for r in rounds if (v := ratio(r, scenario.name, under, by_cpu=by_cpu)) is not None]
             if values:
-                lines.append(f"  {scenario.name:<18} ours/{under:<5} {_spread(values, fmt)}")
+                lines.append(f"  {scenario.name:<18} {label:<18} {_spread(values, fmt)}")
     return "\n".join(lines)
 
 

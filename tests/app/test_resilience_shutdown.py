@@ -83,7 +83,6 @@ def test_requests_in_flight_at_sigterm_complete_correctly(workers: int) -> None:
             sigterm_at = time.monotonic()
 
             time.sleep(0.5)
-            refused = _try_new_connection(server.mcp_url)
             late.sendall(late_body[half:])
             status, _, late_answer = rawhttp.read_response(late, timeout=GRACE_S)
             late.close()
@@ -101,7 +100,6 @@ def test_requests_in_flight_at_sigterm_complete_correctly(workers: int) -> None:
         assert after > 0, "precondition: no compute_primes call was still running when SIGTERM was sent"
         assert status == 200, late_answer
         assert tally_outcome(json.loads(late_answer)["result"])[0] == 42
-        assert refused is None, f"a new connection after SIGTERM {refused}"
         exit_s = _wait_exit(server.process, GRACE_S + EXIT_MARGIN_S - (time.monotonic() - sigterm_at))
         assert server.process.returncode in CLEAN_EXIT, server.output()[-2000:]
         print(f"\nworkers={workers}: {after} of {SLOW_JOBS} compute_primes answered after SIGTERM; exited "
@@ -109,16 +107,43 @@ def test_requests_in_flight_at_sigterm_complete_correctly(workers: int) -> None:
 
 
 def _try_new_connection(url: str) -> str | None:
-    """None when a new request is refused cleanly (connection refused or closed, or a 503) within 5 s."""
+    """None when a new request is refused cleanly and at once (refused or closed, or a 503, within 2 s)."""
     started = time.monotonic()
     try:
         response = httpx.post(url, content=json.dumps(rpc("tools/list")).encode(),
-                              headers=headers_for(rpc("tools/list")), timeout=5)
-    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
-        return None
+                              headers=headers_for(rpc("tools/list")), timeout=2)
+    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        return None if time.monotonic() - started < 2 else f"was cut off only after {time.monotonic() - started:.1f} s ({exc!r})"
     except httpx.TimeoutException as exc:
         return f"hung for {time.monotonic() - started:.1f} s ({type(exc).__name__}) instead of being refused"
     return None if response.status_code == 503 else f"was served after SIGTERM: HTTP {response.status_code}"
+
+
+@pytest.mark.parametrize(
+    "workers",
+    [
+        1,
+        pytest.param(2, marks=pytest.mark.xfail(strict=True, reason=(
+            "uvicorn's multi-worker supervisor keeps the shared listening socket open until every worker has "
+            "exited, so during the graceful period new connections wait in its backlog (and are reset at exit) "
+            "instead of being refused; see README 'Limits and resilience'"))),
+    ],
+)
+def test_new_connections_are_refused_once_shutdown_starts(workers: int) -> None:
+    grace = 6
+    with running_server(env={"MCP_HANDLE_KEYS": KEYS, "MCP_GRACEFUL_TIMEOUT": str(grace)}, workers=workers) as server:
+        # A request still arriving keeps the server in its graceful period while the probe runs.
+        body = json.dumps(rpc("tools/list")).encode()
+        pending = rawhttp.connect(server.url)
+        pending.sendall(rawhttp.request_head(server.mcp_url, headers_for(rpc("tools/list")), len(body)) + body[:10])
+        time.sleep(0.3)
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert server.process.poll() is None, "precondition: the server should still be in its graceful period"
+        refused = _try_new_connection(server.mcp_url)
+        pending.close()
+        _wait_exit(server.process, grace + EXIT_MARGIN_S)
+        assert refused is None, f"a new connection after SIGTERM {refused}"
 
 
 def test_a_client_that_never_finishes_does_not_hold_up_exit_past_the_timeout() -> None:

@@ -10,6 +10,9 @@ CLI contract (shared with the infrastructure's startup command
                        env MCP_GRACEFUL_TIMEOUT, else 20; App Service waits
                        about 30 s before it kills a container it is stopping)
 
+Environment: ``MCP_READ_TIMEOUT_SECONDS`` (default 15) bounds the time a
+client gets to send a request head and then its body (app.http_timeouts).
+
 Graceful shutdown is uvicorn's own: on SIGTERM it stops accepting, lets
 in-flight requests finish for up to ``--graceful-timeout`` seconds, then
 closes connections; with ``--workers > 1`` the supervisor forwards SIGTERM to
@@ -25,6 +28,8 @@ import sys
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
+
+from app.http_timeouts import HeadTimeoutProtocol
 
 
 def _env_int(name: str, default: int) -> int:
@@ -95,6 +100,8 @@ def main(argv: list[str] | None = None) -> None:
         proxy_headers=True,
         forwarded_allow_ips="*",
         server_header=False,
+        # uvicorn's httptools protocol plus a deadline on the request head (see app.http_timeouts).
+        http=HeadTimeoutProtocol,
         log_config=_log_config(),
     )
 

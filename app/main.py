@@ -28,6 +28,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.handles import HandleCodec
+from app.http_timeouts import read_timeout_seconds
 from app.mcp_server import INSTRUCTIONS, SERVER_NAME, SERVER_VERSION, build_mcp_server
 from app.primes import PrimeWorkers
 from app.protocol import SUPPORTED_VERSIONS, Dispatcher, MessageMiddleware, chain
@@ -99,7 +100,10 @@ def create_app(
         return identity
 
     transport = McpTransport(
-        chain(dispatcher.handle, list(message_middleware or [])), settings.origin_allowed, settings.instance_id
+        chain(dispatcher.handle, list(message_middleware or [])),
+        settings.origin_allowed,
+        settings.instance_id,
+        read_timeout_s=read_timeout_seconds(os.environ if environ is None else environ),
     )
     router = Router(transport, api, settings.instance_id)
     router.dispatcher = dispatcher  # type: ignore[attr-defined]

@@ -12,9 +12,10 @@ that continues the caller's trace from ``params._meta.traceparent`` /
 conventions: span name ``"{mcp.method.name} {target}"``, attributes
 ``mcp.method.name``, ``gen_ai.tool.name`` (tools/call), ``gen_ai.prompt.name``
 (prompts/get), ``mcp.resource.uri`` (resources/read), ``mcp.protocol.version``,
-``jsonrpc.request.id``, and on failure ``error.type`` (the JSON-RPC error code
-as text, ``tool_error`` for an ``isError`` tool result, or the exception
-class) plus ``rpc.response.status_code`` and span status ERROR. The HTTP
+``jsonrpc.request.id``, ``http.response.status_code``, and on failure
+``error.type`` (the JSON-RPC error code as text, ``tool_error`` for an
+``isError`` tool result, or the exception class) plus
+``rpc.response.status_code`` and span status ERROR. The HTTP
 span of the transport, if any, is linked, not made the parent (MCP and HTTP
 contexts are independent). Metric: histogram
 ``mcp.server.operation.duration`` (seconds) by method, tool and ``error.type``
@@ -29,8 +30,9 @@ imports ``app``; ``tests/app/test_telemetry.py`` checks they agree).
 
 Why a wrapper of our own: the ``mcp`` SDK's ``OpenTelemetryMiddleware`` (same
 attribute names) runs only inside the SDK's dispatcher, which the app's lean
-stateless transport bypasses for speed; so the span is made here, around the
-transport's one-message handler.
+stateless transport bypasses for speed; so the span is made here, as the
+dispatcher's per-message middleware (``app.main.create_app(message_middleware=...)``),
+reading the outcome the dispatcher records on the ``Exchange``.
 
 The FastAPI instrumentation is off: /health is probed by App Service on every
 instance, and a request row per probe is cost without insight; instance
@@ -39,7 +41,6 @@ liveness shows in the performance counters the distro sends per instance.
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -61,15 +62,30 @@ METRIC_OPERATION_DURATION = "mcp.server.operation.duration"
 ATTR_PROMPT = "gen_ai.prompt.name"
 ATTR_RESOURCE_URI = "mcp.resource.uri"
 ATTR_OPERATION = "gen_ai.operation.name"
+ATTR_HTTP_STATUS = "http.response.status_code"  # alone (no http.request.method) the exporter keeps the MCP span name
 TOOL_ERROR = "tool_error"
 _PROTOCOL_VERSION_META = "io.modelcontextprotocol/protocolVersion"
 # Bucket boundaries the MCP semantic conventions recommend for operation durations.
 _DURATION_BUCKETS_S = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300]
 # Client-chosen strings become span names and metric dimensions; cap them.
 _MAX_NAME = 128
-
 R = TypeVar("R")
-Handler = Callable[..., Awaitable[R]]
+
+# Method names a client cannot inflate: MCP 2026-07-28 plus the handshake era.
+# Anything else the server rejects (-32601) is recorded as "_OTHER", so a
+# client sending random method names cannot blow up span names or metric series.
+KNOWN_METHODS = frozenset(
+    {
+        "completion/complete", "elicitation/create", "initialize", "logging/setLevel", "ping",
+        "prompts/get", "prompts/list", "resources/list", "resources/read", "resources/subscribe",
+        "resources/templates/list", "resources/unsubscribe", "roots/list", "sampling/createMessage",
+        "server/discover", "subscriptions/listen", "tools/call", "tools/list",
+        "notifications/cancelled", "notifications/initialized", "notifications/message",
+        "notifications/progress", "notifications/roots/list_changed",
+    }
+)  # fmt: skip
+OTHER_METHOD = "_OTHER"
+_METHOD_NOT_FOUND = -32601
 
 
 def service_name(environ: Mapping[str, str] = os.environ) -> str:
@@ -95,7 +111,7 @@ def setup(environ: Mapping[str, str] = os.environ) -> McpInstrumentation | None:
     if not connection_string:
         return None
     # Imported here, not at module top: without a connection string the app
-    # must not pay for importing OpenTelemetry and the exporter.
+    # must not pay for importing OpenTelemetry's SDK and the exporter (~2 s).
     from azure.monitor.opentelemetry import configure_azure_monitor
     from opentelemetry import metrics, trace
     from opentelemetry.sdk.resources import Resource
@@ -111,56 +127,58 @@ def setup(environ: Mapping[str, str] = os.environ) -> McpInstrumentation | None:
     return McpInstrumentation(trace.get_tracer_provider(), metrics.get_meter_provider())
 
 
-def instrument(handler: Handler[R], instrumentation: McpInstrumentation | None) -> Handler[R]:
-    """``handler`` wrapped for telemetry, or ``handler`` itself when telemetry is off."""
-    return handler if instrumentation is None else instrumentation.wrap(handler)
+def message_middleware(environ: Mapping[str, str] = os.environ) -> list[Callable[..., Awaitable[Any]]]:
+    """The per-message middleware for ``app.main.create_app``: empty when telemetry is off."""
+    instrumentation = setup(environ)
+    return [] if instrumentation is None else [instrumentation.middleware]
 
 
 def _capped(value: Any) -> str:
     return str(value)[:_MAX_NAME]
 
 
-def _request_attributes(message: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
-    """Span name and attributes for one JSON-RPC message (per the MCP semantic conventions)."""
-    method = _capped(message.get("method") or "")
-    params = message.get("params")
-    params = params if isinstance(params, Mapping) else {}
-    attributes = {ATTR_METHOD: method, "network.transport": "tcp", "network.protocol.name": "http"}
+def _outcome(exchange: Any, exception: BaseException | None) -> tuple[str, dict[str, Any], str | None, str]:
+    """Span name, attributes, error.type and status description of a finished exchange.
+
+    Read from what the dispatcher decided (``app.protocol.Exchange``), not from
+    the raw body: method, tool name, protocol version (legacy requests carry it
+    in a header) and the JSON-RPC error code or tool ``isError`` flag.
+    """
+    method = exchange.method
+    if not isinstance(method, str) or (exchange.error_code == _METHOD_NOT_FOUND and method not in KNOWN_METHODS):
+        method = OTHER_METHOD
+    method = _capped(method)
+    attributes: dict[str, Any] = {ATTR_METHOD: method, "network.transport": "tcp", "network.protocol.name": "http"}
     target = None
-    if method == "tools/call" and params.get("name") is not None:
-        target = attributes[ATTR_TOOL] = _capped(params["name"])
+    params = exchange.params if isinstance(exchange.params, Mapping) else {}
+    if method == "tools/call" and exchange.name is not None:
+        target = attributes[ATTR_TOOL] = _capped(exchange.name)
         attributes[ATTR_OPERATION] = "execute_tool"
     elif method == "prompts/get" and params.get("name") is not None:
         target = attributes[ATTR_PROMPT] = _capped(params["name"])
-    elif method == "resources/read" and params.get("uri") is not None:
-        attributes[ATTR_RESOURCE_URI] = str(params["uri"])  # high cardinality: attribute only, never the name
-    meta = params.get("_meta")
-    version = meta.get(_PROTOCOL_VERSION_META) if isinstance(meta, Mapping) else None
-    if version is None and method == "initialize":
-        version = params.get("protocolVersion")
-    if version is not None:
-        attributes[ATTR_PROTOCOL_VERSION] = _capped(version)
-    if message.get("id") is not None:
-        attributes[ATTR_REQUEST_ID] = str(message["id"])
-    return (f"{method} {target}" if target else method), attributes
-
-
-def _failure(response: Any) -> tuple[str, str | None, str] | None:
-    """(error.type, JSON-RPC code, description) if the response reports a failure."""
-    if not isinstance(response, Mapping):
-        return None
-    error = response.get("error")
-    if isinstance(error, Mapping):
-        code = str(error.get("code"))
-        return code, code, str(error.get("message") or "")
-    result = response.get("result")
-    if isinstance(result, Mapping) and result.get("isError") is True:
-        return TOOL_ERROR, None, "tool returned isError"
-    return None
+    elif method == "resources/read" and exchange.name is not None:
+        attributes[ATTR_RESOURCE_URI] = str(exchange.name)  # high cardinality: an attribute, never the span name
+    if exchange.protocol_version is not None:
+        attributes[ATTR_PROTOCOL_VERSION] = _capped(exchange.protocol_version)
+    if exchange.request_id is not None:
+        attributes[ATTR_REQUEST_ID] = str(exchange.request_id)
+    if exchange.status:
+        attributes[ATTR_HTTP_STATUS] = exchange.status
+    error_type, description = None, ""
+    if exception is not None:
+        error_type, description = type(exception).__qualname__, str(exception)
+    elif exchange.error_code is not None:
+        error_type = attributes[ATTR_RPC_STATUS_CODE] = str(exchange.error_code)
+        description = f"JSON-RPC error {exchange.error_code}"
+    elif exchange.tool_error:
+        error_type, description = TOOL_ERROR, "tool result has isError"
+    if error_type is not None:
+        attributes[ATTR_ERROR_TYPE] = error_type
+    return (f"{method} {target}" if target else method), attributes, error_type, description[:_MAX_NAME]
 
 
 class McpInstrumentation:
-    """Wraps the transport's "handle one JSON-RPC message" coroutine with a span and a metric."""
+    """A span and a duration measurement around each JSON-RPC message (``app.protocol`` middleware)."""
 
     def __init__(self, tracer_provider: Any, meter_provider: Any) -> None:
         from opentelemetry import context, propagate, trace
@@ -176,54 +194,34 @@ class McpInstrumentation:
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS_S,
         )
 
-    def wrap(
-        self, handler: Handler[R], response_of: Callable[[R], Any] = lambda response: response
-    ) -> Handler[R]:
-        """Instrument ``handler(message, ...)``; ``response_of`` maps its return value to the JSON-RPC response."""
-
-        @functools.wraps(handler)
-        async def instrumented(message: Any, *args: Any, **kwargs: Any) -> R:
-            if not isinstance(message, Mapping):  # not a JSON-RPC object: nothing to name a span after
-                return await handler(message, *args, **kwargs)
-            name, attributes = _request_attributes(message)
-            parent, links = self._parent_and_links(message)
-            started = time.perf_counter()
-            error_type = None
-            with self._tracer.start_as_current_span(
-                name,
-                context=parent,
-                kind=self._SpanKind.SERVER,
-                attributes=attributes,
-                links=links,
-                record_exception=False,
-                set_status_on_exception=False,
-            ) as span:
-                try:
-                    response = await handler(message, *args, **kwargs)
-                except BaseException as exc:
-                    error_type = type(exc).__qualname__
-                    span.record_exception(exc)
-                    span.set_attribute(ATTR_ERROR_TYPE, error_type)
-                    span.set_status(self._Status(self._StatusCode.ERROR, str(exc)[:_MAX_NAME]))
-                    raise
-                else:
-                    failure = _failure(response_of(response))
-                    if failure is not None:
-                        error_type, code, description = failure
-                        span.set_attribute(ATTR_ERROR_TYPE, error_type)
-                        if code is not None:
-                            span.set_attribute(ATTR_RPC_STATUS_CODE, code)
-                        span.set_status(self._Status(self._StatusCode.ERROR, description[:_MAX_NAME]))
-                    return response
-                finally:
-                    metric_attributes = {ATTR_METHOD: attributes[ATTR_METHOD]}
-                    if ATTR_TOOL in attributes:
-                        metric_attributes[ATTR_TOOL] = attributes[ATTR_TOOL]
-                    if error_type is not None:
-                        metric_attributes[ATTR_ERROR_TYPE] = error_type
-                    self._duration.record(time.perf_counter() - started, metric_attributes)
-
-        return instrumented
+    async def middleware(self, exchange: Any, call_next: Callable[[Any], Awaitable[R]]) -> R:
+        message = exchange.message if isinstance(exchange.message, Mapping) else {}
+        parent, links = self._parent_and_links(message)
+        method = message.get("method")
+        started = time.perf_counter()
+        with self._tracer.start_as_current_span(
+            _capped(method) if isinstance(method, str) else OTHER_METHOD,
+            context=parent,
+            kind=self._SpanKind.SERVER,
+            links=links,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            exception = None
+            try:
+                return await call_next(exchange)
+            except BaseException as exc:  # the dispatcher answers every failure itself; another wrapper may not
+                exception = exc
+                span.record_exception(exc)
+                raise
+            finally:
+                name, attributes, error_type, description = _outcome(exchange, exception)
+                span.update_name(name)
+                span.set_attributes(attributes)
+                if error_type is not None:
+                    span.set_status(self._Status(self._StatusCode.ERROR, description))
+                measured = {key: attributes[key] for key in (ATTR_METHOD, ATTR_TOOL, ATTR_ERROR_TYPE) if key in attributes}
+                self._duration.record(time.perf_counter() - started, measured)
 
     def _parent_and_links(self, message: Mapping[str, Any]) -> tuple[Any, list[Any]]:
         """The caller's context from ``params._meta`` as parent, linking the ambient (transport) span.

@@ -100,6 +100,26 @@ def test_every_response_names_the_serving_instance(http):
         assert response.headers["x-served-by"] == "instance-under-test", response.request.url
 
 
+def test_a_body_that_stops_arriving_is_408():
+    with running_server(env={"MCP_READ_TIMEOUT_SECONDS": "0.5"}) as srv:
+        address = urlparse(srv.url)
+        with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+            sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{")
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+    assert reply.startswith(b"HTTP/1.1 408")
+    assert b"did not arrive within 0.5 s" in reply
+
+
+def test_a_connection_that_sends_no_request_head_is_closed():
+    with running_server(env={"MCP_READ_TIMEOUT_SECONDS": "0.5"}) as srv:
+        address = urlparse(srv.url)
+        with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+            sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: loc")  # and then nothing
+            assert sock.recv(65536) == b""  # closed by the server, long before the socket's own 10 s
+
+
 @pytest.mark.parametrize(
     "content",
     [b"", b"\xff\xfe", b"[" * 100_000, b"1" * 5000, b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":'],

@@ -25,6 +25,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from app import telemetry
+from app.main import create_app
+from app.protocol import Exchange
 from app.telemetry import McpInstrumentation
 from components import workbook
 from tests.app.serving import PROJECT_ROOT, running_server
@@ -40,25 +42,49 @@ META = {
 }
 
 
-def tools_call(name: str, request_id: int | str = 1, meta: dict | None = None) -> dict:
+def tools_call(name: str, request_id: int | str = 1, meta: dict | None = None, arguments: dict | None = None) -> dict:
     return {
         "jsonrpc": "2.0",
         "id": request_id,
         "method": "tools/call",
-        "params": {"name": name, "arguments": {}, "_meta": META if meta is None else meta},
+        "params": {"name": name, "arguments": arguments or {}, "_meta": META if meta is None else meta},
     }
 
 
+def headers_for(message: dict) -> dict[str, str]:
+    """The routing headers a modern client sends with ``message``."""
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    meta = message.get("params", {}).get("_meta", {})
+    if "io.modelcontextprotocol/protocolVersion" in meta:
+        headers["MCP-Protocol-Version"] = meta["io.modelcontextprotocol/protocolVersion"]
+        headers["Mcp-Method"] = message["method"]
+        if message["method"] == "tools/call":
+            headers["Mcp-Name"] = message["params"]["name"]
+        elif message["method"] == "resources/read":
+            headers["Mcp-Name"] = message["params"]["uri"]
+    return headers
+
+
 class Recorder:
-    """An instrumentation whose spans and metrics land in memory."""
+    """The app's real transport and dispatcher in process, with telemetry landing in memory."""
 
     def __init__(self) -> None:
         self.spans = InMemorySpanExporter()
         self.metrics = InMemoryMetricReader()
-        tracer_provider = TracerProvider()
-        tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
-        self.tracer_provider = tracer_provider
-        self.instrumentation = McpInstrumentation(tracer_provider, MeterProvider(metric_readers=[self.metrics]))
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
+        self.instrumentation = McpInstrumentation(self.tracer_provider, MeterProvider(metric_readers=[self.metrics]))
+        self.app = create_app({"MCP_HANDLE_KEYS": "k1:" + "s" * 32}, message_middleware=[self.instrumentation.middleware])
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://mcp.test")
+
+    def send(self, *messages: dict) -> list[httpx.Response]:
+        async def go():
+            async with self.client() as client:
+                return [await client.post("/mcp", json=m, headers=headers_for(m)) for m in messages]
+
+        return asyncio.run(go())
 
     def finished(self):
         return self.spans.get_finished_spans()
@@ -73,19 +99,6 @@ class Recorder:
             if metric.name == telemetry.METRIC_OPERATION_DURATION
             for point in metric.data.data_points
         ]
-
-
-async def answer(message: dict) -> dict:
-    """A stand-in transport handler: echoes success, fails on demand."""
-    await asyncio.sleep(0)
-    tool = message["params"].get("name")
-    if tool == "unknown":
-        return {"jsonrpc": "2.0", "id": message["id"], "error": {"code": -32602, "message": "Unknown tool: unknown"}}
-    if tool == "broken":
-        return {"jsonrpc": "2.0", "id": message["id"], "result": {"content": [], "isError": True}}
-    if tool == "crash":
-        raise RuntimeError("boom")
-    return {"jsonrpc": "2.0", "id": message["id"], "result": {"content": [{"type": "text", "text": "ok"}]}}
 
 
 @pytest.fixture
@@ -108,9 +121,8 @@ def test_contract_with_the_workbook_is_the_same_on_both_sides():
 
 
 def test_tools_call_continues_the_trace_from_meta_with_mcp_attributes(recorder):
-    handler = recorder.instrumentation.wrap(answer)
-    response = asyncio.run(handler(tools_call("echo", request_id=7)))
-    assert response["result"]["content"][0]["text"] == "ok"
+    (response,) = recorder.send(tools_call("echo", request_id=7, arguments={"text": "hi"}))
+    assert response.status_code == 200 and response.json()["result"]["content"][0]["text"] == "hi"
 
     (span,) = recorder.finished()
     assert span.kind is SpanKind.SERVER
@@ -123,40 +135,65 @@ def test_tools_call_continues_the_trace_from_meta_with_mcp_attributes(recorder):
     assert span.attributes["gen_ai.operation.name"] == "execute_tool"
     assert span.attributes["mcp.protocol.version"] == "2026-07-28"
     assert span.attributes["jsonrpc.request.id"] == "7"
+    assert span.attributes["http.response.status_code"] == 200
     assert "error.type" not in span.attributes
     assert span.status.status_code is StatusCode.UNSET
 
 
 def test_ambient_transport_span_is_linked_not_parent(recorder):
-    handler = recorder.instrumentation.wrap(answer)
     tracer = recorder.tracer_provider.get_tracer("transport")
 
     async def via_http_span():
-        with tracer.start_as_current_span("POST /mcp", kind=SpanKind.SERVER) as http_span:
-            await handler(tools_call("echo"))
-            return http_span.get_span_context()
+        async with recorder.client() as client:
+            with tracer.start_as_current_span("POST /mcp", kind=SpanKind.SERVER) as http_span:
+                message = tools_call("whoami")
+                await client.post("/mcp", json=message, headers=headers_for(message))
+                return http_span.get_span_context()
 
     http_context = asyncio.run(via_http_span())
-    mcp_span = next(s for s in recorder.finished() if s.name == "tools/call echo")
+    mcp_span = next(s for s in recorder.finished() if s.name == "tools/call whoami")
     assert format(mcp_span.context.trace_id, "032x") == TRACE_ID
     assert [link.context.span_id for link in mcp_span.links] == [http_context.span_id]
 
 
 @pytest.mark.parametrize(
-    ("tool", "error_type", "rpc_code"),
-    [("unknown", "-32602", "-32602"), ("broken", "tool_error", None)],
+    ("tool", "arguments", "http_status", "error_type", "rpc_code"),
+    [
+        ("no_such_tool", {}, 400, "-32602", "-32602"),  # JSON-RPC error
+        ("lookup_fact", {"key": "no-such-fact"}, 200, "tool_error", None),  # isError result
+    ],
 )
-def test_failing_call_records_error_type_and_error_status(recorder, tool, error_type, rpc_code):
-    asyncio.run(recorder.instrumentation.wrap(answer)(tools_call(tool)))
+def test_failing_call_records_error_type_and_error_status(recorder, tool, arguments, http_status, error_type, rpc_code):
+    (response,) = recorder.send(tools_call(tool, arguments=arguments))
+    assert response.status_code == http_status
     (span,) = recorder.finished()
+    assert span.attributes["gen_ai.tool.name"] == tool
     assert span.attributes["error.type"] == error_type
     assert span.attributes.get("rpc.response.status_code") == rpc_code
     assert span.status.status_code is StatusCode.ERROR
 
 
-def test_handler_exception_records_error_type_and_propagates(recorder):
+def test_protocol_errors_are_failures_of_the_method(recorder):
+    responses = recorder.send(
+        {"jsonrpc": "2.0", "id": 1, "method": "no/such/method-" + "x" * 40, "params": {"_meta": META}},
+        # modern, but _meta lacks the required client capabilities
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}},
+    )
+    assert [r.status_code for r in responses] == [404, 400]
+    unknown, missing_meta = recorder.finished()
+    assert unknown.name == "_OTHER" and unknown.attributes["mcp.method.name"] == "_OTHER"  # no cardinality blow-up
+    assert unknown.attributes["error.type"] == "-32601"
+    assert missing_meta.attributes["mcp.method.name"] == "tools/list"
+    assert missing_meta.attributes["error.type"] == "-32602"
+
+
+def test_middleware_exception_records_error_type_and_propagates(recorder):
+    async def crash(exchange):
+        raise RuntimeError("boom")
+
+    exchange = Exchange(headers={}, message=tools_call("echo"))
     with pytest.raises(RuntimeError, match="boom"):
-        asyncio.run(recorder.instrumentation.wrap(answer)(tools_call("crash")))
+        asyncio.run(recorder.instrumentation.middleware(exchange, crash))
     (span,) = recorder.finished()
     assert span.attributes["error.type"] == "RuntimeError"
     assert span.status.status_code is StatusCode.ERROR
@@ -164,16 +201,21 @@ def test_handler_exception_records_error_type_and_propagates(recorder):
 
 
 def test_no_span_leaks_between_requests(recorder):
-    handler = recorder.instrumentation.wrap(answer)
     other_trace = "0af7651916cd43dd8448eb211c80319c"
 
     async def sequence():
-        await handler(tools_call("echo", 1))
-        assert not trace.get_current_span().get_span_context().is_valid  # detached after the request
-        await handler(tools_call("echo", 2, meta={"traceparent": f"00-{other_trace}-b7ad6b7169203331-01"}))
-        await handler(tools_call("echo", 3, meta={}))  # no trace context: a fresh trace
-        await asyncio.gather(*(handler(tools_call("echo", n)) for n in range(4, 8)))
-        assert not trace.get_current_span().get_span_context().is_valid
+        async with recorder.client() as client:
+
+            async def send(message):
+                return await client.post("/mcp", json=message, headers=headers_for(message))
+
+            await send(tools_call("whoami", 1))
+            assert not trace.get_current_span().get_span_context().is_valid  # detached after the request
+            await send(tools_call("whoami", 2, meta={**META, "traceparent": f"00-{other_trace}-b7ad6b7169203331-01"}))
+            no_context = {k: v for k, v in META.items() if k not in ("traceparent", "tracestate")}
+            await send(tools_call("whoami", 3, meta=no_context))  # no trace context: a fresh trace
+            await asyncio.gather(*(send(tools_call("whoami", n)) for n in range(4, 8)))
+            assert not trace.get_current_span().get_span_context().is_valid
 
     asyncio.run(sequence())
     spans = {span.attributes["jsonrpc.request.id"]: span for span in recorder.finished()}
@@ -186,46 +228,39 @@ def test_no_span_leaks_between_requests(recorder):
 
 
 def test_malformed_traceparent_starts_a_new_trace(recorder):
-    asyncio.run(recorder.instrumentation.wrap(answer)(tools_call("echo", meta={"traceparent": "00-zz-yy-01"})))
+    recorder.send(tools_call("whoami", meta={**META, "traceparent": "00-zz-yy-01"}))
     (span,) = recorder.finished()
     assert span.parent is None and span.context.trace_id != int(TRACE_ID, 16)
 
 
-def test_other_methods_are_named_after_the_method_and_target(recorder):
-    async def ok(message):
-        return {"jsonrpc": "2.0", "id": message.get("id"), "result": {}}
-
-    handler = recorder.instrumentation.wrap(ok)
-    messages = [
-        {"jsonrpc": "2.0", "id": "a", "method": "resources/read", "params": {"uri": "fact://sun", "_meta": META}},
-        {"jsonrpc": "2.0", "id": "b", "method": "prompts/get", "params": {"name": "greet", "_meta": META}},
-        {"jsonrpc": "2.0", "id": 3, "method": "initialize", "params": {"protocolVersion": "2025-11-25"}},
+def test_other_methods_legacy_requests_and_notifications(recorder):
+    recorder.send(
+        {"jsonrpc": "2.0", "id": "a", "method": "resources/read", "params": {"uri": "fact://mcp", "_meta": META}},
+        {"jsonrpc": "2.0", "id": 3, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+        {"jsonrpc": "2.0", "id": 4, "method": "tools/list"},  # legacy, no headers
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
-    ]
-    for message in messages:
-        asyncio.run(handler(message))
-    read, prompt, initialize, notification = recorder.finished()
-    assert read.name == "resources/read" and read.attributes["mcp.resource.uri"] == "fact://sun"
-    assert prompt.name == "prompts/get greet" and prompt.attributes["gen_ai.prompt.name"] == "greet"
-    assert initialize.attributes["mcp.protocol.version"] == "2025-11-25"
+    )
+    read, initialize, legacy_list, notification = recorder.finished()
+    assert read.name == "resources/read" and read.attributes["mcp.resource.uri"] == "fact://mcp"
+    assert "error.type" not in read.attributes
+    assert initialize.name == "initialize" and initialize.attributes["mcp.protocol.version"] == "2025-11-25"
+    assert legacy_list.attributes["mcp.protocol.version"] == "2025-03-26"  # legacy default without a header
     assert notification.name == "notifications/initialized"
     assert "jsonrpc.request.id" not in notification.attributes
 
 
 def test_duration_metric_by_tool_and_outcome(recorder):
-    handler = recorder.instrumentation.wrap(answer)
-
-    async def calls():
-        for tool in ("echo", "echo", "echo", "unknown", "broken"):
-            await handler(tools_call(tool))
-
-    asyncio.run(calls())
+    recorder.send(
+        *(tools_call("echo", n, arguments={"text": "x"}) for n in range(3)),
+        tools_call("no_such_tool"),
+        tools_call("lookup_fact", arguments={"key": "no-such-fact"}),
+    )
     counts = {
         (p.attributes["gen_ai.tool.name"], p.attributes.get("error.type", "ok")): p.count
         for p in recorder.duration_points()
     }
-    assert counts == {("echo", "ok"): 3, ("unknown", "-32602"): 1, ("broken", "tool_error"): 1}
-    assert all(p.attributes["mcp.method.name"] == "tools/call" and p.sum >= 0 for p in recorder.duration_points())
+    assert counts == {("echo", "ok"): 3, ("no_such_tool", "-32602"): 1, ("lookup_fact", "tool_error"): 1}
+    assert all(p.attributes["mcp.method.name"] == "tools/call" and p.sum > 0 for p in recorder.duration_points())
 
 
 def test_service_name_and_instance_come_from_the_slot_and_instance_id():
@@ -240,137 +275,19 @@ def test_service_name_and_instance_come_from_the_slot_and_instance_id():
 
 def test_without_a_connection_string_nothing_is_wrapped_or_imported():
     assert telemetry.setup({}) is None
-    assert telemetry.instrument(answer, None) is answer
+    assert telemetry.message_middleware({}) == []
     # In a fresh interpreter: loading the app with telemetry off must not import
-    # the exporter or the OpenTelemetry SDK (the mcp SDK imports only the API).
+    # the exporter or the OpenTelemetry SDK (the mcp SDK imports only the API),
+    # and the transport's handler must be the dispatcher itself, unwrapped.
     probe = (
-        "import sys, json, app.main, app.telemetry as t;"
+        "import sys, json, app.main as m;"
         "print(json.dumps({'azure': 'azure.monitor.opentelemetry' in sys.modules,"
         " 'sdk': 'opentelemetry.sdk' in sys.modules,"
-        " 'setup': t.setup() is None}))"
+        " 'unwrapped': m.app.mcp.handler == m.app.dispatcher.handle}))"
     )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT_ROOT)}
     result = subprocess.run(
         [sys.executable, "-c", probe], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"azure": False, "sdk": False, "setup": True}
-
-
-# --- end to end: the real server, the real Azure Monitor exporter, a local ingestion endpoint ---
-
-
-class FakeIngestion:
-    """Stands in for the Application Insights ingestion (and live metrics) endpoint on 127.0.0.1."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[dict] = []
-        self._lock = threading.Lock()
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                received = 0
-                if self.path.startswith("/v2.1/track") or self.path.startswith("/v2/track"):
-                    items = json.loads(body)
-                    items = items if isinstance(items, list) else [items]
-                    with outer._lock:
-                        outer.envelopes.extend(items)
-                    received = len(items)
-                answer = json.dumps({"itemsReceived": received, "itemsAccepted": received, "errors": []}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def of_type(self, base_type: str) -> list[dict]:
-        with self._lock:
-            return [e for e in self.envelopes if e.get("data", {}).get("baseType") == base_type]
-
-    def wait_for(self, predicate, timeout: float = 20.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if found := predicate():
-                return found
-            time.sleep(0.1)
-        raise AssertionError(f"ingestion endpoint never received the expected telemetry; got {self.envelopes!r}")
-
-
-def post_mcp(url: str, message: dict) -> httpx.Response:
-    headers = {
-        "Accept": "application/json, text/event-stream",
-        "Content-Type": "application/json",
-        "MCP-Protocol-Version": "2026-07-28",
-        "Mcp-Method": message["method"],
-    }
-    if message["method"] == "tools/call":
-        headers["Mcp-Name"] = message["params"]["name"]
-    return httpx.post(url, json=message, headers=headers, timeout=10)
-
-
-def test_end_to_end_requests_rows_carry_the_workbook_contract():
-    ingestion = FakeIngestion()
-    env = {
-        telemetry.CONNECTION_STRING_ENV: "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
-        f"IngestionEndpoint={ingestion.url};LiveEndpoint={ingestion.url}",
-        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",  # statsbeat would go to Microsoft's endpoint
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-        "OTEL_METRIC_EXPORT_INTERVAL": "500",
-        "MCP_SLOT_NAME": "staging",
-        "WEBSITE_INSTANCE_ID": "instance-e2e",
-    }
-    try:
-        with running_server(env=env) as server:
-            meta = {**META, "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"}}
-            echo = tools_call("echo", 11, meta=meta)
-            echo["params"]["arguments"] = {"text": "hi"}
-            ok = post_mcp(server.mcp_url, echo)
-            assert ok.status_code == 200, ok.text
-            bad = post_mcp(server.mcp_url, tools_call("no_such_tool", 12, meta=meta))
-            assert bad.status_code == 400, bad.text
-            httpx.get(server.url + "/health", timeout=5)
-
-            def mcp_requests():
-                rows = [e for e in ingestion.of_type("RequestData") if "mcp.method.name" in e["data"]["baseData"].get("properties", {})]
-                return rows if len(rows) >= 2 else None
-
-            requests_rows = ingestion.wait_for(mcp_requests)
-            metric_rows = ingestion.wait_for(
-                lambda: [
-                    e
-                    for e in ingestion.of_type("MetricData")
-                    if e["data"]["baseData"]["metrics"][0]["name"] == telemetry.METRIC_OPERATION_DURATION
-                ]
-            )
-            time.sleep(0.5)  # anything else (duplicates, /health) would have been flushed by now
-    finally:
-        ingestion.server.shutdown()
-
-    all_requests = ingestion.of_type("RequestData")
-    assert len(all_requests) == 2, [r["data"]["baseData"]["name"] for r in all_requests]  # one per MCP message, none for /health
-    by_id = {r["data"]["baseData"]["properties"]["jsonrpc.request.id"]: r for r in requests_rows}
-    ok_row, bad_row = by_id["11"], by_id["12"]
-    for row in (ok_row, bad_row):
-        assert row["tags"]["ai.operation.id"] == TRACE_ID
-        assert row["tags"]["ai.operation.parentId"] == CALLER_SPAN_ID
-        assert row["tags"]["ai.cloud.role"] == "mcp-server-staging"
-        assert row["tags"]["ai.cloud.roleInstance"] == "instance-e2e"
-    assert ok_row["data"]["baseData"]["name"] == "tools/call echo"
-    assert ok_row["data"]["baseData"]["success"] is True
-    assert ok_row["data"]["baseData"]["properties"]["gen_ai.tool.name"] == "echo"
-    assert ok_row["data"]["baseData"]["properties"]["mcp.protocol.version"] == "2026-07-28"
-    assert bad_row["data"]["baseData"]["success"] is False
-    assert bad_row["data"]["baseData"]["properties"]["error.type"] == "-32602"
-    tools = {m["data"]["baseData"]["properties"].get("gen_ai.tool.name") for m in metric_rows}
-    assert {"echo", "no_such_tool"} <= tools
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"azure": False, "sdk": False, "unwrapped": True}

@@ -786,3 +786,77 @@ def test_whitespace_around_routing_header_values_is_not_part_of_them(world: Worl
         status, _, answer = rawhttp.read_response(sock, timeout=10)
     assert status == 200, answer
     assert json.loads(answer)["result"]["isError"] is False
+
+
+# ----------------------------------------------------------------------------------------------
+# Handshake-era clients: served statelessly, never given a session
+
+
+@st.composite
+def legacy_requests(draw, w_tools: tuple[str, ...]) -> tuple[dict, dict[str, str], Expect]:
+    version = draw(st.sampled_from(LEGACY[:3]))
+    rid = draw(request_ids())
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if draw(st.booleans()):
+        headers["MCP-Protocol-Version"] = version  # sent after initialize; absent on initialize itself
+    method = draw(st.sampled_from(["initialize", "tools/list", "tools/call", "resources/list", "ping", "x/unknown"]))
+    params: dict[str, Any] = {}
+    if method == "initialize":
+        headers.pop("MCP-Protocol-Version", None)
+        params = {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "legacy", "version": "1"}}
+    elif method == "tools/call":
+        params = {"name": "whoami", "arguments": {}}
+    body = {"jsonrpc": "2.0", "id": rid, "method": method, **({"params": params} if params else {})}
+    if method == "x/unknown":
+        # Handshake-era transports answer JSON-RPC errors with HTTP 200 (a 404 means "session gone" to them).
+        expect = Expect.error("legacy unknown method", -32601, status=200)
+    else:
+        expect = Expect(why=f"legacy {method}")
+    return body, headers, expect
+
+
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_legacy_requests_are_served_without_a_session(world: World, data: st.DataObject) -> None:
+    body, headers, expect = data.draw(legacy_requests(tuple(world.tools)))
+    response = world.client.post(world.url, content=encode(body), headers=headers)
+    assert "mcp-session-id" not in response.headers, response.headers
+    assert response.status_code == expect.status, response.text
+    answer = response.json()
+    assert answer["id"] == body["id"] and type(answer["id"]) is type(body["id"]), answer
+    if expect.codes:
+        assert answer["error"]["code"] in expect.codes, answer
+    elif body["method"] == "initialize":
+        assert answer["result"]["protocolVersion"] == body["params"]["protocolVersion"], answer
+        assert "tools" in answer["result"]["capabilities"], answer
+    else:
+        assert "result" in answer and not answer["result"].get("isError"), answer
+
+
+# ----------------------------------------------------------------------------------------------
+# Request heads: bounded like bodies (uvicorn/httptools alone would buffer any size)
+
+MAX_HEAD_BYTES = 64 * 1024
+
+
+@pytest.mark.parametrize("pad", [MAX_HEAD_BYTES + 1024, ONE_MIB, 16 * ONE_MIB])
+def test_oversized_request_heads_are_refused(world: World, pad: int) -> None:
+    body = encode(rpc("tools/list", id="big-head"))
+    headers = {**headers_for(rpc("tools/list")), "X-Padding": "a" * pad}
+    with rawhttp.connect(world.url) as sock:
+        try:
+            sock.sendall(rawhttp.request_head(world.url, headers, len(body)) + body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused while still sending: the server stopped reading, as it should
+        try:
+            status, _, answer = rawhttp.read_response(sock, timeout=10)
+        except ConnectionError:
+            status, answer = None, b""  # closed without a response is a refusal too
+    assert status in (None, 400, 431), f"a {pad}-byte header was accepted: HTTP {status} {answer[:200]!r}"
+
+
+def test_request_heads_under_the_limit_are_served(world: World) -> None:
+    body = rpc("tools/list", id="fat-head")
+    headers = {**headers_for(body), "X-Padding": "a" * (MAX_HEAD_BYTES // 2)}
+    check_answer(world.client.post(world.url, content=encode(body), headers=headers), Expect.ok("32 KiB head"),
+                 "fat-head")

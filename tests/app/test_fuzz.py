@@ -78,6 +78,7 @@ class World:
     handles: list[str] = field(default_factory=list)
     foreign_handle: str = ""
     known_methods: frozenset[str] = frozenset()
+    prompts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # name -> declared arguments
 
 
 def _post_ok(client: httpx.Client, url: str, body: dict) -> dict:
@@ -138,6 +139,9 @@ def world() -> Iterator[World]:
             capabilities=discover["capabilities"],
             known_methods=frozenset(known),
         )
+        if "prompts" in discover["capabilities"]:
+            listed = _post_ok(client, url, rpc("prompts/list"))["prompts"]
+            w.prompts = {prompt["name"]: prompt.get("arguments", []) for prompt in listed}
         w.handles = [_mint_handle(client, url, tools, add) for add in (1, 2)]
         with httpx.Client(timeout=30) as other:
             w.foreign_handle = _mint_handle(other, foreign.mcp_url, tools, 1)
@@ -202,9 +206,17 @@ def valid_arguments(draw, w: World, tool: str) -> dict[str, Any]:
 
 @st.composite
 def valid_request(draw, w: World) -> dict:
-    method = draw(st.sampled_from([*LIST_METHODS, "tools/call", "tools/call", "tools/call", "resources/read"]))
+    prompt_methods = ["prompts/list", "prompts/get"] if w.prompts else []
+    method = draw(st.sampled_from([*LIST_METHODS, "tools/call", "tools/call", "tools/call", "resources/read",
+                                   *prompt_methods]))
     params: dict[str, Any] = {}
-    if method == "tools/call":
+    if method == "prompts/get":
+        name = draw(st.sampled_from(sorted(w.prompts)))
+        keys = [uri.split("://", 1)[1] for uri in w.fact_uris]
+        params = {"name": name, "arguments": {
+            a["name"]: draw(st.sampled_from(keys)) if a["name"] == "key" else draw(any_text(30))
+            for a in w.prompts[name] if a.get("required") or draw(st.booleans())}}
+    elif method == "tools/call":
         tool = draw(st.sampled_from(sorted(w.tools)))
         params = {"name": tool, "arguments": valid_arguments(draw, w, tool)}
     elif method == "resources/read":
@@ -450,9 +462,11 @@ def m_unsupported_version(draw, w, base, headers, rid):
 
 
 def m_unknown_tool(draw, w, base, headers, rid):
-    name = draw(st.one_of(header_safe_text(), any_text(40)).filter(lambda n: n not in w.tools))
-    body = rpc("tools/call", {"name": name, "arguments": {}}, id=rid)
-    return _case(Expect.error(f"unknown tool {name!r}", -32602), body, headers_for(body), rid)
+    method = draw(st.sampled_from(["tools/call", "prompts/get"] if w.prompts else ["tools/call"]))
+    known = w.tools if method == "tools/call" else w.prompts
+    name = draw(st.one_of(header_safe_text(), any_text(40)).filter(lambda n: n not in known))
+    body = rpc(method, {"name": name, "arguments": {}}, id=rid)
+    return _case(Expect.error(f"{method}: unknown name {name!r}", -32602), body, headers_for(body), rid)
 
 
 def _tool_argument_error(why: str, mentions: tuple[str, ...] = ()) -> Expect:

@@ -91,7 +91,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_FILE = ROOT / "Pulumi.yaml"
@@ -360,6 +360,8 @@ class Harness:
         wire_config = {_namespaced(k, self.project): _wire_value(v) for k, v in (config or {}).items()}
         set_all_config(wire_config, [_namespaced(k, self.project) for k in secret_keys])
         pulumi_settings.ROOT.set(None)
+        # An earlier asyncio.run() in the same process (the app tests) leaves no current loop.
+        _ensure_event_loop()
         pulumi_mocks.set_mocks(mocks, project=self.project, stack=STACK_NAME, preview=preview, monitor=monitor)
         stack = pulumi_settings.get_root_resource()
         outputs: dict[str, Export] = {}

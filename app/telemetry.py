@@ -1,9 +1,9 @@
 """Traces and metrics for MCP messages, exported to Application Insights.
 
 Telemetry is on only when ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set.
-Otherwise nothing is imported beyond the standard library (no OpenTelemetry,
-no Azure exporter) and the transport's handler is left unwrapped, so a local
-start and every request pay nothing for it.
+Otherwise nothing is imported beyond the standard library (no OpenTelemetry
+SDK, no Azure exporter: importing the distro alone takes ~2 s) and no
+middleware is installed, so a local start and every request pay nothing.
 
 When on, ``azure-monitor-opentelemetry`` (the Azure Monitor OpenTelemetry
 distro) exports, per MCP message, one SERVER span (-> a ``requests`` row)
@@ -12,14 +12,16 @@ that continues the caller's trace from ``params._meta.traceparent`` /
 conventions: span name ``"{mcp.method.name} {target}"``, attributes
 ``mcp.method.name``, ``gen_ai.tool.name`` (tools/call), ``gen_ai.prompt.name``
 (prompts/get), ``mcp.resource.uri`` (resources/read), ``mcp.protocol.version``,
-``jsonrpc.request.id``, ``http.response.status_code``, and on failure
-``error.type`` (the JSON-RPC error code as text, ``tool_error`` for an
-``isError`` tool result, or the exception class) plus
-``rpc.response.status_code`` and span status ERROR. The HTTP
-span of the transport, if any, is linked, not made the parent (MCP and HTTP
-contexts are independent). Metric: histogram
-``mcp.server.operation.duration`` (seconds) by method, tool and ``error.type``
-(absent = success): its count is the tool call count.
+``jsonrpc.request.id``, and on failure ``error.type`` (the JSON-RPC error code
+as text, ``tool_error`` for an ``isError`` tool result, or the exception
+class), ``rpc.response.status_code`` and span status ERROR (-> ``success``
+false). The exporter drops ``error.type`` and ``rpc.*`` from customDimensions,
+so the span also carries them as ``mcp.error.type`` and ``jsonrpc.error.code``.
+Method names the server does not know are recorded as ``_OTHER``. The
+ambient span, if any, is linked, not made the parent (MCP and HTTP contexts
+are independent). Metric: histogram ``mcp.server.operation.duration``
+(seconds) by ``mcp.method.name``, ``gen_ai.tool.name`` and ``error.type``
+(absent = success): its count is the tool call count, unsampled.
 
 Resource: ``service.name`` = ``"mcp-server-<slot>"`` with slot =
 ``MCP_SLOT_NAME`` (production / staging / local) -> ``cloud_RoleName``, so
@@ -28,19 +30,26 @@ the workbook splits production from staging; ``service.instance.id`` =
 with ``components/workbook.py`` (repeated there, since ``components`` never
 imports ``app``; ``tests/app/test_telemetry.py`` checks they agree).
 
-Why a wrapper of our own: the ``mcp`` SDK's ``OpenTelemetryMiddleware`` (same
-attribute names) runs only inside the SDK's dispatcher, which the app's lean
-stateless transport bypasses for speed; so the span is made here, as the
+Why a middleware of our own: the ``mcp`` SDK's ``OpenTelemetryMiddleware``
+(same attribute names) runs only inside the SDK's dispatcher, which the app's
+lean stateless transport bypasses for speed; so the span is made here, as the
 dispatcher's per-message middleware (``app.main.create_app(message_middleware=...)``),
 reading the outcome the dispatcher records on the ``Exchange``.
 
-The FastAPI instrumentation is off: /health is probed by App Service on every
-instance, and a request row per probe is cost without insight; instance
-liveness shows in the performance counters the distro sends per instance.
+Other telemetry: FastAPI (>= 0.165) traces its own routes through the global
+tracer provider, so ``/`` and App Service's ``/health`` probes appear as
+``GET /health`` rows without ``mcp.method.name`` (the workbook's MCP panels
+ignore them); the contrib FastAPI instrumentation is off so they are not
+traced twice. The distro also sends performance counters per instance and
+live metrics. Its default sampler keeps about 5 traces per second per
+process; ``requests`` rows then carry ``itemCount`` > 1 (the workbook sums
+it). Set ``OTEL_TRACES_SAMPLER`` (e.g. ``always_on``) as an app setting to
+change that.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -55,6 +64,11 @@ ATTR_PROTOCOL_VERSION = "mcp.protocol.version"
 ATTR_REQUEST_ID = "jsonrpc.request.id"
 ATTR_ERROR_TYPE = "error.type"
 ATTR_RPC_STATUS_CODE = "rpc.response.status_code"
+# The Azure Monitor exporter leaves `error.type` and every `rpc.*` attribute
+# out of a request's customDimensions (it treats them as standard fields), so
+# the span carries copies under names it keeps; metrics keep `error.type`.
+DIM_ERROR_TYPE = "mcp.error.type"
+DIM_ERROR_CODE = "jsonrpc.error.code"
 SERVICE_NAME_PREFIX = "mcp-server-"
 METRIC_OPERATION_DURATION = "mcp.server.operation.duration"
 
@@ -62,7 +76,6 @@ METRIC_OPERATION_DURATION = "mcp.server.operation.duration"
 ATTR_PROMPT = "gen_ai.prompt.name"
 ATTR_RESOURCE_URI = "mcp.resource.uri"
 ATTR_OPERATION = "gen_ai.operation.name"
-ATTR_HTTP_STATUS = "http.response.status_code"  # alone (no http.request.method) the exporter keeps the MCP span name
 TOOL_ERROR = "tool_error"
 _PROTOCOL_VERSION_META = "io.modelcontextprotocol/protocolVersion"
 # Bucket boundaries the MCP semantic conventions recommend for operation durations.
@@ -116,6 +129,9 @@ def setup(environ: Mapping[str, str] = os.environ) -> McpInstrumentation | None:
     from opentelemetry import metrics, trace
     from opentelemetry.sdk.resources import Resource
 
+    # The Azure SDK logs every export at INFO; exported, those logs would feed
+    # themselves (each export logs, each log is exported).
+    logging.getLogger("azure").setLevel(logging.WARNING)
     # The distro also runs the Azure VM detector, which probes the instance
     # metadata endpoint (seconds of start-up delay off a VM); this runs on App Service.
     os.environ.setdefault("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "azure_app_service")
@@ -162,18 +178,16 @@ def _outcome(exchange: Any, exception: BaseException | None) -> tuple[str, dict[
         attributes[ATTR_PROTOCOL_VERSION] = _capped(exchange.protocol_version)
     if exchange.request_id is not None:
         attributes[ATTR_REQUEST_ID] = str(exchange.request_id)
-    if exchange.status:
-        attributes[ATTR_HTTP_STATUS] = exchange.status
     error_type, description = None, ""
     if exception is not None:
         error_type, description = type(exception).__qualname__, str(exception)
     elif exchange.error_code is not None:
-        error_type = attributes[ATTR_RPC_STATUS_CODE] = str(exchange.error_code)
+        error_type = attributes[ATTR_RPC_STATUS_CODE] = attributes[DIM_ERROR_CODE] = str(exchange.error_code)
         description = f"JSON-RPC error {exchange.error_code}"
     elif exchange.tool_error:
         error_type, description = TOOL_ERROR, "tool result has isError"
     if error_type is not None:
-        attributes[ATTR_ERROR_TYPE] = error_type
+        attributes[ATTR_ERROR_TYPE] = attributes[DIM_ERROR_TYPE] = error_type
     return (f"{method} {target}" if target else method), attributes, error_type, description[:_MAX_NAME]
 
 

@@ -18,16 +18,18 @@ never imports ``app``, so the names are repeated there and a test in
   ``customDimensions`` carry the OpenTelemetry MCP semantic-convention
   attributes ``mcp.method.name``, ``gen_ai.tool.name`` (tools/call),
   ``mcp.protocol.version``, ``jsonrpc.request.id`` and, on failure,
-  ``error.type`` (JSON-RPC error code as text, or ``tool_error`` for an
-  ``isError`` tool result) and ``rpc.response.status_code`` (the JSON-RPC
-  code). ``success`` is false exactly when ``error.type`` is set. Only MCP
-  spans carry ``mcp.method.name``; the workbook filters on it.
+  ``mcp.error.type`` (JSON-RPC error code as text, ``tool_error`` for an
+  ``isError`` tool result, or an exception class) and ``jsonrpc.error.code``
+  (the JSON-RPC code): copies of the semconv ``error.type`` and
+  ``rpc.response.status_code``, which the Azure Monitor exporter leaves out of
+  customDimensions. ``success`` is false exactly on failure. Only MCP spans
+  carry ``mcp.method.name``; the workbook filters on it.
 - ``cloud_RoleName`` = ``service.name`` = ``"mcp-server-<slot>"`` where slot is
   ``MCP_SLOT_NAME`` (production / staging / local); ``cloud_RoleInstance`` =
   ``service.instance.id`` = ``WEBSITE_INSTANCE_ID``.
 - histogram ``mcp.server.operation.duration`` (seconds) -> ``customMetrics``
-  rows with ``valueCount``/``valueSum``/``valueMax`` and the same
-  ``mcp.method.name``, ``gen_ai.tool.name``, ``error.type`` dimensions.
+  rows with ``valueCount``/``valueSum``/``valueMax`` and dimensions
+  ``mcp.method.name``, ``gen_ai.tool.name`` and ``error.type`` (absent = ok).
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ ATTR_METHOD = "mcp.method.name"
 ATTR_TOOL = "gen_ai.tool.name"
 ATTR_PROTOCOL_VERSION = "mcp.protocol.version"
 ATTR_REQUEST_ID = "jsonrpc.request.id"
-ATTR_ERROR_TYPE = "error.type"
-ATTR_RPC_STATUS_CODE = "rpc.response.status_code"
+ATTR_ERROR_TYPE = "error.type"  # on the metric
+DIM_ERROR_TYPE = "mcp.error.type"  # on requests rows (the exporter drops error.type there)
+DIM_ERROR_CODE = "jsonrpc.error.code"  # on requests rows (the exporter drops rpc.*)
 SERVICE_NAME_PREFIX = "mcp-server-"
 METRIC_OPERATION_DURATION = "mcp.server.operation.duration"
 
@@ -77,7 +80,7 @@ MCP_REQUESTS = f"""let mcp = requests
 | extend operation = iff(isempty(tool), method, strcat(method, " ", tool))
 | extend slot = replace_string(cloud_RoleName, "{SERVICE_NAME_PREFIX}", "")
 | extend failed = not(tobool(success))
-| extend error_type = {_dim(ATTR_ERROR_TYPE)}, rpc_code = {_dim(ATTR_RPC_STATUS_CODE)};
+| extend error_type = {_dim(DIM_ERROR_TYPE)}, rpc_code = {_dim(DIM_ERROR_CODE)};
 """
 
 

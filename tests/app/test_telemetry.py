@@ -113,7 +113,8 @@ def test_contract_with_the_workbook_is_the_same_on_both_sides():
         "ATTR_PROTOCOL_VERSION",
         "ATTR_REQUEST_ID",
         "ATTR_ERROR_TYPE",
-        "ATTR_RPC_STATUS_CODE",
+        "DIM_ERROR_TYPE",
+        "DIM_ERROR_CODE",
         "SERVICE_NAME_PREFIX",
         "METRIC_OPERATION_DURATION",
     ):
@@ -135,7 +136,6 @@ def test_tools_call_continues_the_trace_from_meta_with_mcp_attributes(recorder):
     assert span.attributes["gen_ai.operation.name"] == "execute_tool"
     assert span.attributes["mcp.protocol.version"] == "2026-07-28"
     assert span.attributes["jsonrpc.request.id"] == "7"
-    assert span.attributes["http.response.status_code"] == 200
     assert "error.type" not in span.attributes
     assert span.status.status_code is StatusCode.UNSET
 
@@ -168,8 +168,8 @@ def test_failing_call_records_error_type_and_error_status(recorder, tool, argume
     assert response.status_code == http_status
     (span,) = recorder.finished()
     assert span.attributes["gen_ai.tool.name"] == tool
-    assert span.attributes["error.type"] == error_type
-    assert span.attributes.get("rpc.response.status_code") == rpc_code
+    assert span.attributes["error.type"] == span.attributes["mcp.error.type"] == error_type
+    assert span.attributes.get("rpc.response.status_code") == span.attributes.get("jsonrpc.error.code") == rpc_code
     assert span.status.status_code is StatusCode.ERROR
 
 

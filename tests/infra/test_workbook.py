@@ -191,7 +191,7 @@ def test_rate_and_latency_percentiles_by_method_and_tool(content):
 def test_failures_by_tool_and_error_code(content):
     query = item(content, "failures-by-error-code")["content"]["query"]
     assert re.search(r"by method, tool, error_type, rpc_code", query)
-    assert 'customDimensions["error.type"]' in query and 'customDimensions["rpc.response.status_code"]' in query
+    assert 'customDimensions["mcp.error.type"]' in query and 'customDimensions["jsonrpc.error.code"]' in query
     assert "failure_pct" in item(content, "failure-rate-by-tool")["content"]["query"]
 
 

@@ -261,10 +261,10 @@ def _failures() -> dict[str, Any]:
 def _slots() -> dict[str, Any]:
     summary = MCP_REQUESTS + """mcp
 | summarize requests = sum(itemCount), failures = sumif(itemCount, failed), p95_ms = percentile(duration, 95),
-    instances = dcount(cloud_RoleInstance), versions = make_set(application_Version, 8), last_seen = max(timestamp)
+    instances = dcount(cloud_RoleInstance), last_seen = max(timestamp)
     by slot
 | extend failure_pct = round(100.0 * failures / requests, 2)
-| project slot, requests, failure_pct, p95_ms, instances, versions, last_seen"""
+| project slot, requests, failure_pct, p95_ms, instances, last_seen"""
     over_time = MCP_REQUESTS + f"""mcp
 | summarize requests = sum(itemCount) by bin(timestamp, {_GRAIN}), slot
 | order by timestamp asc"""

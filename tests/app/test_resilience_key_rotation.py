@@ -8,6 +8,7 @@ app-setting change is; a handle minted before the restart is presented after it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -101,3 +102,13 @@ def test_two_processes_with_the_same_ring_continue_each_others_handles(client: h
             expected += add
             assert total == expected, f"step {step} on process {step % 2}: total {total}, expected {expected}"
         assert len(served_by) == 2, f"both processes should have served (X-Served-By): {served_by}"
+
+
+def test_a_handle_past_its_lifetime_is_refused_as_expired_on_any_process(client: httpx.Client) -> None:
+    env = {"MCP_HANDLE_KEYS": KEY_A, "MCP_HANDLE_TTL_SECONDS": "1"}
+    with running_server(env=env) as minting, running_server(env=env) as other:
+        _, handle = _tally(client, minting.mcp_url, 1, None)
+        time.sleep(2.2)  # handles carry whole-second expiries: past 1 s of lifetime for certain
+        for server in (minting, other):
+            message = _refused(client, server.mcp_url, handle)
+            assert "expired" in message.lower(), message

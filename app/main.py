@@ -27,8 +27,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app import telemetry
 from app.handles import HandleCodec
-from app.http_timeouts import read_timeout_seconds
 from app.mcp_server import INSTRUCTIONS, SERVER_NAME, SERVER_VERSION, build_mcp_server
 from app.primes import PrimeWorkers
 from app.protocol import SUPPORTED_VERSIONS, Dispatcher, MessageMiddleware, chain
@@ -41,9 +41,10 @@ MCP_PATH = "/mcp"
 class Router:
     """Top-level ASGI callable: /mcp to the MCP transport, the rest to FastAPI (with X-Served-By)."""
 
-    def __init__(self, mcp: McpTransport, api: FastAPI, served_by: str) -> None:
+    def __init__(self, mcp: McpTransport, api: FastAPI, dispatcher: Dispatcher, served_by: str) -> None:
         self.mcp = mcp
         self.api = api
+        self.dispatcher = dispatcher
         self._served_by = (b"x-served-by", served_by.encode("latin-1", "replace"))
 
     async def __call__(self, scope, receive, send) -> None:
@@ -100,14 +101,11 @@ def create_app(
         return identity
 
     transport = McpTransport(
-        chain(dispatcher.handle, list(message_middleware or [])),
-        settings.origin_allowed,
-        settings.instance_id,
-        read_timeout_s=read_timeout_seconds(os.environ if environ is None else environ),
+        chain(dispatcher.handle, list(message_middleware or [])), settings.origin_allowed, settings.instance_id
     )
-    router = Router(transport, api, settings.instance_id)
-    router.dispatcher = dispatcher  # type: ignore[attr-defined]
-    return router
+    return Router(transport, api, dispatcher, settings.instance_id)
 
 
-app = create_app()
+# Telemetry (app.telemetry) contributes its per-message middleware only when
+# APPLICATIONINSIGHTS_CONNECTION_STRING is set; otherwise the list is empty and nothing is wrapped.
+app = create_app(message_middleware=telemetry.message_middleware())

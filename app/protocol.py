@@ -32,10 +32,10 @@ import base64
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError, UnexpectedToolError
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import (
@@ -105,8 +105,6 @@ class Exchange:
     error_code: int | None = None
     tool_error: bool = False
     status: int = 0
-    attributes: dict[str, Any] = field(default_factory=dict)
-    """Free slot for wrappers (e.g. a span) to carry state through the call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +146,9 @@ class Dispatcher:
 
     def __init__(self, server: MCPServer, server_info: dict[str, str], instructions: str | None) -> None:
         self._server = server
+        # One context for every call: this service's tools and resources use no per-request context (no
+        # progress, no elicitation, no notifications), and building a fresh one costs a third of a call_tool.
+        self._context: Context = Context(mcp_server=server)
         self._server_info = server_info
         self._instructions = instructions
         self._result_meta = {SERVER_INFO_META_KEY: server_info}
@@ -184,12 +185,12 @@ class Dispatcher:
         ]
         self._tool_names = frozenset(t["name"] for t in tools)
         self._prompt_names = frozenset(p["name"] for p in prompts)
+        # Static catalogue: nothing ever changes while a process runs, so no list-changed notifications.
         capabilities = {
             "tools": {"listChanged": False},
             "resources": {"subscribe": False, "listChanged": False},
             "prompts": {"listChanged": False},
         }
-        self.capabilities = capabilities
         cache_hints = {"ttlMs": LIST_TTL_MS, "cacheScope": "public"}
         discover: dict[str, Any] = {
             "resultType": "complete",
@@ -421,7 +422,7 @@ class Dispatcher:
                 data={"name": name, "tools": sorted(self._tool_names)},
             )
         try:
-            result = await self._server.call_tool(name, arguments)
+            result = await self._server.call_tool(name, arguments, self._context)
         except MCPError as error:
             raise RpcError(error.error.code, error.error.message, error.error.data) from error
         except ToolError as error:
@@ -467,7 +468,7 @@ class Dispatcher:
         if name not in self._prompt_names:
             raise RpcError(INVALID_PARAMS, f"Unknown prompt: {name}", data={"name": name, "prompts": sorted(self._prompt_names)})
         try:
-            result = await self._server.get_prompt(name, arguments)
+            result = await self._server.get_prompt(name, arguments, self._context)
         except MCPError as error:
             raise RpcError(error.error.code, error.error.message, error.error.data) from error
         except ValueError as error:
@@ -482,7 +483,7 @@ class Dispatcher:
             raise RpcError(INVALID_PARAMS, "Invalid params: resources/read requires params.uri (string)")
         exchange.name = uri
         try:
-            contents = await self._server.read_resource(uri)
+            contents = await self._server.read_resource(uri, self._context)
         except ResourceNotFoundError as error:
             raise RpcError(INVALID_PARAMS, f"Resource not found: {uri}", data={"uri": uri}) from error
         except ResourceError as error:

@@ -14,7 +14,8 @@ parsed message to `app.protocol.Dispatcher`:
 4. Body over ``MAX_BODY_BYTES`` (1 MiB) -> 413, decided from
    ``Content-Length`` before reading and by counting while reading (chunked
    bodies), so an oversized body is never held in memory whole.
-   A body that does not arrive within ``MCP_READ_TIMEOUT_SECONDS`` -> 408.
+   (A request that does not arrive within ``MCP_READ_TIMEOUT_SECONDS`` is cut
+   off before it gets here, by `app.http_timeouts`.)
 5. JSON parse, then the dispatcher; its `Reply` is written as
    ``application/json`` (a single object, never SSE: nothing here streams).
 
@@ -23,14 +24,12 @@ Every response carries ``X-Served-By``. Nothing is logged per request.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 
 from mcp.shared.inbound import MCP_METHOD_HEADER, MCP_NAME_HEADER, MCP_PROTOCOL_VERSION_HEADER
 from mcp.types import INVALID_REQUEST
 
-from app.http_timeouts import DEFAULT_READ_TIMEOUT_S
 from app.protocol import Exchange, MessageHandler, Reply
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -57,9 +56,7 @@ class McpTransport:
         origin_allowed: Callable[[str], bool],
         served_by: str,
         max_body_bytes: int = MAX_BODY_BYTES,
-        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
     ) -> None:
-        self._read_timeout = read_timeout_s
         self.handler = handler
         self._origin_allowed = origin_allowed
         self._served_by = served_by.encode("latin-1", "replace")
@@ -118,26 +115,22 @@ class McpTransport:
                 await self._send(send, 413, too_large, extra=[(b"connection", b"close")])
                 return
 
+        # A body that stops arriving is cut off by the server protocol's deadline (app.http_timeouts):
+        # receive() then reports a disconnect, and the client has had its 408.
         chunks: list[bytes] = []
         size = 0
         more = True
-        try:
-            async with asyncio.timeout(self._read_timeout):
-                while more:
-                    event = await receive()
-                    if event["type"] == "http.disconnect":
-                        return
-                    chunk = event.get("body", b"")
-                    size += len(chunk)
-                    if size > self._max_body:
-                        await self._send(send, 413, too_large, extra=[(b"connection", b"close")])
-                        return
-                    chunks.append(chunk)
-                    more = event.get("more_body", False)
-        except TimeoutError:
-            message = f"Request Timeout: the body did not arrive within {self._read_timeout:g} s"
-            await self._send(send, 408, _error_body(INVALID_REQUEST, message), extra=[(b"connection", b"close")])
-            return
+        while more:
+            event = await receive()
+            if event["type"] == "http.disconnect":
+                return
+            chunk = event.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body:
+                await self._send(send, 413, too_large, extra=[(b"connection", b"close")])
+                return
+            chunks.append(chunk)
+            more = event.get("more_body", False)
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
         exchange = Exchange(headers=routing, duplicated_headers=frozenset(duplicated))

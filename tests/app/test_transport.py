@@ -110,6 +110,7 @@ def test_a_body_that_stops_arriving_is_408():
                 reply += chunk
     assert reply.startswith(b"HTTP/1.1 408")
     assert b"did not arrive within 0.5 s" in reply
+    assert b"x-served-by: local" in reply
 
 
 def test_a_connection_that_sends_no_request_head_is_closed():

@@ -158,8 +158,10 @@ class HandleCodec:
 
     def open(self, handle: str) -> Any:
         """Return the state inside ``handle``, or raise a `HandleError` subclass naming the problem."""
-        if not isinstance(handle, str) or len(handle) > MAX_HANDLE_LENGTH:
-            raise MalformedHandle(f"handle is malformed: expected a string of at most {MAX_HANDLE_LENGTH} characters")
+        if not isinstance(handle, str) or len(handle) > MAX_HANDLE_LENGTH or not handle.isascii():
+            raise MalformedHandle(
+                f"handle is malformed: expected an ASCII string of at most {MAX_HANDLE_LENGTH} characters"
+            )
         parts = handle.split(".")
         if len(parts) != 4 or parts[0] != VERSION:
             raise MalformedHandle(
@@ -184,7 +186,7 @@ class HandleCodec:
         except (binascii.Error, ValueError, KeyError, TypeError):
             # A validly signed but unreadable payload means a key was shared with a foreign minter.
             raise MalformedHandle("handle is malformed: its payload is not a readable handle body") from None
-        if not isinstance(expires_at, int):
+        if isinstance(expires_at, bool) or not isinstance(expires_at, int):
             raise MalformedHandle("handle is malformed: its expiry is not an integer")
         now = self._clock()
         if now >= expires_at:

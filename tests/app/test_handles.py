@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 
 import mcp
@@ -78,10 +80,25 @@ def test_unknown_key_id_is_named():
         HandleCodec(RING, ttl_seconds=60).open(handle)
 
 
-@pytest.mark.parametrize("text", ["", "abc", "v2.new.x.y", "v1.new.x", "a.b.c.d.e", "v1." + "x" * 5000])
+@pytest.mark.parametrize(
+    "text", ["", "abc", "v2.new.x.y", "v1.new.x", "a.b.c.d.e", "v1." + "x" * 5000, "v1.new.\u00e9t\u00e9.sig"]
+)
 def test_malformed_handles_are_malformed(text):
     with pytest.raises(MalformedHandle):
         HandleCodec(RING, ttl_seconds=60).open(text)
+
+
+def _signed(payload: bytes, kid: str = "new", secret: bytes = b"new-secret-0123456789") -> str:
+    encoded = base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
+    signed_part = f"v1.{kid}.{encoded}"
+    signature = hmac.new(secret, signed_part.encode(), hashlib.sha256).digest()
+    return f"{signed_part}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+
+@pytest.mark.parametrize("payload", [b"[1]", b"\xff", b'{"s": 1}', b'{"s": 1, "exp": true}', b'{"s": 1, "exp": 1e400}'])
+def test_a_validly_signed_but_unreadable_payload_is_malformed_not_trusted(payload):
+    with pytest.raises(MalformedHandle):
+        HandleCodec(RING, ttl_seconds=60).open(_signed(payload))
 
 
 def test_each_failure_has_a_distinct_kind():

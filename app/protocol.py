@@ -332,7 +332,7 @@ class Dispatcher:
         name_key = NAME_BEARING_METHODS.get(method)  # type: ignore[arg-type]
         if name_key is not None:
             body_value = exchange.params.get(name_key) if exchange.params else None  # type: ignore[union-attr]
-            if body_value is not None:
+            if isinstance(body_value, str):  # a missing or non-string name is the method's -32602, not a mismatch
                 raw = headers.get(MCP_NAME_HEADER)
                 if raw is None:
                     raise _header_mismatch("Mcp-Name", None, f"params.{name_key}", body_value)
@@ -400,6 +400,9 @@ class Dispatcher:
 
     def _cached_result(self, method: str) -> Callable[[Exchange], Awaitable[bytes]]:
         async def cached(exchange: Exchange) -> bytes:
+            if exchange.params is not None and exchange.params.get("cursor") is not None:
+                # Every list fits one page, so no cursor was ever issued; any cursor is one we cannot honour.
+                raise RpcError(INVALID_PARAMS, f"Invalid cursor: {method} results are never paginated here")
             return self._cached[method]
 
         return cached
@@ -445,12 +448,7 @@ class Dispatcher:
     def _tool_error_text(name: str, error: ToolError) -> str:
         cause = error.__cause__
         if isinstance(cause, ValidationError):
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in issue['loc']) or 'arguments'}: {issue['msg']}"
-                + (f" (got {issue['input']!r})" if issue.get("type") != "missing" else "")
-                for issue in cause.errors(include_url=False)
-            )
-            return f"Invalid arguments for tool {name}: {problems}"
+            return f"Invalid arguments for tool {name}: {_problems(cause)}"
         if isinstance(error, UnexpectedToolError):
             logger.error("tool %s failed unexpectedly", name, exc_info=error.__cause__ or error)
             return f"Tool {name} failed unexpectedly; the error was logged on the server"
@@ -472,7 +470,11 @@ class Dispatcher:
         except MCPError as error:
             raise RpcError(error.error.code, error.error.message, error.error.data) from error
         except ValueError as error:
-            raise RpcError(INVALID_PARAMS, f"Invalid arguments for prompt {name}: {error}") from error
+            root = error
+            while root.__cause__ is not None:  # the SDK wraps the prompt's own error in "Error rendering prompt"
+                root = root.__cause__
+            problem = _problems(root) if isinstance(root, ValidationError) else str(root)
+            raise RpcError(INVALID_PARAMS, f"Invalid arguments for prompt {name}: {problem}") from error
         body = result.model_dump(by_alias=True, exclude_none=True, mode="json")
         body["_meta"] = {**body.get("_meta", {}), **self._result_meta}
         return _dumps(body)
@@ -534,6 +536,15 @@ class Dispatcher:
             # whose request id is unknown (parse error, invalid request) omits it rather than sending null.
             reply["id"] = exchange.request_id
         return Reply(status, _dumps(reply))
+
+
+def _problems(error: ValidationError) -> str:
+    """``arg: message (got value)`` per failed argument: names the input without pydantic's boilerplate."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in issue['loc']) or 'arguments'}: {issue['msg']}"
+        + (f" (got {issue['input']!r})" if issue.get("type") != "missing" else "")
+        for issue in error.errors(include_url=False)
+    )
 
 
 def chain(handler: MessageHandler, middleware: list[MessageMiddleware]) -> MessageHandler:

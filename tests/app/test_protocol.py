@@ -313,3 +313,45 @@ def test_initialize_with_modern_headers_is_404_32601(http):
 def test_modern_discover_is_not_a_legacy_method(http):
     response = legacy(http, "server/discover")
     assert response.json()["error"]["code"] == -32601
+
+
+@pytest.mark.parametrize("method", ["tools/list", "resources/list", "resources/templates/list", "prompts/list"])
+def test_a_cursor_is_refused_because_none_was_ever_issued(http, method):
+    response = call_modern(http, method, {"cursor": "page-2"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32602
+    assert "Invalid cursor" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "params"), [("tools/call", {"name": 5}), ("resources/read", {"uri": ["fact://mcp"]})]
+)
+def test_a_non_string_name_is_bad_params_not_a_header_mismatch(http, method, params):
+    response = rpc(http, modern_request(method, params), modern_headers(method))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32602
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({}, "Invalid arguments for prompt explain_fact: Missing required arguments: {'key'}"),
+        ({"key": 5}, "Invalid arguments for prompt explain_fact: key: Input should be a valid string (got 5)"),
+        ({"key": "nope"}, "Invalid arguments for prompt explain_fact: unknown fact key 'nope'; known keys: mcp,"),
+    ],
+)
+def test_prompt_argument_errors_name_the_argument(http, arguments, message):
+    response = call_modern(http, "prompts/get", {"name": "explain_fact", "arguments": arguments}, "explain_fact")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32602
+    assert response.json()["error"]["message"].startswith(message)
+
+
+def test_unknown_prompt_is_32602(http):
+    response = call_modern(http, "prompts/get", {"name": "nope"}, "nope")
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": -32602,
+        "message": "Unknown prompt: nope",
+        "data": {"name": "nope", "prompts": ["explain_fact"]},
+    }

@@ -13,14 +13,23 @@ import os
 import socket
 from typing import Annotated, TypedDict
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
-from mcp.types import ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp.types import (
+    MISSING_REQUIRED_CLIENT_CAPABILITY,
+    ElicitRequest,
+    ElicitRequestFormParams,
+    ElicitResult,
+    InputRequiredResult,
+    ToolAnnotations,
+)
 from pydantic import Field
 
 from app.facts import FACTS, fact_uri
 from app.handles import HandleCodec, HandleError
 from app.primes import PrimeWorkers
+from app.request_scope import client_capabilities
 from app.settings import Settings
 
 SERVER_NAME = "mcpscale"
@@ -30,6 +39,7 @@ INSTRUCTIONS = (
     "total in an explicit handle you pass back on the next call (any instance accepts it)."
 )
 TALLY_STEP_LIMIT = 1_000_000
+PICK_FACT_INPUT = "fact"
 ECHO_MAX_CHARS = 100_000
 
 _READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=False)
@@ -120,6 +130,54 @@ def build_mcp_server(settings: Settings, codec: HandleCodec, primes: PrimeWorker
         total, count = total + add, count + 1
         new_handle, expires_at = codec.mint({"total": total, "count": count})
         return Tally(handle=new_handle, total=total, count=count, expires_at=expires_at)
+
+    @server.tool(
+        annotations=_READ_ONLY,
+        description=(
+            "Ask the user to pick a fact from a form, then return it. Needs a 2026-07-28 client that declares "
+            "form elicitation: the first call returns input_required with the form, the retry carries the answer."
+        ),
+    )
+    async def pick_fact(ctx: Context) -> Fact | InputRequiredResult:
+        capabilities = client_capabilities.get()
+        if capabilities is None:
+            raise ToolError(
+                "pick_fact asks the user through a form, which needs a 2026-07-28 client; "
+                "a legacy connection has no per-request way to answer it (use lookup_fact)"
+            )
+        elicitation = capabilities.get("elicitation")
+        if not isinstance(elicitation, dict) or ("url" in elicitation and "form" not in elicitation):
+            raise MCPError(
+                code=MISSING_REQUIRED_CLIENT_CAPABILITY,
+                message="pick_fact requires the client capability elicitation.form (it asks the user to choose)",
+                data={"requiredCapabilities": {"elicitation": {"form": {}}}},
+            )
+        answer = (ctx.input_responses or {}).get(PICK_FACT_INPUT)
+        if answer is None:
+            return InputRequiredResult(
+                result_type="input_required",
+                input_requests={
+                    PICK_FACT_INPUT: ElicitRequest(
+                        method="elicitation/create",
+                        params=ElicitRequestFormParams(
+                            message="Which fact would you like?",
+                            requested_schema={
+                                "type": "object",
+                                "properties": {"key": {"type": "string", "title": "Fact", "enum": list(FACTS)}},
+                                "required": ["key"],
+                            },
+                        ),
+                    )
+                },
+            )
+        if not isinstance(answer, ElicitResult):
+            raise ToolError(f"input response {PICK_FACT_INPUT!r} must answer the elicitation form")
+        if answer.action != "accept":
+            raise ToolError(f"no fact picked: the user chose to {answer.action}")
+        key = (answer.content or {}).get("key")
+        if not isinstance(key, str) or key not in FACTS:
+            raise ToolError(f"the form answer must carry key, one of: {', '.join(FACTS)}; got {key!r}")
+        return Fact(key=key, text=FACTS[key], uri=fact_uri(key))
 
     @server.prompt(description="Ask the model to explain one fact to a newcomer, in plain words")
     async def explain_fact(key: Annotated[str, Field(description=f"One of: {', '.join(FACTS)}")]) -> str:

@@ -48,6 +48,7 @@ from mcp.shared.inbound import (
 )
 from mcp.types import (
     CLIENT_CAPABILITIES_META_KEY,
+    CallToolRequestParams,
     CLIENT_INFO_META_KEY,
     HEADER_MISMATCH,
     INTERNAL_ERROR,
@@ -61,6 +62,8 @@ from mcp.types import (
 )
 from mcp.types.version import LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
+
+from app.request_scope import client_capabilities
 
 logger = logging.getLogger(__name__)
 
@@ -424,8 +427,20 @@ class Dispatcher:
                 f"Unknown tool: {name}",
                 data={"name": name, "tools": sorted(self._tool_names)},
             )
+        context = self._context
+        if params.get("inputResponses") is not None or params.get("requestState") is not None:
+            # A multi-round retry (2026-07-28): the tool reads the answers from a context of its own.
+            if exchange.era != "modern":
+                raise RpcError(INVALID_PARAMS, "Invalid params: inputResponses need a 2026-07-28 request")
+            try:
+                input_params = CallToolRequestParams.model_validate(params)
+            except ValidationError as error:
+                raise RpcError(INVALID_PARAMS, f"Invalid params: {_problems(error)}") from error
+            context = Context(mcp_server=self._server, input_params=input_params)
+        capabilities = exchange.meta.get(CLIENT_CAPABILITIES_META_KEY) if exchange.era == "modern" else None
+        scope = client_capabilities.set(capabilities)  # type: ignore[union-attr]
         try:
-            result = await self._server.call_tool(name, arguments, self._context)
+            result = await self._server.call_tool(name, arguments, context)
         except MCPError as error:
             raise RpcError(error.error.code, error.error.message, error.error.data) from error
         except ToolError as error:
@@ -439,6 +454,8 @@ class Dispatcher:
                     "_meta": self._result_meta,
                 }
             )
+        finally:
+            client_capabilities.reset(scope)
         body = result.model_dump(by_alias=True, exclude_none=True, mode="json")
         body["_meta"] = {**body.get("_meta", {}), **self._result_meta}
         exchange.tool_error = bool(body.get("isError"))

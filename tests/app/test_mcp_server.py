@@ -6,6 +6,7 @@ import asyncio
 
 import mcp
 import pytest
+from mcp import types
 from mcp.shared.exceptions import MCPError
 
 from tests.app.conftest import validate
@@ -29,7 +30,14 @@ def test_sdk_client_uses_every_tool_resource_and_prompt(server, mode):
                 assert client.server_capabilities.tools is not None
 
             tools = await client.list_tools()
-            assert [t.name for t in tools.tools] == ["whoami", "echo", "lookup_fact", "compute_primes", "tally"]
+            assert [t.name for t in tools.tools] == [
+                "whoami",
+                "echo",
+                "lookup_fact",
+                "compute_primes",
+                "tally",
+                "pick_fact",
+            ]
 
             whoami = await client.call_tool("whoami", {})
             assert not whoami.is_error
@@ -79,6 +87,42 @@ def test_sdk_client_uses_every_tool_resource_and_prompt(server, mode):
             with pytest.raises(MCPError) as unknown_tool:
                 await client.call_tool("does_not_exist", {})
             assert unknown_tool.value.error.code == -32602
+
+    run(scenario())
+
+
+async def _pick_staging_slot(context, params: types.ElicitRequestParams) -> types.ElicitResult:
+    assert params.message == "Which fact would you like?"
+    return types.ElicitResult(action="accept", content={"key": "staging-slot"})
+
+
+@pytest.mark.parametrize("mode", ["auto", "2026-07-28"])
+def test_pick_fact_asks_the_user_through_the_clients_form(server, mode):
+    async def scenario():
+        async with mcp.Client(server.mcp_url, mode=mode, elicitation_callback=_pick_staging_slot) as client:
+            result = await client.call_tool("pick_fact", {})
+            assert not result.is_error
+            assert result.structured_content["uri"] == "fact://staging-slot"
+
+    run(scenario())
+
+
+def test_pick_fact_without_the_elicitation_capability_is_32021(server):
+    async def scenario():
+        async with mcp.Client(server.mcp_url, mode="2026-07-28") as client:
+            with pytest.raises(MCPError) as error:
+                await client.call_tool("pick_fact", {})
+            assert error.value.error.code == -32021
+            assert error.value.error.data == {"requiredCapabilities": {"elicitation": {"form": {}}}}
+
+    run(scenario())
+
+
+def test_pick_fact_tells_a_legacy_client_to_use_lookup_fact(server):
+    async def scenario():
+        async with mcp.Client(server.mcp_url, mode="legacy", elicitation_callback=_pick_staging_slot) as client:
+            result = await client.call_tool("pick_fact", {})
+            assert result.is_error and "use lookup_fact" in result.content[0].text
 
     run(scenario())
 

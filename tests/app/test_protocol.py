@@ -60,7 +60,7 @@ def test_discover_names_versions_and_capabilities(http):
 
 def test_tool_list_is_exactly_the_services_tools(http):
     tools = call_modern(http, "tools/list").json()["result"]["tools"]
-    assert [t["name"] for t in tools] == ["whoami", "echo", "lookup_fact", "compute_primes", "tally"]
+    assert [t["name"] for t in tools] == ["whoami", "echo", "lookup_fact", "compute_primes", "tally", "pick_fact"]
     assert all(t["description"] and t["inputSchema"]["type"] == "object" for t in tools)
 
 
@@ -214,6 +214,71 @@ def test_duplicated_routing_header_is_32020(http):
     assert response.json()["error"]["code"] == -32020
 
 
+def test_row_missing_required_client_capability_is_400_32021_naming_it(http):
+    # pick_fact asks the user through a form; this request declares no capabilities at all
+    response = call_modern(http, "tools/call", {"name": "pick_fact", "arguments": {}}, "pick_fact")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"]["code"] == -32021 and body["id"] == 1
+    assert body["error"]["data"] == {"requiredCapabilities": {"elicitation": {"form": {}}}}
+    validate(body, "JSONRPCErrorResponse")
+    validate(body["error"]["data"]["requiredCapabilities"], "ClientCapabilities")
+
+
+def _with_capabilities(body, capabilities):
+    body["params"]["_meta"] = {**META, "io.modelcontextprotocol/clientCapabilities": capabilities}
+    return body
+
+
+def test_input_required_round_trip_on_the_wire(http):
+    first = rpc(
+        http,
+        _with_capabilities(modern_request("tools/call", {"name": "pick_fact", "arguments": {}}), {"elicitation": {}}),
+        modern_headers("tools/call", "pick_fact"),
+    )
+    assert first.status_code == 200
+    result = first.json()["result"]
+    validate(result, "InputRequiredResult")
+    assert result["resultType"] == "input_required"
+    form = result["inputRequests"]["fact"]
+    assert form["method"] == "elicitation/create"
+    assert "staging-slot" in form["params"]["requestedSchema"]["properties"]["key"]["enum"]
+
+    answer = {"fact": {"action": "accept", "content": {"key": "staging-slot"}}}
+    retry = rpc(
+        http,
+        _with_capabilities(
+            modern_request("tools/call", {"name": "pick_fact", "arguments": {}, "inputResponses": answer}),
+            {"elicitation": {"form": {}}},
+        ),
+        modern_headers("tools/call", "pick_fact"),
+    )
+    assert retry.status_code == 200
+    validate(retry.json()["result"], "CallToolResult")
+    assert retry.json()["result"]["structuredContent"]["uri"] == "fact://staging-slot"
+
+
+@pytest.mark.parametrize(
+    ("responses", "status", "needle"),
+    [
+        ({"fact": {"action": "decline"}}, 200, "no fact picked: the user chose to decline"),
+        ({"fact": {"action": "accept", "content": {"key": "nope"}}}, 200, "got 'nope'"),
+        ({"fact": "yes"}, 400, "Invalid params: inputResponses.fact"),
+    ],
+)
+def test_bad_input_responses_are_named(http, responses, status, needle):
+    params = {"name": "pick_fact", "arguments": {}, "inputResponses": responses}
+    response = rpc(
+        http,
+        _with_capabilities(modern_request("tools/call", params), {"elicitation": {}}),
+        modern_headers("tools/call", "pick_fact"),
+    )
+    assert response.status_code == status
+    body = response.json()
+    text = body["result"]["content"][0]["text"] if status == 200 else body["error"]["message"]
+    assert needle in text
+
+
 def test_row_unsupported_protocol_version_is_400_32022_naming_supported(http):
     body = modern_request("tools/list")
     body["params"]["_meta"] = {**META, "io.modelcontextprotocol/protocolVersion": "2099-01-01"}
@@ -267,7 +332,7 @@ def test_legacy_initialize_is_answered_statelessly(http, version):
     # the handshake-era follow-up, with no session anywhere
     follow_up = legacy(http, "tools/list", version=version if version != "2025-03-26" else None)
     assert follow_up.status_code == 200 and "mcp-session-id" not in follow_up.headers
-    assert len(follow_up.json()["result"]["tools"]) == 5
+    assert len(follow_up.json()["result"]["tools"]) == 6
 
 
 def test_legacy_initialize_for_an_unserved_version_counter_offers_the_latest(http):
@@ -355,3 +420,10 @@ def test_unknown_prompt_is_32602(http):
         "message": "Unknown prompt: nope",
         "data": {"name": "nope", "prompts": ["explain_fact"]},
     }
+
+
+def test_input_responses_on_a_legacy_request_are_bad_params(http):
+    params = {"name": "pick_fact", "arguments": {}, "inputResponses": {"fact": {"action": "accept"}}}
+    response = legacy(http, "tools/call", params)
+    assert response.status_code == 200  # legacy era: errors ride HTTP 200
+    assert response.json()["error"]["code"] == -32602

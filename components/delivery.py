@@ -15,7 +15,8 @@ The resources, all ``pulumi_command.local.Command``, children of ``Delivery``:
     its inputs never mention the package, so it runs once, when the site is
     created (a new site has a new name, hence a new command), and production
     afterwards gets new code only by a swap. With the slot off, it is
-    triggered by the package sha256 like the staging deploy.
+    triggered by the package sha256 like the staging deploy. (Turning the slot
+    on or off changes this command's inputs, so it deploys once more then.)
 ``<name>-swap`` (only when ``swap`` is set)
     ``az webapp deployment slot swap`` staging -> production;
     ``triggers=[swap]``, so it runs when the value is first set and each time

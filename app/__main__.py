@@ -11,7 +11,7 @@ CLI contract (shared with the infrastructure's startup command
                        about 30 s before it kills a container it is stopping)
 
 Environment: ``MCP_READ_TIMEOUT_SECONDS`` (default 15) bounds the time a
-client gets to send a whole request, head and body (app.http_timeouts).
+client gets to send a whole request, head and body (app.http_protocol).
 
 Graceful shutdown is uvicorn's own: on SIGTERM it stops accepting, lets
 in-flight requests finish for up to ``--graceful-timeout`` seconds, then
@@ -29,7 +29,7 @@ import sys
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
-from app.http_timeouts import RequestTimeoutProtocol
+from app.http_protocol import LimitedHttpProtocol
 
 
 def _env_int(name: str, default: int) -> int:
@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> None:
         proxy_headers=True,
         forwarded_allow_ips="*",
         server_header=False,
-        # uvicorn's httptools protocol plus a deadline on receiving each request (see app.http_timeouts).
-        http=RequestTimeoutProtocol,
+        # uvicorn's httptools protocol plus a request deadline and a head-size limit (see app.http_protocol).
+        http=LimitedHttpProtocol,
         log_config=_log_config(),
     )
 

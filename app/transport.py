@@ -15,7 +15,7 @@ parsed message to `app.protocol.Dispatcher`:
    ``Content-Length`` before reading and by counting while reading (chunked
    bodies), so an oversized body is never held in memory whole.
    (A request that does not arrive within ``MCP_READ_TIMEOUT_SECONDS`` is cut
-   off before it gets here, by `app.http_timeouts`.)
+   off before it gets here, by `app.http_protocol`.)
 5. JSON parse, then the dispatcher; its `Reply` is written as
    ``application/json`` (a single object, never SSE: nothing here streams).
 
@@ -115,7 +115,7 @@ class McpTransport:
                 await self._send(send, 413, too_large, extra=[(b"connection", b"close")])
                 return
 
-        # A body that stops arriving is cut off by the server protocol's deadline (app.http_timeouts):
+        # A body that stops arriving is cut off by the server protocol's deadline (app.http_protocol):
         # receive() then reports a disconnect, and the client has had its 408.
         chunks: list[bytes] = []
         size = 0

@@ -113,6 +113,39 @@ def test_a_body_that_stops_arriving_is_408():
     assert b"x-served-by: local" in reply
 
 
+def _head_with_padding(pad: int) -> bytes:
+    body = json.dumps(modern_request("tools/list")).encode()
+    headers = "".join(f"{k}: {v}\r\n" for k, v in modern_headers("tools/list").items())
+    return (
+        f"POST /mcp HTTP/1.1\r\nHost: localhost\r\n{headers}X-Padding: {'a' * pad}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+def test_an_oversized_request_head_is_431_and_never_read_whole(server):
+    address = urlparse(server.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        try:
+            sock.sendall(_head_with_padding(4 * 1024 * 1024))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server stopped reading and closed: the point of the limit
+        reply = b""
+        try:
+            while chunk := sock.recv(65536):
+                reply += chunk
+        except ConnectionResetError:
+            pass
+    assert reply == b"" or reply.startswith(b"HTTP/1.1 431"), reply[:100]
+
+
+def test_a_large_but_allowed_request_head_is_served(server):
+    address = urlparse(server.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(_head_with_padding(48 * 1024))
+        reply = sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:100]
+
+
 def test_a_connection_that_sends_no_request_head_is_closed():
     with running_server(env={"MCP_READ_TIMEOUT_SECONDS": "0.5"}) as srv:
         address = urlparse(srv.url)

@@ -1,12 +1,18 @@
-"""A deadline on receiving each request (head and body), which uvicorn itself does not have.
+"""uvicorn's HTTP protocol plus the two limits it lacks: a request deadline and a head size.
 
 uvicorn closes idle keep-alive connections (``timeout_keep_alive``, 5 s) but
 waits for ever on a connection that never sends a request, that trickles its
 head a byte at a time (slowloris), or that announces a body and stops: each
-holds a socket, a file descriptor and (for a body) a task of the worker.
+holds a socket, a file descriptor and (for a body) a task of the worker. And
+httptools buffers a request head of any size (a 16 MiB header line included).
 
-`RequestTimeoutProtocol` is uvicorn's own httptools protocol plus one timer
-per request, armed when the connection opens or a new request begins and
+Head size: a request head over ``MAX_HEAD_BYTES`` (64 KiB, the order of
+common front ends' limits) gets ``431 Request Header Fields Too Large`` and
+the connection is closed, before more of it is read. The count is of raw
+bytes received while a head is incomplete; a read that also finished the
+previous request is not counted, so the limit errs towards serving.
+
+Deadline: one timer per request, armed when the connection opens or a new request begins and
 disarmed when the request has been received whole. If it fires first:
 
 - the head was incomplete -> the connection is closed (there is no request
@@ -15,10 +21,11 @@ disarmed when the request has been received whole. If it fires first:
   body, the application's ``receive()`` sees a disconnect, and the connection
   is closed.
 
-Doing this in the protocol rather than in the ASGI app costs one timer per
+`LimitedHttpProtocol` is uvicorn's own httptools protocol with both. Doing
+the deadline in the protocol rather than in the ASGI app costs one timer per
 request instead of an ``asyncio.timeout`` scope around every body read (a
-fifth of the transport's own CPU time). It applies when served by
-``python -m app``; an ASGI server of your own brings its own timeouts.
+fifth of the transport's own CPU time). Both apply when served by
+``python -m app``; an ASGI server of your own brings its own limits.
 
 ``MCP_READ_TIMEOUT_SECONDS`` (default 15) is the deadline. App Service's
 front end buffers and forwards requests, so a legitimate client is far from it.
@@ -50,28 +57,45 @@ def read_timeout_seconds(environ: Mapping[str, str] = os.environ) -> float:
     return value
 
 
-def _timeout_response(timeout_s: float, served_by: str) -> bytes:
-    body = json.dumps(
-        {
-            "jsonrpc": "2.0",
-            "error": {"code": -32600, "message": f"Request Timeout: the request did not arrive within {timeout_s:g} s"},
-        }
-    ).encode()
+def _refusal(status: str, message: str, served_by: str) -> bytes:
+    body = json.dumps({"jsonrpc": "2.0", "error": {"code": -32600, "message": message}}).encode()
     head = (
-        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nx-served-by: {served_by}\r\nconnection: close\r\n\r\n"
     )
     return head.encode("latin-1", "replace") + body
 
 
-class RequestTimeoutProtocol(HttpToolsProtocol):
+MAX_HEAD_BYTES = 64 * 1024
+_SERVED_BY = os.environ.get("WEBSITE_INSTANCE_ID", "").strip() or "local"
+
+
+class LimitedHttpProtocol(HttpToolsProtocol):
     timeout_s = read_timeout_seconds()
-    _timeout_reply = _timeout_response(timeout_s, os.environ.get("WEBSITE_INSTANCE_ID", "").strip() or "local")
+    _timeout_reply = _refusal(
+        "408 Request Timeout", f"Request Timeout: the request did not arrive within {timeout_s:g} s", _SERVED_BY
+    )
+    _head_too_large_reply = _refusal(
+        "431 Request Header Fields Too Large",
+        f"Request Header Fields Too Large: the request head limit is {MAX_HEAD_BYTES} bytes",
+        _SERVED_BY,
+    )
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
+        self._head_pending = True
+        self._head_bytes = 0
         self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        pending_before = self._head_pending
+        super().data_received(data)
+        if pending_before and self._head_pending and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self.transport.write(self._head_too_large_reply)
+                self.transport.close()
 
     def _arm(self) -> None:
         if self._deadline is None:
@@ -99,8 +123,14 @@ class RequestTimeoutProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._arm()
 
+    def on_headers_complete(self) -> None:
+        self._head_pending = False
+        super().on_headers_complete()
+
     def on_message_complete(self) -> None:
         self._disarm()
+        self._head_pending = True
+        self._head_bytes = 0
         super().on_message_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:

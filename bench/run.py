@@ -5,12 +5,11 @@
     uv run python -m bench --help
 
 Three servers serve the same tools (the app's MCPServer registration), each
-on one uvicorn worker with identical uvicorn settings, on 127.0.0.1 and a
-kernel-chosen free port:
+on one uvicorn worker on 127.0.0.1 and a kernel-chosen free port:
 
-    ours  app.main:app              our lean stateless transport
-    sdk   bench.sdk_server:app      the SDK's stateless JSON-response transport
-    bare  bench.bare_server:app     a bare ASGI JSON-RPC responder (the ceiling)
+    ours  python -m app                     our lean stateless transport, as deployed
+    sdk   uvicorn bench.sdk_server:app      the SDK's stateless JSON-response transport
+    bare  uvicorn bench.bare_server:app     a bare ASGI JSON-RPC responder (the ceiling)
 
 All three are started, checked and warmed up, then driven one at a time by
 wrk (Debian's package, installed with apt-get if missing), in an order that
@@ -50,22 +49,22 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LUA_SCRIPT = PROJECT_ROOT / "bench" / "mcp.lua"
 PROTOCOL_VERSION = "2026-07-28"
 
+# Every server gets one uvicorn worker on 127.0.0.1 and a kernel-chosen port.
+# Ours runs exactly as deployed (`python -m app`, whose uvicorn settings the
+# other two mirror: no access log, no Server header, proxy headers trusted);
+# it alone also carries its per-request receive deadline (app.http_timeouts),
+# a timer per request that the other two do not pay.
+_UVICORN = [
+    "-m", "uvicorn",
+    "--host", "127.0.0.1", "--port", "0", "--workers", "1",
+    "--no-access-log", "--no-server-header", "--proxy-headers", "--forwarded-allow-ips", "*",
+    "--timeout-graceful-shutdown", "3", "--log-level", "info",
+]  # fmt: skip
 SERVERS = {
-    "ours": "app.main:app",
-    "sdk": "bench.sdk_server:app",
-    "bare": "bench.bare_server:app",
+    "ours": ["-m", "app", "--host", "127.0.0.1", "--port", "0", "--workers", "1", "--graceful-timeout", "3"],
+    "sdk": [*_UVICORN, "bench.sdk_server:app"],
+    "bare": [*_UVICORN, "bench.bare_server:app"],
 }
-# Identical for every server. Access logs off (as `python -m app` runs);
-# info level only so uvicorn prints the port it bound.
-UVICORN_OPTIONS = [
-    "--host", "127.0.0.1",
-    "--port", "0",
-    "--workers", "1",
-    "--no-access-log",
-    "--no-server-header",
-    "--log-level", "info",
-    "--timeout-graceful-shutdown", "3",
-]
 _LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 STARTUP_TIMEOUT_S = 30.0
 
@@ -164,7 +163,7 @@ class RunningServer:
 @contextmanager
 def serving(name: str, server_prefix: list[str]) -> Iterator[RunningServer]:
     """Run one server under uvicorn until the block ends, then stop it (SIGTERM, then SIGKILL)."""
-    command = [*server_prefix, sys.executable, "-m", "uvicorn", SERVERS[name], *UVICORN_OPTIONS]
+    command = [*server_prefix, sys.executable, *SERVERS[name]]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(PROJECT_ROOT)}
     process = subprocess.Popen(
         command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -85,13 +85,16 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
         self._head_pending = True
+        self._heads_completed = 0
         self._head_bytes = 0
         self._arm()
 
     def data_received(self, data: bytes) -> None:
-        pending_before = self._head_pending
+        pending_before, heads_before = self._head_pending, self._heads_completed
         super().data_received(data)
-        if pending_before and self._head_pending and not self.transport.is_closing():
+        # Count the read only if it is all head: a head was pending before it and none completed within it
+        # (a read holding a whole small request, or a body's end plus the next head, is not counted).
+        if pending_before and self._heads_completed == heads_before and not self.transport.is_closing():
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
                 self.transport.write(self._head_too_large_reply)
@@ -125,6 +128,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_pending = False
+        self._heads_completed += 1
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:

@@ -146,6 +146,25 @@ def test_a_large_but_allowed_request_head_is_served(server):
     assert reply.startswith(b"HTTP/1.1 200"), reply[:100]
 
 
+def test_a_large_body_sent_with_its_head_in_one_write_is_not_mistaken_for_a_large_head(server):
+    # head and a 70 KB body in one write arrive in one read on loopback: only head bytes count against 64 KiB
+    body = json.dumps(modern_request("tools/call", {"name": "echo", "arguments": {"text": "A" * 70_000}}))
+    headers = "".join(f"{k}: {v}\r\n" for k, v in modern_headers("tools/call", "echo").items())
+    request = f"POST /mcp HTTP/1.1\r\nHost: localhost\r\n{headers}Content-Length: {len(body)}\r\n\r\n{body}"
+    address = urlparse(server.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        for _ in range(3):  # on a kept-alive connection too
+            sock.sendall(request.encode())
+            reply = sock.recv(65536)
+            while b"\r\n\r\n" not in reply:
+                reply += sock.recv(65536)
+            head, _, rest = reply.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200"), head
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+            while len(rest) < length:
+                rest += sock.recv(65536)
+
+
 def test_a_connection_that_sends_no_request_head_is_closed():
     with running_server(env={"MCP_READ_TIMEOUT_SECONDS": "0.5"}) as srv:
         address = urlparse(srv.url)

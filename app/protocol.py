@@ -48,7 +48,6 @@ from mcp.shared.inbound import (
 )
 from mcp.types import (
     CLIENT_CAPABILITIES_META_KEY,
-    CallToolRequestParams,
     CLIENT_INFO_META_KEY,
     HEADER_MISMATCH,
     INTERNAL_ERROR,
@@ -59,6 +58,7 @@ from mcp.types import (
     PROTOCOL_VERSION_META_KEY,
     SERVER_INFO_META_KEY,
     UNSUPPORTED_PROTOCOL_VERSION,
+    CallToolRequestParams,
 )
 from mcp.types.version import LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
@@ -309,9 +309,13 @@ class Dispatcher:
             )
         missing = [key for key in (PROTOCOL_VERSION_META_KEY, CLIENT_CAPABILITIES_META_KEY) if key not in meta]
         if missing:
-            raise RpcError(INVALID_PARAMS, f"Invalid params: params._meta is missing required key(s): {', '.join(missing)}")
+            raise RpcError(
+                INVALID_PARAMS, f"Invalid params: params._meta is missing required key(s): {', '.join(missing)}"
+            )
         if not isinstance(meta[CLIENT_CAPABILITIES_META_KEY], dict):
-            raise RpcError(INVALID_PARAMS, f"Invalid params: params._meta[{CLIENT_CAPABILITIES_META_KEY!r}] must be an object")
+            raise RpcError(
+                INVALID_PARAMS, f"Invalid params: params._meta[{CLIENT_CAPABILITIES_META_KEY!r}] must be an object"
+            )
         client_info = meta.get(CLIENT_INFO_META_KEY)
         if client_info is not None and not isinstance(client_info, dict):
             raise RpcError(INVALID_PARAMS, f"Invalid params: params._meta[{CLIENT_INFO_META_KEY!r}] must be an object")
@@ -349,13 +353,17 @@ class Dispatcher:
                 if decoded != body_value:
                     raise _header_mismatch("Mcp-Name", decoded, f"params.{name_key}", body_value)
         if not isinstance(meta_version, str):
-            raise RpcError(INVALID_PARAMS, f"Invalid params: params._meta[{PROTOCOL_VERSION_META_KEY!r}] must be a string")
+            raise RpcError(
+                INVALID_PARAMS, f"Invalid params: params._meta[{PROTOCOL_VERSION_META_KEY!r}] must be a string"
+            )
         if meta_version not in MODERN_PROTOCOL_VERSIONS:
             raise self._unsupported_version(meta_version)
 
         handler = self._modern.get(method)  # type: ignore[arg-type]
         if handler is None:
-            raise RpcError(METHOD_NOT_FOUND, f"Method not found: {method!r} is not served at protocol version {meta_version}")
+            raise RpcError(
+                METHOD_NOT_FOUND, f"Method not found: {method!r} is not served at protocol version {meta_version}"
+            )
         return self._result_reply(exchange, await handler(exchange))
 
     def _unsupported_version(self, requested: Any) -> RpcError:
@@ -370,9 +378,7 @@ class Dispatcher:
     async def _legacy_request(self, exchange: Exchange) -> Reply:
         handler = self._legacy.get(exchange.method)  # type: ignore[arg-type]
         if handler is None:
-            raise RpcError(
-                METHOD_NOT_FOUND, f"Method not found: {exchange.method!r}", status=_JSON_STATUS_OK
-            )
+            raise RpcError(METHOD_NOT_FOUND, f"Method not found: {exchange.method!r}", status=_JSON_STATUS_OK)
         try:
             return self._result_reply(exchange, await handler(exchange))
         except RpcError as error:
@@ -481,7 +487,9 @@ class Dispatcher:
         if arguments is not None and not isinstance(arguments, dict):
             raise RpcError(INVALID_PARAMS, f"Invalid params: arguments for prompt {name} must be an object")
         if name not in self._prompt_names:
-            raise RpcError(INVALID_PARAMS, f"Unknown prompt: {name}", data={"name": name, "prompts": sorted(self._prompt_names)})
+            raise RpcError(
+                INVALID_PARAMS, f"Unknown prompt: {name}", data={"name": name, "prompts": sorted(self._prompt_names)}
+            )
         try:
             result = await self._server.get_prompt(name, arguments, self._context)
         except MCPError as error:

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 from app.handles import KeyRing
 
-
 _LOOPBACK_ORIGIN = re.compile(r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$")
 
 
@@ -83,7 +82,9 @@ class Settings:
         return cls(
             key_ring=KeyRing.from_env(env),
             handle_ttl_seconds=_int(env, "MCP_HANDLE_TTL_SECONDS", 3600, 1, 30 * 24 * 3600),
-            allowed_origins=_origins(env["MCP_ALLOWED_ORIGINS"]) if env.get("MCP_ALLOWED_ORIGINS", "").strip() else None,
+            allowed_origins=_origins(env["MCP_ALLOWED_ORIGINS"])
+            if env.get("MCP_ALLOWED_ORIGINS", "").strip()
+            else None,
             slot_name=env.get("MCP_SLOT_NAME", "").strip() or "local",
             instance_id=env.get("WEBSITE_INSTANCE_ID", "").strip() or "local",
             primes_limit=_int(env, "MCP_PRIMES_LIMIT", 10_000_000, 2, 100_000_000),

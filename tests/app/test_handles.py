@@ -51,7 +51,9 @@ def test_expired_handle_is_refused_with_when_it_expired():
     codec = HandleCodec(RING, ttl_seconds=60, clock=clock)
     handle, expires_at = codec.mint({"total": 1})
     clock.now = expires_at + 5
-    with pytest.raises(ExpiredHandle, match=r"handle expired at 2027-01-15T08:01:00\+00:00 \(5 s ago; handles live 60 s\)"):
+    with pytest.raises(
+        ExpiredHandle, match=r"handle expired at 2027-01-15T08:01:00\+00:00 \(5 s ago; handles live 60 s\)"
+    ):
         codec.open(handle)
 
 
@@ -168,4 +170,3 @@ def test_tally_reports_each_handle_problem_distinctly(server):
     for handle, needle in cases.items():
         result = _call(server.mcp_url, {"handle": handle})
         assert result.is_error and needle in result.content[0].text, result.content[0].text
-

@@ -34,7 +34,10 @@ def test_port_and_workers_come_from_the_environment(monkeypatch):
 
 @pytest.mark.parametrize(
     ("argv", "needle"),
-    [(["--port", "70000"], "--port must be between 0 and 65535, got 70000"), (["--workers", "zero"], "--workers must be an integer")],
+    [
+        (["--port", "70000"], "--port must be between 0 and 65535, got 70000"),
+        (["--workers", "zero"], "--workers must be an integer"),
+    ],
 )
 def test_bad_arguments_are_named(argv, needle):
     result = subprocess.run(

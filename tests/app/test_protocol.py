@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 
@@ -65,7 +66,9 @@ def test_tool_list_is_exactly_the_services_tools(http):
 
 
 def test_tool_argument_error_is_an_is_error_result_naming_the_argument(http):
-    response = call_modern(http, "tools/call", {"name": "compute_primes", "arguments": {"limit": "many"}}, "compute_primes")
+    response = call_modern(
+        http, "tools/call", {"name": "compute_primes", "arguments": {"limit": "many"}}, "compute_primes"
+    )
     assert response.status_code == 200
     result = response.json()["result"]
     assert result["isError"] is True
@@ -118,7 +121,9 @@ def test_methods_removed_in_2026_are_404_32601_for_modern_requests(http, method)
 
 
 def test_row_bad_params_is_400_32602(http):
-    response = rpc(http, {**modern_request("tools/list"), "params": ["not", "an", "object"]}, modern_headers("tools/list"))
+    response = rpc(
+        http, {**modern_request("tools/list"), "params": ["not", "an", "object"]}, modern_headers("tools/list")
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == -32602
 
@@ -190,8 +195,9 @@ def test_version_header_disagreeing_with_meta_is_32020_not_routed_by_header(http
     response = rpc(http, body, modern_headers("tools/list"))
     assert response.status_code == 400
     assert response.json()["error"]["code"] == -32020
-    assert "MCP-Protocol-Version header value '2026-07-28' does not match body value '2099-01-01'" in (
-        response.json()["error"]["message"]
+    assert (
+        "MCP-Protocol-Version header value '2026-07-28' does not match body value '2099-01-01'"
+        in (response.json()["error"]["message"])
     )
 
 
@@ -201,15 +207,13 @@ def test_mcp_name_in_base64_form_is_decoded(http):
     response = rpc(http, modern_request("resources/read", {"uri": uri}), modern_headers("resources/read", encoded))
     assert response.status_code == 200
     non_ascii = "=?base64?" + base64.b64encode("wh☃ami".encode()).decode() + "?="
-    response = rpc(
-        http, modern_request("tools/call", {"name": "wh☃ami"}), modern_headers("tools/call", non_ascii)
-    )
+    response = rpc(http, modern_request("tools/call", {"name": "wh☃ami"}), modern_headers("tools/call", non_ascii))
     assert response.json()["error"]["code"] == -32602  # header matched; the tool does not exist
 
 
 def test_duplicated_routing_header_is_32020(http):
     headers = [(k, v) for k, v in modern_headers("tools/list").items()] + [("Mcp-Method", "tools/list")]
-    response = http.post("/mcp", content=__import__("json").dumps(modern_request("tools/list")), headers=headers)
+    response = http.post("/mcp", content=json.dumps(modern_request("tools/list")), headers=headers)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == -32020
 
@@ -286,7 +290,10 @@ def test_row_unsupported_protocol_version_is_400_32022_naming_supported(http):
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == -32022
-    assert error["data"] == {"supported": ["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"], "requested": "2099-01-01"}
+    assert error["data"] == {
+        "supported": ["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"],
+        "requested": "2099-01-01",
+    }
     validate(response.json(), "JSONRPCErrorResponse")
 
 
@@ -304,7 +311,10 @@ def test_unknown_version_header_without_meta_is_also_32022(http):
     ("body", "headers"),
     [
         ({"jsonrpc": "2.0", "method": "notifications/initialized"}, {"MCP-Protocol-Version": "2025-11-25"}),
-        ({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}, modern_headers("notifications/cancelled")),
+        (
+            {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}},
+            modern_headers("notifications/cancelled"),
+        ),
     ],
     ids=["legacy-initialized", "modern-cancelled"],
 )
@@ -370,7 +380,9 @@ def test_legacy_errors_travel_with_http_200_so_clients_do_not_read_them_as_lost_
 
 def test_initialize_with_modern_headers_is_404_32601(http):
     params = {"protocolVersion": MODERN, "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}}
-    response = rpc(http, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}, modern_headers("initialize"))
+    response = rpc(
+        http, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}, modern_headers("initialize")
+    )
     assert response.status_code == 404
     assert response.json()["error"]["code"] == -32601
 

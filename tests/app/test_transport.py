@@ -34,8 +34,14 @@ def test_allow_list_from_environment_replaces_the_loopback_default():
         import httpx
 
         with httpx.Client(base_url=srv.url) as client:
-            ok = rpc(client, modern_request("tools/list"), {**modern_headers("tools/list"), "Origin": "https://app.example.com"})
-            local = rpc(client, modern_request("tools/list"), {**modern_headers("tools/list"), "Origin": "http://localhost"})
+            ok = rpc(
+                client,
+                modern_request("tools/list"),
+                {**modern_headers("tools/list"), "Origin": "https://app.example.com"},
+            )
+            local = rpc(
+                client, modern_request("tools/list"), {**modern_headers("tools/list"), "Origin": "http://localhost"}
+            )
         assert (ok.status_code, local.status_code) == (200, 403)
 
 
@@ -160,7 +166,9 @@ def test_a_large_body_sent_with_its_head_in_one_write_is_not_mistaken_for_a_larg
                 reply += sock.recv(65536)
             head, _, rest = reply.partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200"), head
-            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+            length = int(
+                next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+            )
             while len(rest) < length:
                 rest += sock.recv(65536)
 
@@ -175,7 +183,13 @@ def test_a_connection_that_sends_no_request_head_is_closed():
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b"\xff\xfe", b"[" * 100_000, b"1" * 5000, b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":'],
+    [
+        b"",
+        b"\xff\xfe",
+        b"[" * 100_000,
+        b"1" * 5000,
+        b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":',
+    ],
     ids=["empty", "not-utf8", "deep-nesting", "huge-int", "truncated"],
 )
 def test_garbage_bodies_get_a_parse_error_never_a_500(http, content):

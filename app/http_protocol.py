@@ -8,9 +8,10 @@ httptools buffers a request head of any size (a 16 MiB header line included).
 
 Head size: a request head over ``MAX_HEAD_BYTES`` (64 KiB, the order of
 common front ends' limits) gets ``431 Request Header Fields Too Large`` and
-the connection is closed, before more of it is read. The count is of raw
-bytes received while a head is incomplete; a read that also finished the
-previous request is not counted, so the limit errs towards serving.
+the connection is closed. A head still arriving is measured by the raw bytes
+read while it is incomplete (so a huge one is refused before it is buffered
+whole); a head that completes is measured by what the parser collected (URL
+and header fields), which also catches one that arrived in a single read.
 
 Deadline: one timer per request, armed when the connection opens or a new request begins and
 disarmed when the request has been received whole. If it fires first:
@@ -87,18 +88,33 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._head_pending = True
         self._heads_completed = 0
         self._head_bytes = 0
+        self._refuse_head = False
         self._arm()
 
     def data_received(self, data: bytes) -> None:
         pending_before, heads_before = self._head_pending, self._heads_completed
         super().data_received(data)
-        # Count the read only if it is all head: a head was pending before it and none completed within it
-        # (a read holding a whole small request, or a body's end plus the next head, is not counted).
-        if pending_before and self._heads_completed == heads_before and not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        if self._refuse_head:
+            self._refuse(self._head_too_large_reply)
+            return
+        # A head still incomplete after this read: count the read if it is all head (a head was pending before
+        # it and none completed within it), so a huge head is refused before it is buffered whole.
+        if pending_before and self._heads_completed == heads_before:
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
-                self.transport.write(self._head_too_large_reply)
-                self.transport.close()
+                self._refuse(self._head_too_large_reply)
+
+    def _refuse(self, reply: bytes) -> None:
+        """Answer ``reply`` unless a response has begun, stop the application's request, close."""
+        cycle = self.cycle
+        if cycle is None or not cycle.response_started:
+            self.transport.write(reply)
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # the application's receive() now returns http.disconnect
+            cycle.message_event.set()
+        self.transport.close()
 
     def _arm(self) -> None:
         if self._deadline is None:
@@ -114,13 +130,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         cycle = self.cycle
-        receiving_body = cycle is not None and cycle.more_body and not cycle.response_complete
-        if receiving_body and not cycle.response_started:
-            self.transport.write(self._timeout_reply)
-        if cycle is not None and receiving_body:
-            cycle.disconnected = True  # the application's receive() now returns http.disconnect
-            cycle.message_event.set()
-        self.transport.close()
+        if cycle is not None and cycle.more_body and not cycle.response_complete:
+            self._refuse(self._timeout_reply)  # the body stopped arriving
+        else:
+            self.transport.close()  # the head never completed: there is no request to answer
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -129,6 +142,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_pending = False
         self._heads_completed += 1
+        # A head that arrived whole in one read was never counted: measure what the parser collected.
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        self._refuse_head = size > MAX_HEAD_BYTES
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:

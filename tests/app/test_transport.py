@@ -144,6 +144,21 @@ def test_an_oversized_request_head_is_431_and_never_read_whole(server):
     assert reply == b"" or reply.startswith(b"HTTP/1.1 431"), reply[:100]
 
 
+@pytest.mark.parametrize("pad", [66 * 1024, 200 * 1024])
+def test_a_head_just_over_the_limit_is_431_even_in_one_read(server, pad):
+    address = urlparse(server.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(_head_with_padding(pad))
+        reply = b""
+        try:
+            while chunk := sock.recv(65536):
+                reply += chunk
+        except ConnectionResetError:
+            pass
+    assert reply.startswith(b"HTTP/1.1 431"), reply[:100]
+    assert b"the request head limit is 65536 bytes" in reply
+
+
 def test_a_large_but_allowed_request_head_is_served(server):
     address = urlparse(server.url)
     with socket.create_connection((address.hostname, address.port), timeout=10) as sock:

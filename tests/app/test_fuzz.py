@@ -29,6 +29,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tests.app.resilience import rawhttp
 from tests.app.resilience.wire import (
     CAPABILITIES_KEY,
     CLIENT_INFO_KEY,
@@ -45,7 +46,6 @@ from tests.app.resilience.wire import (
     headers_for,
     rpc,
 )
-from tests.app.resilience import rawhttp
 from tests.app.serving import running_server
 
 ALLOWED_ORIGIN = "https://allowed.example"
@@ -185,8 +185,13 @@ def valid_value(prop: dict, draw, w: World, name: str, tool: str) -> Any:
         return draw(st.booleans())
     if kind == "string" or kind is None:
         max_length = prop.get("maxLength", 2000)
-        return draw(st.text(st.characters(blacklist_categories=("Cs",)), min_size=prop.get("minLength", 0),
-                            max_size=min(max_length, 300)))
+        return draw(
+            st.text(
+                st.characters(blacklist_categories=("Cs",)),
+                min_size=prop.get("minLength", 0),
+                max_size=min(max_length, 300),
+            )
+        )
     if kind == "array":
         return []
     if kind == "object":
@@ -207,15 +212,21 @@ def valid_arguments(draw, w: World, tool: str) -> dict[str, Any]:
 @st.composite
 def valid_request(draw, w: World) -> dict:
     prompt_methods = ["prompts/list", "prompts/get"] if w.prompts else []
-    method = draw(st.sampled_from([*LIST_METHODS, "tools/call", "tools/call", "tools/call", "resources/read",
-                                   *prompt_methods]))
+    method = draw(
+        st.sampled_from([*LIST_METHODS, "tools/call", "tools/call", "tools/call", "resources/read", *prompt_methods])
+    )
     params: dict[str, Any] = {}
     if method == "prompts/get":
         name = draw(st.sampled_from(sorted(w.prompts)))
         keys = [uri.split("://", 1)[1] for uri in w.fact_uris]
-        params = {"name": name, "arguments": {
-            a["name"]: draw(st.sampled_from(keys)) if a["name"] == "key" else draw(any_text(30))
-            for a in w.prompts[name] if a.get("required") or draw(st.booleans())}}
+        params = {
+            "name": name,
+            "arguments": {
+                a["name"]: draw(st.sampled_from(keys)) if a["name"] == "key" else draw(any_text(30))
+                for a in w.prompts[name]
+                if a.get("required") or draw(st.booleans())
+            },
+        }
     elif method == "tools/call":
         # pick_fact needs the elicitation capability (else -32021) and a second round: tests/app/test_protocol.py
         tool = draw(st.sampled_from(sorted(set(w.tools) - {"pick_fact"})))
@@ -229,8 +240,9 @@ def valid_request(draw, w: World) -> dict:
     if draw(st.booleans()):
         # Unknown (but well-formed) _meta keys and W3C trace context, valid or junk, are ignored.
         meta["com.example/" + draw(header_safe_text())] = draw(st.one_of(st.none(), st.integers(), any_text(30)))
-        meta["traceparent"] = draw(st.one_of(st.just("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
-                                             any_text(60)))
+        meta["traceparent"] = draw(
+            st.one_of(st.just("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"), any_text(60))
+        )
     return body
 
 
@@ -307,8 +319,11 @@ def m_deep_nesting(draw, w, base, headers, rid):
     depth = draw(st.integers(min_value=2_000, max_value=50_000))
     text = b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":' + b"[" * depth + b"]" * depth + b"}"
     # Either a parser refuses the depth (-32700) or parses it and finds params is not an object.
-    expect = Expect.error("deeply nested params", -32700, alternatives=(
-        Expect.error("deeply nested params", -32602), Expect.error("deeply nested params", -32600)))
+    expect = Expect.error(
+        "deeply nested params",
+        -32700,
+        alternatives=(Expect.error("deeply nested params", -32602), Expect.error("deeply nested params", -32600)),
+    )
     return _case(expect, text, headers, None, raw=True)
 
 
@@ -324,8 +339,9 @@ def m_jsonrpc_version(draw, w, base, headers, rid):
     else:
         body["jsonrpc"] = draw(st.sampled_from(["1.0", "2", 2.0, 2, None, "2.0 "]))
     # The id is still readable, so echoing it (or null, per JSON-RPC's letter) are both right.
-    return _case(Expect.error(f"jsonrpc member {body.get('jsonrpc', '<absent>')!r}", -32600), body, headers,
-                 IdOneOf((rid, None)))
+    return _case(
+        Expect.error(f"jsonrpc member {body.get('jsonrpc', '<absent>')!r}", -32600), body, headers, IdOneOf((rid, None))
+    )
 
 
 def m_bad_id(draw, w, base, headers, rid):
@@ -340,17 +356,22 @@ def m_bad_method_member(draw, w, base, headers, rid):
         del body["method"]
     else:
         body["method"] = draw(st.sampled_from([1, None, [], {}, True]))
-    return _case(Expect.error(f"method member {body.get('method', '<absent>')!r}", -32600), body, headers,
-                 IdOneOf((rid, None)))
+    return _case(
+        Expect.error(f"method member {body.get('method', '<absent>')!r}", -32600), body, headers, IdOneOf((rid, None))
+    )
 
 
 def m_unknown_method(draw, w, base, headers, rid):
-    method = draw(st.one_of(
-        header_safe_text().filter(lambda m: m not in w.known_methods and not m.startswith("notifications/")),
-        st.sampled_from(REMOVED_METHODS),
-        st.sampled_from([m for m in ("prompts/list", "completion/complete") if m not in w.known_methods] or ["x/y"]),
-        st.sampled_from([m.upper() for m in sorted(w.known_methods)]),
-    ))
+    method = draw(
+        st.one_of(
+            header_safe_text().filter(lambda m: m not in w.known_methods and not m.startswith("notifications/")),
+            st.sampled_from(REMOVED_METHODS),
+            st.sampled_from(
+                [m for m in ("prompts/list", "completion/complete") if m not in w.known_methods] or ["x/y"]
+            ),
+            st.sampled_from([m.upper() for m in sorted(w.known_methods)]),
+        )
+    )
     body = {**base, "method": method}
     body["params"] = {"_meta": base["params"]["_meta"]}
     headers = {**headers, "Mcp-Method": method}
@@ -382,8 +403,11 @@ def m_name_header(draw, w, base, headers, rid):
         headers = headers_for(base)
     value = base["params"][NAME_PARAM[base["method"]]]
     headers = dict(headers)
-    choice = draw(st.sampled_from(["missing", "other", "other-base64", "bad-base64-chars", "bad-base64-padding",
-                                   "base64-not-utf8", "case"]))
+    choice = draw(
+        st.sampled_from(
+            ["missing", "other", "other-base64", "bad-base64-chars", "bad-base64-padding", "base64-not-utf8", "case"]
+        )
+    )
     if choice == "missing":
         del headers["Mcp-Name"]
     elif choice == "other":
@@ -423,8 +447,11 @@ def m_version_header(draw, w, base, headers, rid):
 def m_meta(draw, w, base, headers, rid):
     body = json.loads(json.dumps(base))
     params = body["params"]
-    choice = draw(st.sampled_from(["no-meta", "no-version", "no-capabilities", "meta-not-object",
-                                   "capabilities-not-object", "no-params"]))
+    choice = draw(
+        st.sampled_from(
+            ["no-meta", "no-version", "no-capabilities", "meta-not-object", "capabilities-not-object", "no-params"]
+        )
+    )
     if choice == "no-meta":
         del params["_meta"]
     elif choice == "no-version":
@@ -451,15 +478,18 @@ def m_params_not_object(draw, w, base, headers, rid):
 
 
 def m_unsupported_version(draw, w, base, headers, rid):
-    version = draw(st.one_of(
-        st.sampled_from(["v999.0.0", "1900-01-01", "2026-07-29", "2027-01-01", "2026-7-28"]),
-        header_safe_text(),
-    ).filter(lambda v: v not in w.supported_versions and v != MODERN and v not in LEGACY))
+    version = draw(
+        st.one_of(
+            st.sampled_from(["v999.0.0", "1900-01-01", "2026-07-29", "2027-01-01", "2026-7-28"]),
+            header_safe_text(),
+        ).filter(lambda v: v not in w.supported_versions and v != MODERN and v not in LEGACY)
+    )
     body = json.loads(json.dumps(base))
     body["params"]["_meta"][PROTOCOL_VERSION_KEY] = version
     headers = {**headers, "MCP-Protocol-Version": version}
-    return _case(Expect.error(f"unsupported version {version!r}", -32022, data={"requested": version}),
-                 body, headers, rid)
+    return _case(
+        Expect.error(f"unsupported version {version!r}", -32022, data={"requested": version}), body, headers, rid
+    )
 
 
 def m_unknown_tool(draw, w, base, headers, rid):
@@ -470,17 +500,32 @@ def m_unknown_tool(draw, w, base, headers, rid):
     return _case(Expect.error(f"{method}: unknown name {name!r}", -32602), body, headers_for(body), rid)
 
 
+def m_missing_capability(draw, w, base, headers, rid):
+    if "pick_fact" not in w.tools:  # the one tool that needs a client capability (elicitation.form)
+        return m_unknown_tool(draw, w, base, headers, rid)
+    capabilities = draw(st.sampled_from([{}, {"sampling": {}}, {"elicitation": {"url": {}}}, {"roots": {}}]))
+    body = rpc("tools/call", {"name": "pick_fact", "arguments": {}}, id=rid)
+    body["params"]["_meta"][CAPABILITIES_KEY] = capabilities
+    expect = Expect.error(f"pick_fact with capabilities {capabilities}", -32021)
+    return _case(expect, body, headers_for(body), rid)
+
+
 def _tool_argument_error(why: str, mentions: tuple[str, ...] = ()) -> Expect:
     # The digest allows both: a 200 result with isError (preferred by the spec for tool input) or 400/-32602.
-    return Expect(why=why, tool_error=True, message_mentions=mentions,
-                  alternatives=(Expect.error(why, -32602, message_mentions=mentions),))
+    return Expect(
+        why=why,
+        tool_error=True,
+        message_mentions=mentions,
+        alternatives=(Expect.error(why, -32602, message_mentions=mentions),),
+    )
 
 
 def _wrong_type_value(prop: dict, draw) -> Any:
     kind = prop.get("type")
     wrong = {
-        "integer": st.one_of(st.text(alphabet="abc", min_size=1, max_size=5), st.just([1]), st.just({}),
-                             st.just(1.5), st.none()),
+        "integer": st.one_of(
+            st.text(alphabet="abc", min_size=1, max_size=5), st.just([1]), st.just({}), st.just(1.5), st.none()
+        ),
         "number": st.one_of(st.text(alphabet="abc", min_size=1, max_size=5), st.just([1]), st.none()),
         "string": st.one_of(st.just([]), st.just({"a": 1}), st.none(), st.just(True)),
         "boolean": st.one_of(st.just([]), st.just({}), st.just("maybe")),
@@ -511,8 +556,9 @@ def m_tool_arguments(draw, w, base, headers, rid):
 def m_arguments_not_object(draw, w, base, headers, rid):
     tool = draw(st.sampled_from(sorted(w.tools)))
     body = rpc("tools/call", {"name": tool, "arguments": draw(st.sampled_from([[], [1, 2], "x", 7, True]))}, id=rid)
-    expect = Expect.error("arguments is not an object", -32602, alternatives=(
-        Expect(why="arguments is not an object", tool_error=True),))
+    expect = Expect.error(
+        "arguments is not an object", -32602, alternatives=(Expect(why="arguments is not an object", tool_error=True),)
+    )
     return _case(expect, body, headers_for(body), rid)
 
 
@@ -520,8 +566,12 @@ def m_primes_bound(draw, w, base, headers, rid):
     limit = draw(st.integers(min_value=PRIMES_LIMIT + 1, max_value=10**12))
     param = next(n for n, p in w.tools["compute_primes"]["properties"].items() if p.get("type") == "integer")
     body = rpc("tools/call", {"name": "compute_primes", "arguments": {param: limit}}, id=rid)
-    return _case(_tool_argument_error(f"compute_primes {param}={limit} over the bound", (str(PRIMES_LIMIT),)),
-                 body, headers_for(body), rid)
+    return _case(
+        _tool_argument_error(f"compute_primes {param}={limit} over the bound", (str(PRIMES_LIMIT),)),
+        body,
+        headers_for(body),
+        rid,
+    )
 
 
 def m_handle(draw, w, base, headers, rid):
@@ -529,16 +579,29 @@ def m_handle(draw, w, base, headers, rid):
     param = _handle_param(schema)
     good = draw(st.sampled_from(w.handles))
     kid_part, payload, signature = good.split(".")[1:]
-    choice = draw(st.sampled_from(["random", "bitflip-signature", "bitflip-payload", "truncated", "foreign-key",
-                                   "empty", "huge", "extra-part", "swapped-payload"]))
+    choice = draw(
+        st.sampled_from(
+            [
+                "random",
+                "bitflip-signature",
+                "bitflip-payload",
+                "truncated",
+                "foreign-key",
+                "empty",
+                "huge",
+                "extra-part",
+                "swapped-payload",
+            ]
+        )
+    )
     if choice == "random":
         handle = draw(any_text(80))
     elif choice == "bitflip-signature":
         i = draw(st.integers(min_value=0, max_value=len(signature) - 2))
-        handle = f"v1.{kid_part}.{payload}.{signature[:i]}{'A' if signature[i] != 'A' else 'B'}{signature[i + 1:]}"
+        handle = f"v1.{kid_part}.{payload}.{signature[:i]}{'A' if signature[i] != 'A' else 'B'}{signature[i + 1 :]}"
     elif choice == "bitflip-payload":
         i = draw(st.integers(min_value=0, max_value=len(payload) - 2))
-        handle = f"v1.{kid_part}.{payload[:i]}{'A' if payload[i] != 'A' else 'B'}{payload[i + 1:]}.{signature}"
+        handle = f"v1.{kid_part}.{payload[:i]}{'A' if payload[i] != 'A' else 'B'}{payload[i + 1 :]}.{signature}"
     elif choice == "truncated":
         handle = good[: draw(st.integers(min_value=0, max_value=len(good) - 1))]
     elif choice == "foreign-key":
@@ -566,11 +629,13 @@ def m_handle(draw, w, base, headers, rid):
 
 
 def m_resource_not_found(draw, w, base, headers, rid):
-    uri = draw(st.one_of(
-        header_safe_text().map(lambda k: "fact://" + k),
-        st.sampled_from(["", "fact://", "http://example.com/x", "file:///etc/passwd", "fact:///../x"]),
-        any_text(40).map(lambda k: "fact://" + k),
-    ).filter(lambda u: u not in w.fact_uris))
+    uri = draw(
+        st.one_of(
+            header_safe_text().map(lambda k: "fact://" + k),
+            st.sampled_from(["", "fact://", "http://example.com/x", "file:///etc/passwd", "fact:///../x"]),
+            any_text(40).map(lambda k: "fact://" + k),
+        ).filter(lambda u: u not in w.fact_uris)
+    )
     body = rpc("resources/read", {"uri": uri}, id=rid)
     return _case(Expect.error(f"resource {uri!r} not found", -32602, data={"uri": uri}), body, headers_for(body), rid)
 
@@ -582,39 +647,97 @@ def _http_layer(rid: Any) -> IdOneOf:
 
 def m_content_type(draw, w, base, headers, rid):
     headers = dict(headers)
-    value = draw(st.sampled_from([None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
-                                  "application/jsonx", "text/json", "", "application/xml"]))
+    value = draw(
+        st.sampled_from(
+            [
+                None,
+                "text/plain",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+                "application/jsonx",
+                "text/json",
+                "",
+                "application/xml",
+            ]
+        )
+    )
     if value is None:
         # A body without Content-Type may be read as JSON (lenient) or refused with 415; both are clean.
         del headers["Content-Type"]
-        return _case(Expect.ok("no Content-Type", tool_error=None).with_alternatives(
-            Expect.error("no Content-Type", -32600, status=415)), base, headers, IdOneOf((rid, None)))
+        return _case(
+            Expect.ok("no Content-Type", tool_error=None).with_alternatives(
+                Expect.error("no Content-Type", -32600, status=415)
+            ),
+            base,
+            headers,
+            IdOneOf((rid, None)),
+        )
     headers["Content-Type"] = value
     return _case(Expect.error(f"Content-Type {value!r}", -32600, status=415), base, headers, _http_layer(rid))
 
 
 def m_accept(draw, w, base, headers, rid):
     value = draw(st.sampled_from(["text/html", "image/png", "text/plain, text/html", "application/xml"]))
-    return _case(Expect.error(f"Accept {value!r}", -32600, status=406), base, {**headers, "Accept": value},
-                 _http_layer(rid))
+    return _case(
+        Expect.error(f"Accept {value!r}", -32600, status=406), base, {**headers, "Accept": value}, _http_layer(rid)
+    )
 
 
 def m_origin(draw, w, base, headers, rid):
-    origin = draw(st.one_of(
-        st.sampled_from(["https://evil.example", "null", "http://allowed.example", "https://allowed.example:444",
-                         "https://allowed.example.evil", "file://"]),
-        header_safe_text().map(lambda h: "https://" + h),
-    ).filter(lambda o: o.rstrip("/").lower() != ALLOWED_ORIGIN))
-    return _case(Expect.error(f"Origin {origin!r}", -32600, status=403, alternatives=(
-        Expect(why="origin", status=403, codes=frozenset({-32000, -32001, -32600})),)), base,
-        {**headers, "Origin": origin}, _http_layer(rid))
+    origin = draw(
+        st.one_of(
+            st.sampled_from(
+                [
+                    "https://evil.example",
+                    "null",
+                    "http://allowed.example",
+                    "https://allowed.example:444",
+                    "https://allowed.example.evil",
+                    "file://",
+                ]
+            ),
+            header_safe_text().map(lambda h: "https://" + h),
+        ).filter(lambda o: o.rstrip("/").lower() != ALLOWED_ORIGIN)
+    )
+    return _case(
+        Expect.error(
+            f"Origin {origin!r}",
+            -32600,
+            status=403,
+            alternatives=(Expect(why="origin", status=403, codes=frozenset({-32000, -32001, -32600})),),
+        ),
+        base,
+        {**headers, "Origin": origin},
+        _http_layer(rid),
+    )
 
 
 MUTATIONS = [
-    m_truncated, m_garbage, m_invalid_utf8, m_deep_nesting, m_not_an_object, m_jsonrpc_version, m_bad_id,
-    m_bad_method_member, m_unknown_method, m_method_header, m_name_header, m_version_header, m_meta,
-    m_params_not_object, m_unsupported_version, m_unknown_tool, m_tool_arguments, m_arguments_not_object,
-    m_primes_bound, m_handle, m_resource_not_found, m_content_type, m_accept, m_origin,
+    m_truncated,
+    m_garbage,
+    m_invalid_utf8,
+    m_deep_nesting,
+    m_not_an_object,
+    m_jsonrpc_version,
+    m_bad_id,
+    m_bad_method_member,
+    m_unknown_method,
+    m_method_header,
+    m_name_header,
+    m_version_header,
+    m_meta,
+    m_params_not_object,
+    m_unsupported_version,
+    m_unknown_tool,
+    m_missing_capability,
+    m_tool_arguments,
+    m_arguments_not_object,
+    m_primes_bound,
+    m_handle,
+    m_resource_not_found,
+    m_content_type,
+    m_accept,
+    m_origin,
 ]
 
 
@@ -637,7 +760,11 @@ def test_valid_requests_for_every_method_succeed(world: World, data: st.DataObje
 @given(data=st.data())
 def test_each_single_fault_gets_the_error_the_table_gives(world: World, data: st.DataObject) -> None:
     case = mutated_case(data.draw, world)
-    check_answer(send(world, case), case.expect, case.request_id)
+    response = send(world, case)
+    check_answer(response, case.expect, case.request_id)
+    if case.expect.codes == {-32021}:
+        required = response.json()["error"].get("data", {}).get("requiredCapabilities")
+        assert isinstance(required, dict) and "elicitation" in required, response.text
 
 
 @st.composite
@@ -663,9 +790,11 @@ def test_notifications_are_accepted_with_202_and_no_body(world: World, note: dic
 
 def json_values() -> st.SearchStrategy[Any]:
     scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), any_text(20))
-    return st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                         st.dictionaries(any_text(10), inner, max_size=4)),
-                        max_leaves=12)
+    return st.recursive(
+        scalars,
+        lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(any_text(10), inner, max_size=4)),
+        max_leaves=12,
+    )
 
 
 @st.composite
@@ -678,24 +807,55 @@ def noise(draw, w_methods: tuple[str, ...]) -> tuple[bytes, dict[str, str], bool
     elif shape == "json":
         body = encode(draw(json_values()))
     else:
-        message = {"jsonrpc": draw(st.sampled_from(["2.0", "2.0", "1.0"])),
-                   "method": draw(st.one_of(st.sampled_from(w_methods), any_text(20))),
-                   "params": draw(st.one_of(json_values(), st.fixed_dictionaries(
-                       {"_meta": st.one_of(json_values(), st.fixed_dictionaries({
-                           PROTOCOL_VERSION_KEY: st.sampled_from([MODERN, *LEGACY, "x"]),
-                           CAPABILITIES_KEY: json_values()}))},
-                       optional={"name": any_text(20), "uri": any_text(20), "arguments": json_values()})))}
+        message = {
+            "jsonrpc": draw(st.sampled_from(["2.0", "2.0", "1.0"])),
+            "method": draw(st.one_of(st.sampled_from(w_methods), any_text(20))),
+            "params": draw(
+                st.one_of(
+                    json_values(),
+                    st.fixed_dictionaries(
+                        {
+                            "_meta": st.one_of(
+                                json_values(),
+                                st.fixed_dictionaries(
+                                    {
+                                        PROTOCOL_VERSION_KEY: st.sampled_from([MODERN, *LEGACY, "x"]),
+                                        CAPABILITIES_KEY: json_values(),
+                                    }
+                                ),
+                            )
+                        },
+                        optional={"name": any_text(20), "uri": any_text(20), "arguments": json_values()},
+                    ),
+                )
+            ),
+        }
         if draw(st.booleans()):
             message["id"] = draw(st.one_of(request_ids(), json_values()))
         else:
             is_notification = True
         body = encode(message)
-    header_values = st.one_of(header_safe_text(0, 30), st.sampled_from([MODERN, *LEGACY, "=?base64?=?=",
-                                                                        "=?base64?AAAA?=", "tools/call"]))
-    headers = draw(st.dictionaries(
-        st.sampled_from(["MCP-Protocol-Version", "Mcp-Method", "Mcp-Name", "Content-Type", "Accept", "Origin",
-                         "Mcp-Session-Id", "Last-Event-ID"]),
-        header_values, max_size=6))
+    header_values = st.one_of(
+        header_safe_text(0, 30), st.sampled_from([MODERN, *LEGACY, "=?base64?=?=", "=?base64?AAAA?=", "tools/call"])
+    )
+    headers = draw(
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "MCP-Protocol-Version",
+                    "Mcp-Method",
+                    "Mcp-Name",
+                    "Content-Type",
+                    "Accept",
+                    "Origin",
+                    "Mcp-Session-Id",
+                    "Last-Event-ID",
+                ]
+            ),
+            header_values,
+            max_size=6,
+        )
+    )
     return body, headers, is_notification
 
 
@@ -739,10 +899,14 @@ def padded_tools_list(total_size: int, rid: int = 7) -> bytes:
 
 
 @settings(FUZZ, max_examples=40)
-@given(size=st.one_of(st.integers(min_value=ONE_MIB - 64 * 1024, max_value=ONE_MIB),
-                      st.integers(min_value=ONE_MIB + 1, max_value=3 * ONE_MIB),
-                      st.sampled_from([ONE_MIB, ONE_MIB + 1])),
-       chunked=st.booleans())
+@given(
+    size=st.one_of(
+        st.integers(min_value=ONE_MIB - 64 * 1024, max_value=ONE_MIB),
+        st.integers(min_value=ONE_MIB + 1, max_value=3 * ONE_MIB),
+        st.sampled_from([ONE_MIB, ONE_MIB + 1]),
+    ),
+    chunked=st.booleans(),
+)
 def test_bodies_over_one_mib_get_413_and_bodies_up_to_it_are_served(world: World, size: int, chunked: bool) -> None:
     raw = padded_tools_list(size)
     headers = headers_for(rpc("tools/list"))
@@ -757,8 +921,10 @@ def test_bodies_over_one_mib_get_413_and_bodies_up_to_it_are_served(world: World
         # A server may answer 413 and close before the client finished sending; httpx then cannot read
         # the response. Only acceptable for oversized bodies; a fresh request proves the server is fine.
         assert size > ONE_MIB, f"{size}-byte body: connection dropped"
-        check_answer(world.client.post(world.url, content=encode(rpc("tools/list")), headers=headers),
-                     Expect.ok("tools/list after an oversized body"))
+        check_answer(
+            world.client.post(world.url, content=encode(rpc("tools/list")), headers=headers),
+            Expect.ok("tools/list after an oversized body"),
+        )
         return
     if size > ONE_MIB:
         check_answer(response, Expect(why=f"{size}-byte body", status=413, codes=frozenset({-32600})))
@@ -873,5 +1039,6 @@ def test_oversized_request_heads_are_refused(world: World, pad: int) -> None:
 def test_request_heads_under_the_limit_are_served(world: World) -> None:
     body = rpc("tools/list", id="fat-head")
     headers = {**headers_for(body), "X-Padding": "a" * (MAX_HEAD_BYTES // 2)}
-    check_answer(world.client.post(world.url, content=encode(body), headers=headers), Expect.ok("32 KiB head"),
-                 "fat-head")
+    check_answer(
+        world.client.post(world.url, content=encode(body), headers=headers), Expect.ok("32 KiB head"), "fat-head"
+    )

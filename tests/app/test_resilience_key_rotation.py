@@ -44,8 +44,12 @@ def _tally(client: httpx.Client, url: str, add: int, handle: str | None) -> tupl
 def _refused(client: httpx.Client, url: str, handle: str) -> str:
     """Present `handle`; assert it is refused with a clear error; return the error text."""
     response = post(client, url, _schemas(client, url).tally(1, handle))
-    expect = Expect(why="retired-key handle", tool_error=True, message_mentions=("handle",),
-                    alternatives=(Expect.error("retired-key handle", -32602, message_mentions=("handle",)),))
+    expect = Expect(
+        why="retired-key handle",
+        tool_error=True,
+        message_mentions=("handle",),
+        alternatives=(Expect.error("retired-key handle", -32602, message_mentions=("handle",)),),
+    )
     check_answer(response, expect)
     answer = response.json()
     return tool_error_text(answer["result"]) if "result" in answer else answer["error"]["message"]

@@ -64,8 +64,10 @@ def test_requests_in_flight_at_sigterm_complete_correctly(workers: int) -> None:
         late_body = json.dumps(schemas.tally(2, handle, id="late")).encode()
         half = len(late_body) // 2
         late = rawhttp.connect(server.url)
-        late.sendall(rawhttp.request_head(server.mcp_url, headers_for(schemas.tally(2, handle)), len(late_body))
-                     + late_body[:half])
+        late.sendall(
+            rawhttp.request_head(server.mcp_url, headers_for(schemas.tally(2, handle)), len(late_body))
+            + late_body[:half]
+        )
 
         limits = [SLOW_LIMIT - i for i in range(SLOW_JOBS)]  # one runs per worker, the rest queue
         answered_at: dict[int, float] = {}
@@ -87,7 +89,7 @@ def test_requests_in_flight_at_sigterm_complete_correctly(workers: int) -> None:
             status, _, late_answer = rawhttp.read_response(late, timeout=GRACE_S)
             late.close()
 
-            for n, future in zip(limits, slow):
+            for n, future in zip(limits, slow, strict=True):
                 response = future.result(timeout=GRACE_S + 10)
                 check_answer(response, Expect.ok(f"compute_primes({n}) in flight at SIGTERM"), n)
                 check_primes(response.json()["result"], n, sieve_size=SLOW_LIMIT)
@@ -102,18 +104,25 @@ def test_requests_in_flight_at_sigterm_complete_correctly(workers: int) -> None:
         assert tally_outcome(json.loads(late_answer)["result"])[0] == 42
         exit_s = _wait_exit(server.process, GRACE_S + EXIT_MARGIN_S - (time.monotonic() - sigterm_at))
         assert server.process.returncode in CLEAN_EXIT, server.output()[-2000:]
-        print(f"\nworkers={workers}: {after} of {SLOW_JOBS} compute_primes answered after SIGTERM; exited "
-              f"{time.monotonic() - sigterm_at:.1f} s after SIGTERM ({exit_s:.1f} s after the last answer)")
+        print(
+            f"\nworkers={workers}: {after} of {SLOW_JOBS} compute_primes answered after SIGTERM; exited "
+            f"{time.monotonic() - sigterm_at:.1f} s after SIGTERM ({exit_s:.1f} s after the last answer)"
+        )
 
 
 def _try_new_connection(url: str) -> str | None:
     """None when a new request is refused cleanly and at once (refused or closed, or a 503, within 2 s)."""
     started = time.monotonic()
     try:
-        response = httpx.post(url, content=json.dumps(rpc("tools/list")).encode(),
-                              headers=headers_for(rpc("tools/list")), timeout=2)
+        response = httpx.post(
+            url, content=json.dumps(rpc("tools/list")).encode(), headers=headers_for(rpc("tools/list")), timeout=2
+        )
     except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
-        return None if time.monotonic() - started < 2 else f"was cut off only after {time.monotonic() - started:.1f} s ({exc!r})"
+        return (
+            None
+            if time.monotonic() - started < 2
+            else f"was cut off only after {time.monotonic() - started:.1f} s ({exc!r})"
+        )
     except httpx.TimeoutException as exc:
         return f"hung for {time.monotonic() - started:.1f} s ({type(exc).__name__}) instead of being refused"
     return None if response.status_code == 503 else f"was served after SIGTERM: HTTP {response.status_code}"
@@ -123,10 +132,17 @@ def _try_new_connection(url: str) -> str | None:
     "workers",
     [
         1,
-        pytest.param(2, marks=pytest.mark.xfail(strict=True, reason=(
-            "uvicorn's multi-worker supervisor keeps the shared listening socket open until every worker has "
-            "exited, so during the graceful period new connections wait in its backlog (and are reset at exit) "
-            "instead of being refused; see README 'Limits and resilience'"))),
+        pytest.param(
+            2,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason=(
+                    "uvicorn's multi-worker supervisor keeps the shared listening socket open until every worker has "
+                    "exited, so during the graceful period new connections wait in its backlog (and are reset at exit) "
+                    "instead of being refused; see README 'Limits and resilience'"
+                ),
+            ),
+        ),
     ],
 )
 def test_new_connections_are_refused_once_shutdown_starts(workers: int) -> None:

@@ -105,7 +105,7 @@ class Driver:
         if kind == "tally":
             await self.tally_chain(client, rng)
         elif kind == "echo":
-            text = "".join(rng.choice("abcdé✓ \n\"{}") for _ in range(rng.randint(0, 300)))
+            text = "".join(rng.choice('abcdé✓ \n"{}') for _ in range(rng.randint(0, 300)))
             result = await self.call(client, self.schemas.echo(text), "echo")
             if result is not None:
                 self.check(structured(result) == text, f"echo changed its text: {text!r} -> {result}")
@@ -166,8 +166,9 @@ def test_three_processes_sixty_seconds_sixty_four_clients_lose_nothing(capsys: p
         ]
         urls = [s.mcp_url for s in servers]
         with httpx.Client(timeout=10) as client:
-            schemas = ToolSchemas(client.post(urls[0], json=rpc("tools/list"),
-                                              headers=headers_for(rpc("tools/list"))).json()["result"])
+            schemas = ToolSchemas(
+                client.post(urls[0], json=rpc("tools/list"), headers=headers_for(rpc("tools/list"))).json()["result"]
+            )
             facts = _facts(client, urls[0])
 
         started = time.monotonic()
@@ -182,8 +183,8 @@ def test_three_processes_sixty_seconds_sixty_four_clients_lose_nothing(capsys: p
         f"sustained load: {PROCESSES} processes, {CLIENTS} clients, {elapsed:.1f} s, {total} requests "
         f"({total / elapsed:.0f} req/s), {tally.chains} tally chains ({tally.chain_steps} steps), "
         f"{len(tally.errors)} errors",
-        "per-process share: " + ", ".join(f"{who}: {n} ({100 * n / total:.1f}%)"
-                                          for who, n in sorted(tally.served_by.items())),
+        "per-process share: "
+        + ", ".join(f"{who}: {n} ({100 * n / total:.1f}%)" for who, n in sorted(tally.served_by.items())),
         f"latency p50 {1000 * percentile(tally.latencies, 50):.1f} ms, "
         f"p99 {1000 * percentile(tally.latencies, 99):.1f} ms, max {1000 * max(tally.latencies):.1f} ms",
         "operations: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.operations.items())),

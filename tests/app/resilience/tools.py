@@ -40,15 +40,19 @@ class ToolSchemas:
         return rpc("tools/call", {"name": "tally", "arguments": arguments}, id=id)
 
     def compute_primes(self, limit: int, *, id: int | str = 1) -> dict:
-        return rpc("tools/call", {"name": "compute_primes",
-                                  "arguments": {self._param("compute_primes", kind="integer"): limit}}, id=id)
+        return rpc(
+            "tools/call",
+            {"name": "compute_primes", "arguments": {self._param("compute_primes", kind="integer"): limit}},
+            id=id,
+        )
 
     def echo(self, text: str, *, id: int | str = 1) -> dict:
         return rpc("tools/call", {"name": "echo", "arguments": {self._param("echo", kind="string"): text}}, id=id)
 
     def lookup_fact(self, key: str, *, id: int | str = 1) -> dict:
-        return rpc("tools/call", {"name": "lookup_fact",
-                                  "arguments": {self._param("lookup_fact", kind="string"): key}}, id=id)
+        return rpc(
+            "tools/call", {"name": "lookup_fact", "arguments": {self._param("lookup_fact", kind="string"): key}}, id=id
+        )
 
     @staticmethod
     def whoami(*, id: int | str = 1) -> dict:
@@ -93,4 +97,6 @@ def check_primes(result: Mapping[str, Any], limit: int, sieve_size: int | None =
     assert not result.get("isError"), f"compute_primes({limit}) failed: {result}"
     value = structured(result)
     assert isinstance(value, dict), f"compute_primes result is not an object: {result}"
-    assert value.get("count") == prime_count(limit, sieve_size), f"compute_primes({limit}) count {value.get('count')}: {value}"
+    assert value.get("count") == prime_count(limit, sieve_size), (
+        f"compute_primes({limit}) count {value.get('count')}: {value}"
+    )

@@ -6,6 +6,7 @@ import base64
 import json
 
 import pytest
+from mcp_types._v2025_11_25 import InitializeResult as InitializeResult2025
 
 from tests.app.conftest import META, MODERN, call_modern, modern_headers, modern_request, rpc, validate
 
@@ -336,6 +337,8 @@ def test_legacy_initialize_is_answered_statelessly(http, version):
     assert response.status_code == 200
     assert "mcp-session-id" not in response.headers
     result = response.json()["result"]
+    # InitializeResult is not in the 2026 schema (initialize was removed); check it against the 2025-11-25 wire model
+    InitializeResult2025.model_validate(result)
     assert result["protocolVersion"] == version
     assert result["serverInfo"] == SERVER_INFO
     assert set(result["capabilities"]) == {"tools", "resources", "prompts"}

@@ -12,7 +12,7 @@ from pulumi_azure_native import web
 
 from components.auth import auth_settings
 from components.settings import EasyAuth
-from components.site_config import PRODUCTION_SLOT, AppConfig, site_config
+from components.site_config import PRODUCTION_SLOT, AppConfig, basic_auth_publishing_off, web_app_args
 
 # Key id of the generated handle key; set ``handleKeys`` to rotate keys.
 GENERATED_KEY_ID = "k1"
@@ -61,32 +61,12 @@ class Site(pulumi.ComponentResource):
         site = web.WebApp(
             name,
             resource_group_name=args.resource_group_name,
-            location=args.location,
-            kind="app,linux",
-            reserved=True,
-            server_farm_id=args.plan_id,
-            https_only=True,
-            client_affinity_enabled=False,
-            identity=web.ManagedServiceIdentityArgs(type=web.ManagedServiceIdentityType.SYSTEM_ASSIGNED),
-            site_config=site_config(app, PRODUCTION_SLOT),
+            **web_app_args(app, PRODUCTION_SLOT, args.plan_id, args.location),
             tags=tags,
             opts=child,
         )
         site_only = pulumi.ResourceOptions(parent=self, depends_on=[site])
-        web.WebAppFtpAllowed(
-            f"{name}-ftp-basic-auth",
-            name=site.name,
-            resource_group_name=args.resource_group_name,
-            allow=False,
-            opts=site_only,
-        )
-        web.WebAppScmAllowed(
-            f"{name}-scm-basic-auth",
-            name=site.name,
-            resource_group_name=args.resource_group_name,
-            allow=False,
-            opts=site_only,
-        )
+        basic_auth_publishing_off(name, site.name, args.resource_group_name, slot=None, opts=site_only)
         if args.easy_auth is not None:
             web.WebAppAuthSettingsV2(
                 f"{name}-auth",

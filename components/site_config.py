@@ -14,6 +14,7 @@ secret in state and shows it as ``[secret]`` in diffs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 from pulumi_azure_native import web
@@ -76,3 +77,48 @@ def site_config(config: AppConfig, slot_name: str) -> web.SiteConfigArgs:
         use32_bit_worker_process=False,
         app_settings=app_settings(config, slot_name),
     )
+
+
+def web_app_args(config: AppConfig, slot_name: str, plan_id: pulumi.Input[str], location: str) -> dict[str, Any]:
+    """Arguments that WebApp (production) and WebAppSlot share: plan, runtime and security baseline."""
+    return dict(
+        location=location,
+        kind="app,linux",
+        reserved=True,
+        server_farm_id=plan_id,
+        https_only=True,
+        # The app is stateless, so no ARR affinity cookie: the load balancer spreads every request freely.
+        client_affinity_enabled=False,
+        identity=web.ManagedServiceIdentityArgs(type=web.ManagedServiceIdentityType.SYSTEM_ASSIGNED),
+        site_config=site_config(config, slot_name),
+    )
+
+
+def basic_auth_publishing_off(
+    name: str,
+    site_name: pulumi.Input[str],
+    resource_group_name: pulumi.Input[str],
+    slot: str | None,
+    opts: pulumi.ResourceOptions,
+) -> list[pulumi.CustomResource]:
+    """Turn off FTP and SCM basic-auth publishing on the site (``slot=None``) or on ``slot``.
+
+    Deploys then authenticate with Entra ID tokens only (``az webapp deploy``).
+    """
+    if slot is None:
+        policies = {"ftp": web.WebAppFtpAllowed, "scm": web.WebAppScmAllowed}
+        where: dict[str, str] = {}
+    else:
+        policies = {"ftp": web.WebAppFtpAllowedSlot, "scm": web.WebAppScmAllowedSlot}
+        where = {"slot": slot}
+    return [
+        policy(
+            f"{name}-{protocol}-basic-auth",
+            name=site_name,
+            resource_group_name=resource_group_name,
+            allow=False,
+            **where,
+            opts=opts,
+        )
+        for protocol, policy in policies.items()
+    ]

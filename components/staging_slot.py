@@ -10,7 +10,7 @@ from pulumi_azure_native import web
 
 from components.auth import auth_settings
 from components.site import Site
-from components.site_config import STAGING_SLOT, STICKY_APP_SETTINGS, site_config
+from components.site_config import STAGING_SLOT, STICKY_APP_SETTINGS, basic_auth_publishing_off, web_app_args
 
 
 @dataclass(frozen=True)
@@ -44,14 +44,7 @@ class StagingSlot(pulumi.ComponentResource):
             name=site.name,
             slot=STAGING_SLOT,
             resource_group_name=site.resource_group_name,
-            location=site.location,
-            kind="app,linux",
-            reserved=True,
-            server_farm_id=site.plan_id,
-            https_only=True,
-            client_affinity_enabled=False,
-            identity=web.ManagedServiceIdentityArgs(type=web.ManagedServiceIdentityType.SYSTEM_ASSIGNED),
-            site_config=site_config(site.app_config, STAGING_SLOT),
+            **web_app_args(site.app_config, STAGING_SLOT, site.plan_id, site.location),
             tags={**args.tags, "component": "staging-slot"},
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -64,23 +57,10 @@ class StagingSlot(pulumi.ComponentResource):
             app_setting_names=list(STICKY_APP_SETTINGS),
             opts=slot_only,
         )
-        ftp = web.WebAppFtpAllowedSlot(
-            f"{name}-ftp-basic-auth",
-            name=site.name,
-            slot=STAGING_SLOT,
-            resource_group_name=site.resource_group_name,
-            allow=False,
-            opts=slot_only,
+        basic_auth = basic_auth_publishing_off(
+            name, site.name, site.resource_group_name, slot=STAGING_SLOT, opts=slot_only
         )
-        scm = web.WebAppScmAllowedSlot(
-            f"{name}-scm-basic-auth",
-            name=site.name,
-            slot=STAGING_SLOT,
-            resource_group_name=site.resource_group_name,
-            allow=False,
-            opts=slot_only,
-        )
-        self.resources = [slot, sticky, ftp, scm]
+        self.resources = [slot, sticky, *basic_auth]
         if site.easy_auth is not None:
             self.resources.append(
                 web.WebAppAuthSettingsV2Slot(

@@ -4,35 +4,17 @@ from __future__ import annotations
 
 import pulumi
 
-from components.settings import EasyAuth
-from components.site import GENERATED_KEY_ID, Site, SiteArgs
-from components.site_config import STARTUP_COMMAND, AppConfig
+from components.site import GENERATED_KEY_ID, Site
+from components.site_config import STARTUP_COMMAND
+from tests.infra.builders import AUTH, PLAN_ID, TAGS, site_args
 
 WEBAPP = "azure-native:web:WebApp"
-PLAN_ID = "/subscriptions/s/resourceGroups/rg-mcp/providers/Microsoft.Web/serverfarms/plan1"
-TAGS = {"project": "mcpscale-azure", "stack": "test"}
 RING = "k7:" + "r" * 40
-AUTH = EasyAuth("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "11111111-2222-3333-4444-555555555555", ("api://mcp/x",))
 
 
 def run_site(infra, handle_keys=None, easy_auth=None, sink=None):
     def program():
-        site = Site(
-            "mcp",
-            SiteArgs(
-                resource_group_name="rg-mcp",
-                location="westeurope",
-                plan_id=PLAN_ID,
-                app=AppConfig(
-                    python_version="3.12",
-                    workers=1,
-                    handle_keys=handle_keys,
-                    app_insights_connection_string="InstrumentationKey=abc",
-                ),
-                easy_auth=easy_auth,
-                tags=TAGS,
-            ),
-        )
+        site = Site("mcp", site_args(handle_keys=handle_keys, easy_auth=easy_auth))
         if sink is not None:
             sink.append(site)
 

@@ -2,38 +2,24 @@
 
 from __future__ import annotations
 
-from components.settings import EasyAuth
-from components.site import Site, SiteArgs
-from components.site_config import AppConfig
+from components.site import Site
 from components.staging_slot import StagingSlot, StagingSlotArgs
+from tests.infra.builders import AUTH, PLAN_ID, TAGS, site_args
 
 WEBAPP = "azure-native:web:WebApp"
 SLOT = "azure-native:web:WebAppSlot"
-PLAN_ID = "/subscriptions/s/resourceGroups/rg-mcp/providers/Microsoft.Web/serverfarms/plan1"
-TAGS = {"project": "mcpscale-azure", "stack": "test"}
-AUTH = EasyAuth("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "11111111-2222-3333-4444-555555555555", ("api://mcp/x",))
 
 
 def run_slot(infra, easy_auth=None, handle_keys=None, sink=None):
     def program():
-        site = Site(
-            "mcp",
-            SiteArgs(
-                resource_group_name="rg-mcp",
-                location="westeurope",
-                plan_id=PLAN_ID,
-                app=AppConfig(
-                    python_version="3.11",
-                    workers=2,
-                    handle_keys=handle_keys,
-                    app_insights_connection_string="InstrumentationKey=abc",
-                    allowed_origins=("https://a.example",),
-                ),
-                easy_auth=easy_auth,
-                tags=TAGS,
-            ),
+        args = site_args(
+            handle_keys=handle_keys,
+            easy_auth=easy_auth,
+            python_version="3.11",
+            workers=2,
+            allowed_origins=("https://a.example",),
         )
-        slot = StagingSlot("staging", StagingSlotArgs(site=site, tags=TAGS))
+        slot = StagingSlot("staging", StagingSlotArgs(site=Site("mcp", args), tags=TAGS))
         if sink is not None:
             sink.append(slot)
 

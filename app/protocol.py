@@ -22,7 +22,7 @@ Era routing (the issue's "dual-era" server):
 - any other version header -> -32022 naming the versions served.
 
 Responses that never change (server/discover, tools/list, resources/list,
-resources/templates/list, initialize) are serialized once at start-up; a
+resources/templates/list, prompts/list, initialize) are serialized once at start-up; a
 request pays only for splicing its id in.
 """
 

@@ -75,7 +75,7 @@ async def _respond(send, status: int, body: bytes) -> None:
 
 async def app(scope, receive, send) -> None:
     if scope["type"] == "lifespan":
-        while (message := await receive())["type"] != "lifespan.shutdown":
+        while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return

@@ -234,7 +234,9 @@ class McpInstrumentation:
                 span.set_attributes(attributes)
                 if error_type is not None:
                     span.set_status(self._Status(self._StatusCode.ERROR, description))
-                measured = {key: attributes[key] for key in (ATTR_METHOD, ATTR_TOOL, ATTR_ERROR_TYPE) if key in attributes}
+                measured = {
+                    key: attributes[key] for key in (ATTR_METHOD, ATTR_TOOL, ATTR_ERROR_TYPE) if key in attributes
+                }
                 self._duration.record(time.perf_counter() - started, measured)
 
     def _parent_and_links(self, message: Mapping[str, Any]) -> tuple[Any, list[Any]]:
@@ -246,7 +248,9 @@ class McpInstrumentation:
         meta = params.get("_meta") if isinstance(params, Mapping) else None
         carrier = {}
         if isinstance(meta, Mapping):
-            carrier = {key: meta[key] for key in ("traceparent", "tracestate", "baggage") if isinstance(meta.get(key), str)}
+            carrier = {
+                key: meta[key] for key in ("traceparent", "tracestate", "baggage") if isinstance(meta.get(key), str)
+            }
         if not carrier:
             return None, []
         # Extract into an empty context: the parent is the caller's span, never the transport's.

@@ -1,13 +1,16 @@
 """Cold start of ``python -m app``: process spawn to the first 200 from GET /health.
 
 Compares, in one run on one machine, the app as it is now (the working tree)
-against a baseline revision of ``app/`` (default: the commit before telemetry
-was wired into the app), both without APPLICATIONINSIGHTS_CONNECTION_STRING,
-runs interleaved so machine drift hits both alike. It also measures the
-current app with a connection string (pointed at a closed local port, so
-nothing leaves the machine) to show what turning telemetry on costs.
+against a baseline, both without APPLICATIONINSIGHTS_CONNECTION_STRING, runs
+interleaved so machine drift hits both alike. The default baseline is the
+same working tree with the telemetry wiring taken out (``app/main.py``
+without ``app.telemetry``, and ``app/telemetry.py`` deleted): exactly "before
+telemetry", with every other change equal. ``--baseline REV`` uses ``app/``
+of a git revision instead. It also measures the current app with a
+connection string (pointed at a closed local port, so nothing leaves the
+machine) to show what turning telemetry on costs.
 
-    uv run python bench/cold_start.py                 # baseline = before telemetry wiring
+    uv run python bench/cold_start.py                  # baseline = this tree without telemetry
     uv run python bench/cold_start.py --baseline HEAD~3 --runs 21
 
 Prints median / p90 per variant and the ratio current/baseline of medians.
@@ -31,18 +34,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(rb"Uvicorn running on http://127\.0\.0\.1:(\d+)")
-WIRING_COMMIT_SUBJECT = "telemetry: wire"
 TIMEOUT_S = 60.0
+# The two lines of app/main.py that wire telemetry in, and what they were before.
+WIRING = {
+    "from app import telemetry\n": "",
+    "create_app(message_middleware=telemetry.message_middleware())": "create_app()",
+}
 
 
 def git(*args: str) -> bytes:
     return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True).stdout
-
-
-def default_baseline() -> str:
-    """Parent of the commit that wired telemetry into the app, else HEAD."""
-    wiring = git("log", "--format=%H", "--reverse", f"--grep=^{WIRING_COMMIT_SUBJECT}").split()
-    return f"{wiring[0].decode()}~1" if wiring else "HEAD"
 
 
 def export_app(revision: str | None, destination: Path) -> Path:
@@ -54,6 +55,19 @@ def export_app(revision: str | None, destination: Path) -> Path:
         with tarfile.open(fileobj=io.BytesIO(git("archive", "--format=tar", revision, "app"))) as archive:
             archive.extractall(destination, filter="data")
     return destination
+
+
+def unwire_telemetry(tree: Path) -> Path:
+    """``tree``'s app as it was before telemetry: no import of it, no middleware, no module."""
+    main = tree / "app" / "main.py"
+    text = main.read_text()
+    for wired, before in WIRING.items():
+        if wired not in text:
+            raise SystemExit(f"app/main.py no longer contains {wired!r}; update WIRING in {__file__}")
+        text = text.replace(wired, before)
+    main.write_text(text)
+    (tree / "app" / "telemetry.py").unlink()
+    return tree
 
 
 def cold_start(tree: Path, env: dict[str, str]) -> float:
@@ -95,10 +109,11 @@ def summary(samples: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--baseline", default=None, help="git revision of the baseline app/ (default: before telemetry wiring)")
+    parser.add_argument(
+        "--baseline", default=None, help="git revision of the baseline app/ (default: this tree without telemetry)"
+    )
     parser.add_argument("--runs", type=int, default=15, help="cold starts per variant (default 15)")
     args = parser.parse_args()
-    baseline = args.baseline or default_baseline()
 
     env = {key: value for key, value in os.environ.items() if key != "APPLICATIONINSIGHTS_CONNECTION_STRING"}
     env["WEB_CONCURRENCY"] = "1"
@@ -112,8 +127,16 @@ def main() -> None:
     )
 
     with tempfile.TemporaryDirectory(prefix="cold-start-") as scratch:
+        if args.baseline:
+            baseline_name, baseline_tree = (
+                f"baseline {args.baseline}",
+                export_app(args.baseline, Path(scratch) / "base"),
+            )
+        else:
+            baseline_name = "baseline: this tree without telemetry"
+            baseline_tree = unwire_telemetry(export_app(None, Path(scratch) / "base"))
         trees = {
-            f"baseline ({baseline}), telemetry off": (export_app(baseline, Path(scratch) / "baseline"), env),
+            baseline_name: (baseline_tree, env),
             "current, telemetry off": (export_app(None, Path(scratch) / "current"), env),
             "current, telemetry on": (Path(scratch) / "current", telemetry_env),
         }

@@ -105,7 +105,9 @@ def _logs(name: str, title: str, query: str, visualization: str, **content: Any)
     }
 
 
-def _metrics(name: str, title: str, resource_type: str, resource_id: str, metrics: list[dict[str, Any]]) -> dict[str, Any]:
+def _metrics(
+    name: str, title: str, resource_type: str, resource_id: str, metrics: list[dict[str, Any]]
+) -> dict[str, Any]:
     """An Azure Monitor platform metrics item bound to the time range parameter."""
     return {
         "type": _METRICS,
@@ -129,7 +131,11 @@ def _metrics(name: str, title: str, resource_type: str, resource_id: str, metric
 
 
 def _metric(resource_type: str, metric: str, aggregation: int, split_by: str | None = None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"namespace": resource_type, "metric": f"{resource_type}--{metric}", "aggregation": aggregation}
+    spec: dict[str, Any] = {
+        "namespace": resource_type,
+        "metric": f"{resource_type}--{metric}",
+        "aggregation": aggregation,
+    }
     if split_by:
         # The portal shows 10 segments by default; a plan can run up to 30 instances.
         spec.update(splitBy=split_by, splitBySortOrder=-1, splitByLimit=30)
@@ -193,14 +199,15 @@ def _load_distribution() -> dict[str, Any]:
         "load-distribution",
         "Load distribution across instances",
         [
-            _half(_logs("requests-per-instance", "MCP requests per instance (share within slot)", per_instance, "table")),
-            _half(_logs("requests-per-instance-over-time", "MCP requests per instance over time", over_time, "timechart")),
+            _half(_logs("requests-per-instance", "MCP requests per instance (share of slot)", per_instance, "table")),
+            _half(_logs("requests-per-instance-over-time", "MCP requests per instance", over_time, "timechart")),
         ],
     )
 
 
 def _latency_and_rate() -> dict[str, Any]:
-    by_operation = MCP_REQUESTS + """let minutes = max_of(toscalar(mcp | summarize (max(timestamp) - min(timestamp)) / 1m), 1.0);
+    by_operation = MCP_REQUESTS + """let span_min = toscalar(mcp | summarize (max(timestamp) - min(timestamp)) / 1m);
+let minutes = max_of(span_min, 1.0);
 mcp
 | summarize calls = sum(itemCount), failures = sumif(itemCount, failed),
     p50_ms = percentile(duration, 50), p95_ms = percentile(duration, 95), p99_ms = percentile(duration, 99)
@@ -218,7 +225,12 @@ mcp
         "latency-and-rate",
         "Request rate and latency by MCP method and tool",
         [
-            _logs("latency-by-operation", "Calls, rate and latency (p50 / p95 / p99, ms) per method and tool", by_operation, "table"),
+            _logs(
+                "latency-by-operation",
+                "Calls, rate, latency p50 / p95 / p99 (ms) by method and tool",
+                by_operation,
+                "table",
+            ),
             _half(_logs("rate-by-operation-over-time", "Calls per interval by method and tool", rate, "timechart")),
             _half(_logs("p95-by-operation-over-time", "p95 latency (ms) by method and tool", latency, "timechart")),
         ],
@@ -251,7 +263,7 @@ def _failures() -> dict[str, Any]:
         "Failures and error codes by tool",
         [
             _half(_logs("failure-rate-by-tool", "Failure rate per method and tool", rate, "table")),
-            _half(_logs("failures-by-error-code", "Failures by tool and error code (error.type / JSON-RPC code)", by_code, "table")),
+            _half(_logs("failures-by-error-code", "Failures by tool, error type and JSON-RPC code", by_code, "table")),
             _logs("failures-over-time", "Failures over time by tool and error", over_time, "timechart"),
             _logs("exceptions-by-type", "Unhandled exceptions in the server", exceptions_by_type, "table"),
         ],
@@ -284,7 +296,8 @@ def _tool_metrics() -> dict[str, Any]:
 | where name == "{METRIC_OPERATION_DURATION}"
 | extend method = {_dim(ATTR_METHOD)}, tool = {_dim(ATTR_TOOL)}, error_type = {_dim(ATTR_ERROR_TYPE)}
 | where method == "tools/call"
-| extend outcome = iff(isempty(error_type), "ok", error_type), slot = replace_string(cloud_RoleName, "{SERVICE_NAME_PREFIX}", "")
+| extend outcome = iff(isempty(error_type), "ok", error_type)
+| extend slot = replace_string(cloud_RoleName, "{SERVICE_NAME_PREFIX}", "")
 | summarize calls = sum(valueCount), total_s = sum(valueSum), max_s = max(valueMax) by slot, tool, outcome
 | extend avg_ms = round(1000.0 * total_s / calls, 1), max_ms = round(1000.0 * max_s, 1)
 | project slot, tool, outcome, calls, avg_ms, max_ms
@@ -301,7 +314,8 @@ def _capacity(plan_id: str, autoscale_setting_id: str | None) -> dict[str, Any]:
     instances = f"""union requests, customMetrics, performanceCounters
 | where timestamp {_TIME_FILTER}
 | where cloud_RoleName startswith "{SERVICE_NAME_PREFIX}"
-| summarize instances = dcount(cloud_RoleInstance) by bin(timestamp, {_GRAIN}), slot = replace_string(cloud_RoleName, "{SERVICE_NAME_PREFIX}", "")
+| extend slot = replace_string(cloud_RoleName, "{SERVICE_NAME_PREFIX}", "")
+| summarize instances = dcount(cloud_RoleInstance) by bin(timestamp, {_GRAIN}), slot
 | order by timestamp asc"""
     items = [
         _half(

@@ -14,7 +14,6 @@ import threading
 import time
 
 import httpx
-
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -74,7 +73,9 @@ class Recorder:
         self.tracer_provider = TracerProvider()
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
         self.instrumentation = McpInstrumentation(self.tracer_provider, MeterProvider(metric_readers=[self.metrics]))
-        self.app = create_app({"MCP_HANDLE_KEYS": "k1:" + "s" * 32}, message_middleware=[self.instrumentation.middleware])
+        self.app = create_app(
+            {"MCP_HANDLE_KEYS": "k1:" + "s" * 32}, message_middleware=[self.instrumentation.middleware]
+        )
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://mcp.test")
@@ -177,7 +178,12 @@ def test_protocol_errors_are_failures_of_the_method(recorder):
     responses = recorder.send(
         {"jsonrpc": "2.0", "id": 1, "method": "no/such/method-" + "x" * 40, "params": {"_meta": META}},
         # modern, but _meta lacks the required client capabilities
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/list",
+            "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}},
+        },
     )
     assert [r.status_code for r in responses] == [404, 400]
     unknown, missing_meta = recorder.finished()
@@ -236,7 +242,16 @@ def test_malformed_traceparent_starts_a_new_trace(recorder):
 def test_other_methods_legacy_requests_and_notifications(recorder):
     recorder.send(
         {"jsonrpc": "2.0", "id": "a", "method": "resources/read", "params": {"uri": "fact://mcp", "_meta": META}},
-        {"jsonrpc": "2.0", "id": 3, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        },
         {"jsonrpc": "2.0", "id": 4, "method": "tools/list"},  # legacy, no headers
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
     )
@@ -287,7 +302,144 @@ def test_without_a_connection_string_nothing_is_wrapped_or_imported():
     )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT_ROOT)}
     result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", probe],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"azure": False, "sdk": False, "unwrapped": True}
+
+
+# --- end to end: the real server, the real Azure Monitor exporter, a local ingestion endpoint ---
+
+
+class FakeIngestion:
+    """Stands in for the Application Insights ingestion (and live metrics) endpoint on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[dict] = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                received = 0
+                if self.path.startswith("/v2.1/track") or self.path.startswith("/v2/track"):
+                    items = json.loads(body)
+                    items = items if isinstance(items, list) else [items]
+                    with outer._lock:
+                        outer.envelopes.extend(items)
+                    received = len(items)
+                answer = json.dumps({"itemsReceived": received, "itemsAccepted": received, "errors": []}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def of_type(self, base_type: str) -> list[dict]:
+        with self._lock:
+            return [e for e in self.envelopes if e.get("data", {}).get("baseType") == base_type]
+
+    def wait_for(self, predicate, timeout: float = 20.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if found := predicate():
+                return found
+            time.sleep(0.1)
+        raise AssertionError(f"ingestion endpoint never received the expected telemetry; got {self.envelopes!r}")
+
+
+def post_mcp(url: str, message: dict) -> httpx.Response:
+    return httpx.post(url, json=message, headers=headers_for(message), timeout=10)
+
+
+def test_end_to_end_requests_rows_carry_the_workbook_contract():
+    ingestion = FakeIngestion()
+    env = {
+        telemetry.CONNECTION_STRING_ENV: "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+        f"IngestionEndpoint={ingestion.url};LiveEndpoint={ingestion.url}",
+        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",  # statsbeat would go to Microsoft's endpoint
+        "OTEL_TRACES_SAMPLER": "always_on",  # the distro's default rate limit could drop a span
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",
+        "MCP_SLOT_NAME": "staging",
+        "WEBSITE_INSTANCE_ID": "instance-e2e",
+    }
+    try:
+        with running_server(env=env) as server:
+            meta = {**META, "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"}}
+            ok = post_mcp(server.mcp_url, tools_call("echo", 11, meta=meta, arguments={"text": "hi"}))
+            assert ok.status_code == 200, ok.text
+            bad = post_mcp(server.mcp_url, tools_call("no_such_tool", 12, meta=meta))
+            assert bad.status_code == 400, bad.text
+            httpx.get(server.url + "/health", timeout=5)
+
+            def mcp_requests():
+                rows = [
+                    e
+                    for e in ingestion.of_type("RequestData")
+                    if "mcp.method.name" in e["data"]["baseData"].get("properties", {})
+                ]
+                return rows if len(rows) >= 2 else None
+
+            requests_rows = ingestion.wait_for(mcp_requests)
+            metric_rows = ingestion.wait_for(
+                lambda: [
+                    e
+                    for e in ingestion.of_type("MetricData")
+                    if e["data"]["baseData"]["metrics"][0]["name"] == telemetry.METRIC_OPERATION_DURATION
+                ]
+            )
+            time.sleep(0.5)  # anything else (duplicates, /health) would have been flushed by now
+    finally:
+        ingestion.server.shutdown()
+
+    mcp_rows = [r for r in ingestion.of_type("RequestData") if "mcp.method.name" in r["data"]["baseData"]["properties"]]
+    assert len(mcp_rows) == 2, mcp_rows  # exactly one per MCP message: no second span from the SDK or FastAPI
+    by_id = {r["data"]["baseData"]["properties"]["jsonrpc.request.id"]: r for r in requests_rows}
+    ok_row, bad_row = by_id["11"], by_id["12"]
+    for row in (ok_row, bad_row):
+        assert row["tags"]["ai.operation.id"] == TRACE_ID
+        assert row["tags"]["ai.operation.parentId"] == CALLER_SPAN_ID
+        assert row["tags"]["ai.cloud.role"] == "mcp-server-staging"
+        assert row["tags"]["ai.cloud.roleInstance"] == "instance-e2e"
+    assert ok_row["data"]["baseData"]["name"] == "tools/call echo"
+    assert ok_row["data"]["baseData"]["success"] is True
+    assert ok_row["data"]["baseData"]["properties"]["gen_ai.tool.name"] == "echo"
+    assert ok_row["data"]["baseData"]["properties"]["mcp.protocol.version"] == "2026-07-28"
+    assert "mcp.error.type" not in ok_row["data"]["baseData"]["properties"]
+    assert bad_row["data"]["baseData"]["success"] is False
+    assert bad_row["data"]["baseData"]["properties"]["mcp.error.type"] == "-32602"
+    assert bad_row["data"]["baseData"]["properties"]["jsonrpc.error.code"] == "-32602"
+    outcomes = {
+        (
+            m["data"]["baseData"]["properties"].get("gen_ai.tool.name"),
+            m["data"]["baseData"]["properties"].get("error.type"),
+        )
+        for m in metric_rows
+    }
+    assert {("echo", None), ("no_such_tool", "-32602")} <= outcomes
+    # The exporter's per-export INFO logging must not be exported (it would feed
+    # itself); its warnings (e.g. a failed transmission) may be.
+    chatter = [
+        (e["data"]["baseData"]["properties"].get("logger_name"), e["data"]["baseData"]["message"][:200])
+        for e in ingestion.of_type("MessageData")
+        if e["data"]["baseData"]["properties"].get("logger_name", "").startswith("azure")
+        and e["data"]["baseData"].get("severityLevel", 0) < 2  # below Warning
+    ]
+    assert not chatter, chatter

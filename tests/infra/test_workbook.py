@@ -6,8 +6,9 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import jsonschema
 import pytest
@@ -173,7 +174,7 @@ def test_load_distribution_by_instance_as_table_and_timechart(content):
     chart = item(content, "requests-per-instance-over-time")["content"]
     assert table["visualization"] == "table" and chart["visualization"] == "timechart"
     for panel in (table, chart):
-        assert re.search(r"summarize .*by .*cloud_RoleInstance", panel["query"], re.S)
+        assert re.search(r"summarize .*by .*cloud_RoleInstance", panel["query"], re.DOTALL)
         assert 'isnotempty(customDimensions["mcp.method.name"])' in panel["query"]
 
 

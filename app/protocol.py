@@ -61,7 +61,7 @@ from mcp.types import (
     CallToolRequestParams,
 )
 from mcp.types.version import LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from app.request_scope import client_capabilities
 
@@ -155,6 +155,7 @@ class Dispatcher:
         self._server_info = server_info
         self._instructions = instructions
         self._result_meta = {SERVER_INFO_META_KEY: server_info}
+        self._result_meta_json = _dumps(self._result_meta)
         self._tool_names: frozenset[str] = frozenset()
         self._cached: dict[str, bytes] = {}
         self._modern: dict[str, Callable[[Exchange], Awaitable[bytes]]] = {
@@ -462,10 +463,8 @@ class Dispatcher:
             )
         finally:
             client_capabilities.reset(scope)
-        body = result.model_dump(by_alias=True, exclude_none=True, mode="json")
-        body["_meta"] = {**body.get("_meta", {}), **self._result_meta}
-        exchange.tool_error = bool(body.get("isError"))
-        return _dumps(body)
+        exchange.tool_error = bool(getattr(result, "is_error", False))
+        return self._with_server_info(result)
 
     @staticmethod
     def _tool_error_text(name: str, error: ToolError) -> str:
@@ -500,8 +499,16 @@ class Dispatcher:
                 root = root.__cause__
             problem = _problems(root) if isinstance(root, ValidationError) else str(root)
             raise RpcError(INVALID_PARAMS, f"Invalid arguments for prompt {name}: {problem}") from error
+        return self._with_server_info(result)
+
+    def _with_server_info(self, result: BaseModel) -> bytes:
+        """Serialize an SDK result with ``_meta`` serverInfo added."""
+        if getattr(result, "meta", None) is None:
+            # The common case, spliced as bytes: pydantic's own JSON, then the one key we add.
+            dumped = result.model_dump_json(by_alias=True, exclude_none=True).encode()
+            return b'{"_meta":' + self._result_meta_json + (b"," + dumped[1:] if dumped != b"{}" else b"}")
         body = result.model_dump(by_alias=True, exclude_none=True, mode="json")
-        body["_meta"] = {**body.get("_meta", {}), **self._result_meta}
+        body["_meta"] = {**body["_meta"], **self._result_meta}
         return _dumps(body)
 
     async def _read_resource(self, exchange: Exchange) -> bytes:

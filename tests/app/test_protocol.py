@@ -442,3 +442,18 @@ def test_input_responses_on_a_legacy_request_are_bad_params(http):
     response = legacy(http, "tools/call", params)
     assert response.status_code == 200  # legacy era: errors ride HTTP 200
     assert response.json()["error"]["code"] == -32602
+
+
+def test_server_info_joins_a_result_meta_the_sdk_already_set():
+    from mcp.server.mcpserver import MCPServer
+    from mcp.types import CallToolResult, TextContent
+
+    from app.protocol import Dispatcher
+
+    dispatcher = Dispatcher(MCPServer("t", log_level="WARNING"), SERVER_INFO, None)
+    plain = json.loads(dispatcher._with_server_info(CallToolResult(content=[TextContent(type="text", text="x")])))
+    assert plain["_meta"] == {"io.modelcontextprotocol/serverInfo": SERVER_INFO}
+    assert plain["content"] == [{"type": "text", "text": "x"}]
+    with_meta = json.loads(dispatcher._with_server_info(CallToolResult(content=[], _meta={"com.example/k": 1})))
+    assert with_meta["_meta"] == {"com.example/k": 1, "io.modelcontextprotocol/serverInfo": SERVER_INFO}
+    validate(with_meta, "CallToolResult")

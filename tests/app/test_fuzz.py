@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
 import string
 from collections.abc import Iterator
@@ -53,9 +54,12 @@ PRIMES_LIMIT = 20_000  # small, so fuzzed compute_primes calls stay cheap
 HANDLE_KEYS = "fuzz-a:fuzz-secret-aaaaaaaaaaaaaaaa,fuzz-b:fuzz-secret-bbbbbbbbbbbbbbbb"
 FOREIGN_KEYS = "other:other-secret-cccccccccccccccc"
 
+# Hunting locally: RESILIENCE_FUZZ_SCALE=10 runs ten times the cases, RESILIENCE_FUZZ_RANDOM=1 draws new ones
+# each run (with pytest's --hypothesis-seed=N to replay one). CI keeps the fixed, derandomized default.
+SCALE = float(os.environ.get("RESILIENCE_FUZZ_SCALE", "1"))
 FUZZ = settings(
     deadline=None,
-    derandomize=True,
+    derandomize=os.environ.get("RESILIENCE_FUZZ_RANDOM") != "1",
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     print_blob=False,
@@ -397,6 +401,18 @@ def m_method_header(draw, w, base, headers, rid):
     return _case(Expect.error(f"Mcp-Method header {choice}", -32020), base, items, rid)
 
 
+def m_duplicated_header(draw, w, base, headers, rid):
+    """A routing header sent twice with different values: which one counts would be the server's guess."""
+    if base["method"] not in NAME_PARAM:
+        base = rpc("tools/call", {"name": "whoami", "arguments": {}}, id=rid)
+        headers = headers_for(base)
+    name = draw(st.sampled_from(["MCP-Protocol-Version", "Mcp-Method", "Mcp-Name"]))
+    other = draw(header_safe_text().filter(lambda v: v != headers[name]))
+    items = list(headers.items())
+    items.insert(draw(st.integers(min_value=0, max_value=len(items))), (name, other))
+    return _case(Expect.error(f"{name} header twice", -32020), base, items, rid)
+
+
 def m_name_header(draw, w, base, headers, rid):
     if base["method"] not in NAME_PARAM:
         base = rpc("tools/call", {"name": "whoami", "arguments": {}}, id=rid)
@@ -449,7 +465,15 @@ def m_meta(draw, w, base, headers, rid):
     params = body["params"]
     choice = draw(
         st.sampled_from(
-            ["no-meta", "no-version", "no-capabilities", "meta-not-object", "capabilities-not-object", "no-params"]
+            [
+                "no-meta",
+                "no-version",
+                "no-capabilities",
+                "meta-not-object",
+                "capabilities-not-object",
+                "client-info-not-object",
+                "no-params",
+            ]
         )
     )
     if choice == "no-meta":
@@ -462,6 +486,8 @@ def m_meta(draw, w, base, headers, rid):
         params["_meta"] = draw(st.sampled_from([[], "x", 1, None, True]))
     elif choice == "capabilities-not-object":
         params["_meta"][CAPABILITIES_KEY] = draw(st.sampled_from([[], "x", 1, None, True]))
+    elif choice == "client-info-not-object":
+        params["_meta"][CLIENT_INFO_KEY] = draw(st.sampled_from([[], "x", 1, True]))
     else:
         body = {k: v for k, v in body.items() if k != "params"}
         headers = {k: v for k, v in headers.items() if k != "Mcp-Name"}
@@ -723,6 +749,7 @@ MUTATIONS = [
     m_bad_method_member,
     m_unknown_method,
     m_method_header,
+    m_duplicated_header,
     m_name_header,
     m_version_header,
     m_meta,
@@ -749,14 +776,14 @@ def send(w: World, case: Case) -> httpx.Response:
 # Properties
 
 
-@settings(FUZZ, max_examples=1000)
+@settings(FUZZ, max_examples=int(1000 * SCALE))
 @given(data=st.data())
 def test_valid_requests_for_every_method_succeed(world: World, data: st.DataObject) -> None:
     case = valid_case(data.draw, world)
     check_answer(send(world, case), case.expect, case.request_id)
 
 
-@settings(FUZZ, max_examples=3000)
+@settings(FUZZ, max_examples=int(3000 * SCALE))
 @given(data=st.data())
 def test_each_single_fault_gets_the_error_the_table_gives(world: World, data: st.DataObject) -> None:
     case = mutated_case(data.draw, world)
@@ -780,7 +807,7 @@ def notifications(draw) -> dict:
     return {"jsonrpc": "2.0", "method": method, **({"params": params} if params else {})}
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=int(300 * SCALE))
 @given(note=notifications())
 def test_notifications_are_accepted_with_202_and_no_body(world: World, note: dict) -> None:
     headers = {**headers_for(note)}
@@ -859,7 +886,7 @@ def noise(draw, w_methods: tuple[str, ...]) -> tuple[bytes, dict[str, str], bool
     return body, headers, is_notification
 
 
-@settings(FUZZ, max_examples=700)
+@settings(FUZZ, max_examples=int(700 * SCALE))
 @given(data=st.data())
 def test_arbitrary_input_never_breaks_the_server(world: World, data: st.DataObject) -> None:
     methods = (*sorted(world.known_methods), *REMOVED_METHODS, "notifications/cancelled")
@@ -873,7 +900,7 @@ def test_arbitrary_input_never_breaks_the_server(world: World, data: st.DataObje
     check_never_broken(response, notification=is_notification, legacy_possible=legacy_possible)
 
 
-@settings(FUZZ, max_examples=20)
+@settings(FUZZ, max_examples=int(20 * SCALE))
 @given(http_method=st.sampled_from(["GET", "DELETE", "PUT", "PATCH"]), with_body=st.booleans())
 def test_other_http_methods_get_405_allow_post(world: World, http_method: str, with_body: bool) -> None:
     headers = {"MCP-Protocol-Version": MODERN, "Accept": "application/json, text/event-stream"}
@@ -898,7 +925,7 @@ def padded_tools_list(total_size: int, rid: int = 7) -> bytes:
     return raw
 
 
-@settings(FUZZ, max_examples=40)
+@settings(FUZZ, max_examples=int(40 * SCALE))
 @given(
     size=st.one_of(
         st.integers(min_value=ONE_MIB - 64 * 1024, max_value=ONE_MIB),
@@ -996,7 +1023,7 @@ def legacy_requests(draw, w_tools: tuple[str, ...]) -> tuple[dict, dict[str, str
     return body, headers, expect
 
 
-@settings(FUZZ, max_examples=200)
+@settings(FUZZ, max_examples=int(200 * SCALE))
 @given(data=st.data())
 def test_legacy_requests_are_served_without_a_session(world: World, data: st.DataObject) -> None:
     body, headers, expect = data.draw(legacy_requests(tuple(world.tools)))

@@ -63,5 +63,8 @@ class PrimeWorkers:
 
     def shutdown(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            # wait=True: the process exits right after this (uvicorn re-raises SIGTERM), and workers only told
+            # to stop stay blocked on their call queue for ever, orphaned. Waiting costs at most the sieve in
+            # progress, which MCP_PRIMES_LIMIT bounds.
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

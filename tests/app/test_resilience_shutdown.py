@@ -9,7 +9,9 @@ configured MCP_GRACEFUL_TIMEOUT, even when a client never finishes its request.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import time
@@ -177,3 +179,63 @@ def test_a_client_that_never_finishes_does_not_hold_up_exit_past_the_timeout() -
         idle.close()
         assert server.process.returncode in CLEAN_EXIT, server.output()[-2000:]
         print(f"\nexited {elapsed:.1f} s after SIGTERM with a stuck client (graceful timeout {grace} s)")
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (children, grandchildren, ...), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("workers", "job_running_at_exit"), [(1, False), (2, False), (1, True)], ids=["1-idle", "2-idle", "1-busy"]
+)
+def test_no_process_outlives_the_server(workers: int, job_running_at_exit: bool) -> None:
+    """The prime pool's processes (and multiprocessing's helpers) exit with the server, even past the timeout."""
+    grace = 1
+    env = {"MCP_HANDLE_KEYS": KEYS, "MCP_GRACEFUL_TIMEOUT": str(grace), "MCP_PRIMES_LIMIT": str(SLOW_LIMIT)}
+    leftovers: list[int] = []
+    try:
+        with running_server(env=env, workers=workers) as server, httpx.Client(timeout=60) as client:
+            schemas = ToolSchemas(post(client, server.mcp_url, rpc("tools/list")).json()["result"])
+            for _ in range(4 * workers):  # start the prime pool of every worker
+                check_primes(post(client, server.mcp_url, schemas.compute_primes(1000)).json()["result"], 1000)
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                if job_running_at_exit:  # more sieving than the graceful timeout allows
+                    for n in range(4):
+                        pool.submit(post, client, server.mcp_url, schemas.compute_primes(SLOW_LIMIT - n))
+                    time.sleep(0.5)
+                helpers = _descendants(server.process.pid)
+                assert helpers, "precondition: the server should have started prime worker processes"
+                server.process.send_signal(signal.SIGTERM)
+                _wait_exit(server.process, grace + EXIT_MARGIN_S)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(pid) for pid in helpers):
+            time.sleep(0.1)
+        leftovers = [pid for pid in helpers if _alive(pid)]
+        assert not leftovers, f"{len(leftovers)} of the server's {len(helpers)} child processes outlived it by 10 s"
+    finally:
+        for pid in leftovers:  # processes this test's server started; do not leak them onto the machine
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)

@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import os
 import random
+import signal
 import statistics
 import time
 from collections import Counter
@@ -47,26 +48,53 @@ class Tally:
     errors: list[str] = field(default_factory=list)
     chains: int = 0
     chain_steps: int = 0
+    retried: Counter = field(default_factory=Counter)  # failures a load balancer retries elsewhere, by kind
 
 
 class Driver:
-    def __init__(self, urls: list[str], schemas: ToolSchemas, facts: dict[str, str], seed: int) -> None:
-        self.next_url = itertools.cycle(urls).__next__  # one shared rotation: per-request balancing
+    """Clients sharing one rotation over the backends: each request goes to the next one (no affinity).
+
+    With `retry_connection_failures`, a request whose connection fails before any response (refused, or
+    closed unanswered: a backend shutting down) is sent to the next backend, as a load balancer does. Tools
+    here may be retried safely: a tally step re-sent with the same handle gives the same total.
+    """
+
+    def __init__(
+        self,
+        urls: list[str],
+        schemas: ToolSchemas,
+        facts: dict[str, str],
+        seed: int,
+        retry_connection_failures: bool = False,
+    ) -> None:
+        self.urls = urls  # may be edited while running (a backend replaced)
+        self.turn = itertools.count()
+        self.retry = retry_connection_failures
         self.schemas = schemas
         self.facts = facts
         self.tally = Tally()
         self.seed = seed
         self.ids = itertools.count()
 
+    def next_url(self) -> str:
+        return self.urls[next(self.turn) % len(self.urls)]
+
     async def call(self, client: httpx.AsyncClient, body: dict, what: str) -> dict | None:
-        url = self.next_url()
         body = {**body, "id": next(self.ids)}
         start = time.perf_counter()
-        try:
-            response = await client.post(url, json=body, headers=headers_for(body))
-        except httpx.HTTPError as exc:
-            self.tally.errors.append(f"{what} via {url}: {type(exc).__name__}: {exc}")
-            return None
+        for attempt in range(1, 3 * len(self.urls) + 1):
+            url = self.next_url()
+            try:
+                response = await client.post(url, json=body, headers=headers_for(body))
+                break
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                if not self.retry or attempt == 3 * len(self.urls):
+                    self.tally.errors.append(f"{what} via {url}: {type(exc).__name__}: {exc}")
+                    return None
+                self.tally.retried[type(exc).__name__] += 1
+            except httpx.HTTPError as exc:
+                self.tally.errors.append(f"{what} via {url}: {type(exc).__name__}: {exc}")
+                return None
         self.tally.latencies.append(time.perf_counter() - start)
         self.tally.served_by[response.headers.get("x-served-by", f"<no X-Served-By from {url}>")] += 1
         self.tally.operations[what] += 1
@@ -135,10 +163,12 @@ class Driver:
             while time.monotonic() < deadline:
                 await self.one_operation(client, rng)
 
-    async def run(self, seconds: float) -> Tally:
+    async def run(self, seconds: float, clients: int = CLIENTS, during=None) -> Tally:
+        """Drive `clients` loops for `seconds`; `during` (a coroutine function) runs alongside them."""
         deadline = time.monotonic() + seconds
+        side = [during()] if during is not None else []
         await asyncio.wait_for(
-            asyncio.gather(*(self.client_loop(n, deadline) for n in range(CLIENTS))),
+            asyncio.gather(*(self.client_loop(n, deadline) for n in range(clients)), *side),
             timeout=seconds + REQUEST_TIMEOUT_S * 8 + 30,
         )
         return self.tally
@@ -198,3 +228,51 @@ def test_three_processes_sixty_seconds_sixty_four_clients_lose_nothing(capsys: p
     for who, n in tally.served_by.items():
         # Round-robin per request: each process gets a third, up to the rounding of in-flight requests.
         assert abs(n - total / PROCESSES) <= CLIENTS + 1, f"{who} served {n} of {total}"
+
+
+def test_a_rolling_restart_under_load_loses_nothing(capsys: pytest.CaptureFixture) -> None:
+    """SIGTERM one of three processes under load and bring up its replacement, as a platform restart does.
+
+    Requests on the stopping process finish; connections it refuses or closes unanswered go to the next
+    backend (the load balancer's retry); tally chains carry on through the replacement with their handles.
+    """
+    seconds = min(SOAK_SECONDS, 15)
+    with ExitStack() as stack:
+
+        def start(n: int):
+            env = {"MCP_HANDLE_KEYS": KEYS, "WEBSITE_INSTANCE_ID": f"rolling-{n}", "MCP_GRACEFUL_TIMEOUT": "10"}
+            return stack.enter_context(running_server(env=env))
+
+        servers = [start(n) for n in range(PROCESSES)]
+        urls = [s.mcp_url for s in servers]
+        with httpx.Client(timeout=10) as client:
+            body = rpc("tools/list")
+            schemas = ToolSchemas(client.post(urls[0], json=body, headers=headers_for(body)).json()["result"])
+            facts = _facts(client, urls[0])
+        driver = Driver(urls, schemas, facts, seed=7, retry_connection_failures=True)
+        restart: dict[str, float] = {}
+
+        async def restart_first_backend() -> None:
+            await asyncio.sleep(seconds / 4)
+            servers[0].process.send_signal(signal.SIGTERM)
+            restart["sigterm"] = time.monotonic()
+            replacement = await asyncio.to_thread(start, PROCESSES)  # a new instance, as the platform starts one
+            driver.urls[0] = replacement.mcp_url
+            restart["replaced"] = time.monotonic()
+            exit_code = await asyncio.to_thread(servers[0].process.wait, 30)
+            restart["exit_code"] = exit_code
+
+        tally = asyncio.run(driver.run(seconds, clients=CLIENTS // 2, during=restart_first_backend))
+
+    total = len(tally.latencies)
+    with capsys.disabled():
+        print(
+            f"\nrolling restart: {total} requests in {seconds:.0f} s, {tally.chains} tally chains, "
+            f"{len(tally.errors)} errors; replacement up {restart['replaced'] - restart['sigterm']:.1f} s after "
+            f"SIGTERM; retried on another backend: {dict(tally.retried) or 'none'}; served by: "
+            + ", ".join(f"{who} {n}" for who, n in sorted(tally.served_by.items()))
+        )
+    assert not tally.errors, f"{len(tally.errors)} errors, first ones:\n" + "\n".join(tally.errors[:20])
+    assert restart.get("exit_code") in (0, -signal.SIGTERM), restart
+    assert tally.served_by.get(f"rolling-{PROCESSES}", 0) > 0, f"the replacement served nothing: {tally.served_by}"
+    assert tally.served_by.get("rolling-0", 0) > 0 and tally.chains > 0

@@ -287,6 +287,9 @@ class Dispatcher:
                     METHOD_NOT_FOUND,
                     f"Method not found: initialize is not part of MCP {header_version}; call server/discover",
                 )
+            if meta_has_version:  # a modern envelope: the modern ladder judges it (it ends in -32601)
+                exchange.era = "modern"
+                return await self._modern_request(exchange)
             exchange.era = "legacy"
             return await self._legacy_request(exchange)
         if header_version in MODERN_PROTOCOL_VERSIONS or meta_has_version:

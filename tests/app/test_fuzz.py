@@ -1069,3 +1069,15 @@ def test_request_heads_under_the_limit_are_served(world: World) -> None:
     check_answer(
         world.client.post(world.url, content=encode(body), headers=headers), Expect.ok("32 KiB head"), "fat-head"
     )
+
+
+@pytest.mark.parametrize("header", [None, "2025-11-25"], ids=["no-version-header", "legacy-version-header"])
+def test_initialize_in_a_modern_envelope_is_judged_as_modern(world: World, header: str | None) -> None:
+    """A `_meta` protocol version makes a request modern (found by the random fuzz: it was answered as legacy,
+    with the handshake-era HTTP 200 for its error). Modern, its version header is missing or disagrees: -32020."""
+    body = rpc("initialize", id="init")
+    headers = {k: v for k, v in headers_for(body).items() if k != "MCP-Protocol-Version"}
+    if header is not None:
+        headers["MCP-Protocol-Version"] = header
+    response = world.client.post(world.url, content=encode(body), headers=headers)
+    check_answer(response, Expect.error("initialize in a modern envelope", -32020), "init")

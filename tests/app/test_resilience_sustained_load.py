@@ -210,13 +210,17 @@ def test_three_processes_sixty_seconds_sixty_four_clients_lose_nothing(capsys: p
 
     total = len(tally.latencies)
     lines = [
-        f"sustained load: {PROCESSES} processes, {CLIENTS} clients, {elapsed:.1f} s, {total} requests "
-        f"({total / elapsed:.0f} req/s), {tally.chains} tally chains ({tally.chain_steps} steps), "
-        f"{len(tally.errors)} errors",
+        (
+            f"sustained load: {PROCESSES} processes, {CLIENTS} clients, {elapsed:.1f} s, {total} requests "
+            f"({total / elapsed:.0f} req/s), {tally.chains} tally chains ({tally.chain_steps} steps), "
+            f"{len(tally.errors)} errors"
+        ),
         "per-process share: "
         + ", ".join(f"{who}: {n} ({100 * n / total:.1f}%)" for who, n in sorted(tally.served_by.items())),
-        f"latency p50 {1000 * percentile(tally.latencies, 50):.1f} ms, "
-        f"p99 {1000 * percentile(tally.latencies, 99):.1f} ms, max {1000 * max(tally.latencies):.1f} ms",
+        (
+            f"latency p50 {1000 * percentile(tally.latencies, 50):.1f} ms, "
+            f"p99 {1000 * percentile(tally.latencies, 99):.1f} ms, max {1000 * max(tally.latencies):.1f} ms"
+        ),
         "operations: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.operations.items())),
     ]
     with capsys.disabled():

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Self
 
 import httpx
 import pytest
@@ -58,7 +59,7 @@ class Trickler:
                         sock.sendall(data[position : position + 1])
             position += 1
 
-    def __enter__(self) -> Trickler:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 

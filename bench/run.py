@@ -13,12 +13,14 @@ on one uvicorn worker on 127.0.0.1 and a kernel-chosen free port:
 
 All three are started, checked and warmed up, then driven one at a time by
 wrk (Debian's package, installed with apt-get if missing), in an order that
-rotates every round, with bench/mcp.lua, which POSTs
-one valid MCP 2026-07-28 request and counts replies that are not a
-successful JSON-RPC result. Before any timing, the exact request wrk will
-send is sent once and its reply must be a 200 JSON-RPC result without
-``isError``; otherwise the run stops. Throughput is successful replies per
-second, so a server that fails fast cannot win.
+rotates every round, with bench/mcp.lua, which POSTs one valid MCP
+2026-07-28 request and counts replies that are not a successful JSON-RPC
+result. Before any timing, the exact request wrk will send is sent once and
+its reply must be a 200 JSON-RPC result without ``isError``; otherwise the
+run stops. Throughput is successful replies per second, so a server that
+fails fast cannot win. Beside req/s and wrk's p50/p99 latency, the server
+process's CPU time per successful request is reported (from /proc): other
+load on the machine moves it far less than req/s.
 
 On a machine with two or more cores the server is pinned to the last core
 and wrk to the others (``taskset``), so the two never compete for one core
@@ -51,8 +53,8 @@ PROTOCOL_VERSION = "2026-07-28"
 # Every server gets one uvicorn worker on 127.0.0.1 and a kernel-chosen port.
 # Ours runs exactly as deployed (`python -m app`, whose uvicorn settings the
 # other two mirror: no access log, no Server header, proxy headers trusted);
-# it alone also carries its per-request receive deadline (app.http_timeouts),
-# a timer per request that the other two do not pay.
+# it alone also pays for its request deadline and head-size limit
+# (app.http_protocol), which the other two do not have.
 _UVICORN = [
     "-m", "uvicorn",
     "--host", "127.0.0.1", "--port", "0", "--workers", "1",

@@ -1,8 +1,8 @@
 """A stateless MCP server on Azure App Service, scaled out behind the platform load balancer.
 
-    config ─► resource group ─► plan ─┬─► autoscale (CPU, on the plan)
-                                      ├─► monitoring (Log Analytics, App Insights, workbook)
-                                      └─► site ─► staging slot ─► delivery (zip deploy of app/, slot swap)
+config ─► resource group ─► plan ─┬─► autoscale (CPU, on the plan)
+                                  ├─► monitoring (Log Analytics, App Insights, workbook)
+                                  └─► site ─► staging slot ─► delivery (zip deploy of app/, slot swap)
 """
 
 import pulumi

@@ -176,7 +176,9 @@ async def _connect(client: Client, report: Report, log: Callable[[str], None]) -
     log(f"connected to {report.url}: protocol {client.protocol_version}, server {report.server or 'anonymous'}")
     if discover is not None:
         report.discover_cache = {"ttlMs": discover.ttl_ms, "cacheScope": discover.cache_scope}
-        log(f"  server/discover: versions {discover.supported_versions}, ttlMs={discover.ttl_ms} cacheScope={discover.cache_scope}")
+        log(
+            f"  server/discover: versions {discover.supported_versions}, ttlMs={discover.ttl_ms} cacheScope={discover.cache_scope}"
+        )
 
 
 async def _list_tools(client: Client, report: Report, log: Callable[[str], None]) -> None:

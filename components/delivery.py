@@ -119,7 +119,9 @@ class DeliveryArgs:
 
     def __post_init__(self) -> None:
         if self.staging_slot is not None and (not self.staging_slot or self.staging_slot == PRODUCTION_SLOT):
-            raise ValueError(f"staging_slot must name a deployment slot other than production, got {self.staging_slot!r}")
+            raise ValueError(
+                f"staging_slot must name a deployment slot other than production, got {self.staging_slot!r}"
+            )
         if self.swap is not None and not self.swap.strip():
             raise ValueError("swap must be a non-empty string (any new value swaps once) or unset")
         if self.swap is not None and self.staging_slot is None:

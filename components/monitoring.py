@@ -78,6 +78,4 @@ class Monitoring(pulumi.ComponentResource):
         self.connection_string = insights.connection_string
         self.app_insights_name = insights.name
         self.workbook_id = workbook.id
-        self.register_outputs(
-            {"appInsightsName": self.app_insights_name, "workbookId": self.workbook_id}
-        )
+        self.register_outputs({"appInsightsName": self.app_insights_name, "workbookId": self.workbook_id})

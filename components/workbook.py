@@ -84,6 +84,11 @@ MCP_REQUESTS = f"""let mcp = requests
 """
 
 
+def _over_mcp_requests(query: str) -> str:
+    """``query`` over ``mcp``: the MCP requests in the time range, with method, tool, slot and outcome columns."""
+    return MCP_REQUESTS + query
+
+
 def _logs(name: str, title: str, query: str, visualization: str, **content: Any) -> dict[str, Any]:
     """A Logs (KQL) item bound to the time range parameter."""
     return {
@@ -185,16 +190,16 @@ def _time_range_parameter() -> dict[str, Any]:
 
 
 def _load_distribution() -> dict[str, Any]:
-    per_instance = MCP_REQUESTS + """mcp
+    per_instance = _over_mcp_requests("""mcp
 | summarize requests = sum(itemCount), failures = sumif(itemCount, failed), p95_ms = percentile(duration, 95)
     by slot, instance = cloud_RoleInstance
 | join kind=inner (mcp | summarize slot_requests = sum(itemCount) by slot) on slot
 | extend share_pct = round(100.0 * requests / slot_requests, 1)
 | project slot, instance, requests, share_pct, failures, p95_ms
-| order by slot asc, requests desc"""
-    over_time = MCP_REQUESTS + f"""mcp
+| order by slot asc, requests desc""")
+    over_time = _over_mcp_requests(f"""mcp
 | summarize requests = sum(itemCount) by bin(timestamp, {_GRAIN}), cloud_RoleInstance
-| order by timestamp asc"""
+| order by timestamp asc""")
     return _group(
         "load-distribution",
         "Load distribution across instances",
@@ -206,7 +211,7 @@ def _load_distribution() -> dict[str, Any]:
 
 
 def _latency_and_rate() -> dict[str, Any]:
-    by_operation = MCP_REQUESTS + """let span_min = toscalar(mcp | summarize (max(timestamp) - min(timestamp)) / 1m);
+    by_operation = _over_mcp_requests("""let span_min = toscalar(mcp | summarize (max(timestamp) - min(timestamp)) / 1m);
 let minutes = max_of(span_min, 1.0);
 mcp
 | summarize calls = sum(itemCount), failures = sumif(itemCount, failed),
@@ -214,13 +219,13 @@ mcp
     by method, tool
 | extend calls_per_min = round(calls / minutes, 2)
 | project method, tool, calls, calls_per_min, p50_ms, p95_ms, p99_ms, failures
-| order by calls desc"""
-    rate = MCP_REQUESTS + f"""mcp
+| order by calls desc""")
+    rate = _over_mcp_requests(f"""mcp
 | summarize calls = sum(itemCount) by bin(timestamp, {_GRAIN}), operation
-| order by timestamp asc"""
-    latency = MCP_REQUESTS + f"""mcp
+| order by timestamp asc""")
+    latency = _over_mcp_requests(f"""mcp
 | summarize p95_ms = percentile(duration, 95) by bin(timestamp, {_GRAIN}), operation
-| order by timestamp asc"""
+| order by timestamp asc""")
     return _group(
         "latency-and-rate",
         "Request rate and latency by MCP method and tool",
@@ -238,20 +243,20 @@ mcp
 
 
 def _failures() -> dict[str, Any]:
-    rate = MCP_REQUESTS + """mcp
+    rate = _over_mcp_requests("""mcp
 | summarize calls = sum(itemCount), failures = sumif(itemCount, failed) by method, tool
 | extend failure_pct = round(100.0 * failures / calls, 2)
 | where failures > 0
-| order by failures desc"""
-    by_code = MCP_REQUESTS + """mcp
+| order by failures desc""")
+    by_code = _over_mcp_requests("""mcp
 | where failed
 | summarize failures = sum(itemCount), last_seen = max(timestamp), example_operation_id = take_any(operation_Id)
     by method, tool, error_type, rpc_code
-| order by failures desc"""
-    over_time = MCP_REQUESTS + f"""mcp
+| order by failures desc""")
+    over_time = _over_mcp_requests(f"""mcp
 | where failed
 | summarize failures = sum(itemCount) by bin(timestamp, {_GRAIN}), failure = strcat(operation, " / ", error_type)
-| order by timestamp asc"""
+| order by timestamp asc""")
     exceptions_by_type = f"""exceptions
 | where timestamp {_TIME_FILTER}
 | where cloud_RoleName startswith "{SERVICE_NAME_PREFIX}"
@@ -271,15 +276,15 @@ def _failures() -> dict[str, Any]:
 
 
 def _slots() -> dict[str, Any]:
-    summary = MCP_REQUESTS + """mcp
+    summary = _over_mcp_requests("""mcp
 | summarize requests = sum(itemCount), failures = sumif(itemCount, failed), p95_ms = percentile(duration, 95),
     instances = dcount(cloud_RoleInstance), last_seen = max(timestamp)
     by slot
 | extend failure_pct = round(100.0 * failures / requests, 2)
-| project slot, requests, failure_pct, p95_ms, instances, last_seen"""
-    over_time = MCP_REQUESTS + f"""mcp
+| project slot, requests, failure_pct, p95_ms, instances, last_seen""")
+    over_time = _over_mcp_requests(f"""mcp
 | summarize requests = sum(itemCount) by bin(timestamp, {_GRAIN}), slot
-| order by timestamp asc"""
+| order by timestamp asc""")
     return _group(
         "slots",
         "Production vs staging",

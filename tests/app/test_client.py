@@ -132,7 +132,10 @@ def _broken_server(answer: tuple[int, str, bytes]) -> Iterator[str]:
     [
         ((200, "application/json", b"<html>not json-rpc</html>"), "protocol error -32700"),
         ((200, "application/json", b'{"jsonrpc": "2.0", "id": {id}, "result": {"nonsense": true}}'), "FAILED"),
-        ((200, "application/json", b'{"jsonrpc": "2.0", "id": {id}, "error": {"code": -32603, "message": "boom"}}'), "boom"),
+        (
+            (200, "application/json", b'{"jsonrpc": "2.0", "id": {id}, "error": {"code": -32603, "message": "boom"}}'),
+            "boom",
+        ),
         ((500, "text/html", b"<h1>Application Error</h1>"), "FAILED"),
         ((404, "text/plain", b"Not Found"), "FAILED"),
     ],

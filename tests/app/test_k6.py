@@ -30,7 +30,11 @@ ITERATIONS = 4
 
 K6_STUBS = {
     "package.json": json.dumps(
-        {"name": "k6", "type": "module", "exports": {".": "./index.js", "./http": "./http.js", "./metrics": "./metrics.js"}}
+        {
+            "name": "k6",
+            "type": "module",
+            "exports": {".": "./index.js", "./http": "./http.js", "./metrics": "./metrics.js"},
+        }
     ),
     "index.js": """
 export function check(value, checks) {
@@ -187,8 +191,6 @@ def test_a_bad_vus_value_is_named(node, sandbox):
         "globalThis.__ENV = { BASE_URL: 'http://127.0.0.1:9', VUS: 'many' };"
         f"await import({json.dumps((sandbox / 'k6.js').as_uri())});"
     )
-    result = subprocess.run(
-        [str(node), "--input-type=module", "-e", load], capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([str(node), "--input-type=module", "-e", load], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert 'VUS="many": expected a whole number of at least 1' in result.stderr

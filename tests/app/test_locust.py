@@ -93,7 +93,10 @@ def test_hits_per_instance_are_printed_for_both_instances(locust_run):
 
 @pytest.mark.parametrize(
     ("variable", "value", "named"),
-    [("MCP_WAIT_MAX", "soon", "MCP_WAIT_MAX='soon': expected seconds from 0 to 60"), ("MCP_PATH", "mcp", "MCP_PATH='mcp'")],
+    [
+        ("MCP_WAIT_MAX", "soon", "MCP_WAIT_MAX='soon': expected seconds from 0 to 60"),
+        ("MCP_PATH", "mcp", "MCP_PATH='mcp'"),
+    ],
 )
 def test_bad_settings_are_named(variable, value, named):
     result = subprocess.run(

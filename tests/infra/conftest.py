@@ -293,7 +293,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.registrations: list[Registration] = []
 
-    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+    def RegisterResource(self, request):
         self.mocks.secret_outputs = set(request.additionalSecretOutputs)
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":

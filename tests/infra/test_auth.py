@@ -13,7 +13,9 @@ TENANT = "11111111-2222-3333-4444-555555555555"
 
 def test_auth_settings_on_the_wire(infra):
     auth = EasyAuth(CLIENT, TENANT, (f"api://{CLIENT}/user_impersonation",))
-    run = infra.run(lambda: web.WebAppAuthSettingsV2("auth", name="site", resource_group_name="rg", **auth_settings(auth)))
+    run = infra.run(
+        lambda: web.WebAppAuthSettingsV2("auth", name="site", resource_group_name="rg", **auth_settings(auth))
+    )
     assert run.one("azure-native:web:WebAppAuthSettingsV2").inputs == {
         "name": "site",
         "resourceGroupName": "rg",

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from components.settings import (
+    KEYS,
     MIN_HANDLE_SECRET_LENGTH,
     PYTHON_VERSIONS,
     SKUS,
-    KEYS,
     ConfigError,
     StackSettings,
     workbook_name,
@@ -220,7 +220,9 @@ def test_thresholds_are_not_checked_for_flapping_when_autoscale_is_off(infra):
     assert load(infra, {"autoscale": False, "cpuScaleInThreshold": 60}).autoscale is False
 
 
-@pytest.mark.parametrize(("key", "value"), [("cpuScaleOutThreshold", 100), ("cpuScaleOutThreshold", 1), ("cpuScaleInThreshold", 0)])
+@pytest.mark.parametrize(
+    ("key", "value"), [("cpuScaleOutThreshold", 100), ("cpuScaleOutThreshold", 1), ("cpuScaleInThreshold", 0)]
+)
 def test_thresholds_are_percentages_azure_can_cross(infra, key, value):
     (found,) = problems(infra, {key: value})
     assert found.startswith(f"mcpscale-azure:{key} = '{value}' is not allowed: expected a whole number")
@@ -236,8 +238,7 @@ def test_swap_is_an_optional_label(infra):
 def test_swap_without_a_staging_slot_is_rejected(infra):
     (found,) = problems(infra, {"swap": "1", "stagingSlot": False})
     assert found == (
-        "mcpscale-azure:swap = '1' is not allowed: a swap needs the staging slot; "
-        "set stagingSlot true or unset swap"
+        "mcpscale-azure:swap = '1' is not allowed: a swap needs the staging slot; set stagingSlot true or unset swap"
     )
 
 
@@ -274,7 +275,7 @@ def test_handle_keys_in_plain_text_are_rejected_without_echoing_them(infra):
 def test_malformed_handle_key_rings_are_rejected_without_echoing_them(infra, ring):
     (found,) = problems(infra, {"handleKeys": ring}, secret_keys=["handleKeys"])
     assert found.startswith("mcpscale-azure:handleKeys = <secret> is not allowed: expected a key ring kid:secret")
-    assert GOOD_SECRET[:MIN_HANDLE_SECRET_LENGTH - 1] not in found
+    assert GOOD_SECRET[: MIN_HANDLE_SECRET_LENGTH - 1] not in found
 
 
 def test_easy_auth_needs_client_and_tenant(infra):

@@ -82,7 +82,9 @@ def test_optional_settings_appear_only_when_configured(infra):
     configured = settings_of(
         wire_config(
             infra,
-            app_config(allowed_origins=("https://a.example", "https://b.example"), auth_scopes=("api://x/read", "api://x/call")),
+            app_config(
+                allowed_origins=("https://a.example", "https://b.example"), auth_scopes=("api://x/read", "api://x/call")
+            ),
             "production",
         )
     )
@@ -99,4 +101,3 @@ def test_site_and_slot_configs_differ_only_in_the_slot_name(infra, slot):
             if pair["name"] == "MCP_SLOT_NAME":
                 pair["value"] = "<slot>"
     assert production == other
-

@@ -368,6 +368,22 @@ def post_mcp(url: str, message: dict) -> httpx.Response:
     return httpx.post(url, json=message, headers=headers_for(message), timeout=10)
 
 
+# (tool, error.type) of the duration metric for the end-to-end test's two calls.
+EXPECTED_OUTCOMES = {("echo", None), ("no_such_tool", "-32602")}
+
+
+def duration_outcomes(ingestion: FakeIngestion) -> set[tuple[str | None, str | None]]:
+    """(tool, error.type) of every data point of the operation-duration metric received so far."""
+    return {
+        (
+            m["data"]["baseData"]["properties"].get("gen_ai.tool.name"),
+            m["data"]["baseData"]["properties"].get("error.type"),
+        )
+        for m in ingestion.of_type("MetricData")
+        if m["data"]["baseData"]["metrics"][0]["name"] == telemetry.METRIC_OPERATION_DURATION
+    }
+
+
 def test_end_to_end_requests_rows_carry_the_workbook_contract():
     ingestion = FakeIngestion()
     env = {
@@ -398,13 +414,8 @@ def test_end_to_end_requests_rows_carry_the_workbook_contract():
                 return rows if len(rows) >= 2 else None
 
             requests_rows = ingestion.wait_for(mcp_requests)
-            metric_rows = ingestion.wait_for(
-                lambda: [
-                    e
-                    for e in ingestion.of_type("MetricData")
-                    if e["data"]["baseData"]["metrics"][0]["name"] == telemetry.METRIC_OPERATION_DURATION
-                ]
-            )
+            # The two calls may land in different metric exports: wait until both outcomes have arrived.
+            ingestion.wait_for(lambda: EXPECTED_OUTCOMES <= duration_outcomes(ingestion))
             time.sleep(0.5)  # anything else (duplicates, /health) would have been flushed by now
     finally:
         ingestion.server.shutdown()
@@ -426,14 +437,7 @@ def test_end_to_end_requests_rows_carry_the_workbook_contract():
     assert bad_row["data"]["baseData"]["success"] is False
     assert bad_row["data"]["baseData"]["properties"]["mcp.error.type"] == "-32602"
     assert bad_row["data"]["baseData"]["properties"]["jsonrpc.error.code"] == "-32602"
-    outcomes = {
-        (
-            m["data"]["baseData"]["properties"].get("gen_ai.tool.name"),
-            m["data"]["baseData"]["properties"].get("error.type"),
-        )
-        for m in metric_rows
-    }
-    assert {("echo", None), ("no_such_tool", "-32602")} <= outcomes
+    assert EXPECTED_OUTCOMES <= duration_outcomes(ingestion)
     # The exporter's per-export INFO logging must not be exported (it would feed
     # itself); its warnings (e.g. a failed transmission) may be.
     chatter = [

@@ -422,15 +422,9 @@ class Dispatcher:
 
     async def _call_tool(self, exchange: Exchange) -> bytes:
         params = exchange.params or {}
-        name = params.get("name")
-        if not isinstance(name, str):
-            raise RpcError(INVALID_PARAMS, "Invalid params: tools/call requires params.name (string)")
-        exchange.name = name
-        arguments = params.get("arguments")
+        name, arguments = _name_and_arguments(exchange, "tool")
         if arguments is None:
             arguments = {}
-        elif not isinstance(arguments, dict):
-            raise RpcError(INVALID_PARAMS, f"Invalid params: arguments for tool {name} must be an object")
         if name not in self._tool_names:
             raise RpcError(
                 INVALID_PARAMS,
@@ -480,14 +474,7 @@ class Dispatcher:
         return str(error)
 
     async def _get_prompt(self, exchange: Exchange) -> bytes:
-        params = exchange.params or {}
-        name = params.get("name")
-        if not isinstance(name, str):
-            raise RpcError(INVALID_PARAMS, "Invalid params: prompts/get requires params.name (string)")
-        exchange.name = name
-        arguments = params.get("arguments")
-        if arguments is not None and not isinstance(arguments, dict):
-            raise RpcError(INVALID_PARAMS, f"Invalid params: arguments for prompt {name} must be an object")
+        name, arguments = _name_and_arguments(exchange, "prompt")
         if name not in self._prompt_names:
             raise RpcError(
                 INVALID_PARAMS, f"Unknown prompt: {name}", data={"name": name, "prompts": sorted(self._prompt_names)}
@@ -571,6 +558,19 @@ class Dispatcher:
             # whose request id is unknown (parse error, invalid request) omits it rather than sending null.
             reply["id"] = exchange.request_id
         return Reply(status, _dumps(reply))
+
+
+def _name_and_arguments(exchange: Exchange, kind: str) -> tuple[str, dict[str, Any] | None]:
+    """``params.name`` (recorded on the exchange) and ``params.arguments`` of tools/call or prompts/get, checked."""
+    params = exchange.params or {}
+    name = params.get("name")
+    if not isinstance(name, str):
+        raise RpcError(INVALID_PARAMS, f"Invalid params: {exchange.method} requires params.name (string)")
+    exchange.name = name
+    arguments = params.get("arguments")
+    if arguments is not None and not isinstance(arguments, dict):
+        raise RpcError(INVALID_PARAMS, f"Invalid params: arguments for {kind} {name} must be an object")
+    return name, arguments
 
 
 def _problems(error: ValidationError) -> str:

@@ -30,16 +30,18 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from app.http_protocol import LimitedHttpProtocol
+from app.settings import SettingsError, env_number
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+def _bounded_int_option(
+    parser: argparse.ArgumentParser, flag: str, env: str, default: int, lo: int, hi: int, help_text: str
+):
+    """An integer option whose default comes from ``env``; flag and environment are held to the same range."""
     try:
-        return int(raw)
-    except ValueError:
-        raise SystemExit(f"environment variable {name}={raw!r} is not an integer") from None
+        env_default = env_number(os.environ, env, default, lo, hi)
+    except SettingsError as error:
+        raise SystemExit(str(error)) from None
+    parser.add_argument(flag, type=_positive(flag, lo, hi), default=env_default, help=help_text)
 
 
 def _positive(kind: str, lo: int, hi: int):
@@ -58,23 +60,20 @@ def _positive(kind: str, lo: int, hi: int):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description="Serve the stateless MCP server.")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    parser.add_argument(
-        "--port",
-        type=_positive("--port", 0, 65535),
-        default=_env_int("PORT", 8000),
-        help="TCP port (default env PORT, else 8000; 0 picks a free port)",
+    _bounded_int_option(
+        parser, "--port", "PORT", 8000, 0, 65535, "TCP port (default env PORT, else 8000; 0 picks a free port)"
     )
-    parser.add_argument(
-        "--workers",
-        type=_positive("--workers", 1, 64),
-        default=_env_int("WEB_CONCURRENCY", 1),
-        help="worker processes (default env WEB_CONCURRENCY, else 1)",
+    _bounded_int_option(
+        parser, "--workers", "WEB_CONCURRENCY", 1, 1, 64, "worker processes (default env WEB_CONCURRENCY, else 1)"
     )
-    parser.add_argument(
+    _bounded_int_option(
+        parser,
         "--graceful-timeout",
-        type=_positive("--graceful-timeout", 0, 3600),
-        default=_env_int("MCP_GRACEFUL_TIMEOUT", 20),
-        help="seconds to let in-flight requests finish after SIGTERM (default env MCP_GRACEFUL_TIMEOUT, else 20)",
+        "MCP_GRACEFUL_TIMEOUT",
+        20,
+        0,
+        3600,
+        "seconds to let in-flight requests finish after SIGTERM (default env MCP_GRACEFUL_TIMEOUT, else 20)",
     )
     return parser
 

@@ -43,21 +43,17 @@ from collections.abc import Mapping
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from app.settings import SettingsError, env_number
+
 READ_TIMEOUT_ENV = "MCP_READ_TIMEOUT_SECONDS"
 DEFAULT_READ_TIMEOUT_S = 15.0
 
 
 def read_timeout_seconds(environ: Mapping[str, str] = os.environ) -> float:
-    raw = environ.get(READ_TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_READ_TIMEOUT_S
     try:
-        value = float(raw)
-    except ValueError:
-        raise SystemExit(f"{READ_TIMEOUT_ENV}={raw!r} is not a number; allowed: 0.1..3600 seconds") from None
-    if not 0.1 <= value <= 3600:
-        raise SystemExit(f"{READ_TIMEOUT_ENV}={value} is out of range; allowed: 0.1..3600 seconds")
-    return value
+        return env_number(environ, READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT_S, 0.1, 3600)
+    except SettingsError as error:  # read at import, before any handler: stop start-up with the message
+        raise SystemExit(str(error)) from None
 
 
 def _refusal(status: str, message: str, served_by: str) -> bytes:

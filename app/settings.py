@@ -28,24 +28,31 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from app.handles import KeyRing
 
 _LOOPBACK_ORIGIN = re.compile(r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$")
 
 
+Number = TypeVar("Number", int, float)
+
+
 class SettingsError(ValueError):
     """An environment variable holds a value the server cannot run with."""
 
 
-def _int(environ: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+def env_number(environ: Mapping[str, str], name: str, default: Number, lo: Number, hi: Number) -> Number:
+    """``environ[name]`` as a number of ``default``'s type within ``lo..hi``; ``default`` when unset or blank."""
     raw = environ.get(name, "").strip()
     if not raw:
         return default
+    kind = type(default)
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an integer; allowed: {lo}..{hi}") from None
+        noun = "an integer" if kind is int else "a number"
+        raise SettingsError(f"{name}={raw!r} is not {noun}; allowed: {lo}..{hi}") from None
     if not lo <= value <= hi:
         raise SettingsError(f"{name}={value} is out of range; allowed: {lo}..{hi}")
     return value
@@ -81,14 +88,14 @@ class Settings:
         env = os.environ if environ is None else environ
         return cls(
             key_ring=KeyRing.from_env(env),
-            handle_ttl_seconds=_int(env, "MCP_HANDLE_TTL_SECONDS", 3600, 1, 30 * 24 * 3600),
+            handle_ttl_seconds=env_number(env, "MCP_HANDLE_TTL_SECONDS", 3600, 1, 30 * 24 * 3600),
             allowed_origins=_origins(env["MCP_ALLOWED_ORIGINS"])
             if env.get("MCP_ALLOWED_ORIGINS", "").strip()
             else None,
             slot_name=env.get("MCP_SLOT_NAME", "").strip() or "local",
             instance_id=env.get("WEBSITE_INSTANCE_ID", "").strip() or "local",
-            primes_limit=_int(env, "MCP_PRIMES_LIMIT", 10_000_000, 2, 100_000_000),
-            primes_concurrency=_int(env, "MCP_PRIMES_CONCURRENCY", 2, 1, 64),
+            primes_limit=env_number(env, "MCP_PRIMES_LIMIT", 10_000_000, 2, 100_000_000),
+            primes_concurrency=env_number(env, "MCP_PRIMES_CONCURRENCY", 2, 1, 64),
         )
 
     def origin_allowed(self, origin: str) -> bool:

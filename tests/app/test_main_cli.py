@@ -47,6 +47,24 @@ def test_bad_arguments_are_named(argv, needle):
     assert needle in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"PORT": "70000"}, "PORT=70000 is out of range; allowed: 0..65535"),
+        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY=0 is out of range; allowed: 1..64"),
+        ({"MCP_GRACEFUL_TIMEOUT": "soon"}, "MCP_GRACEFUL_TIMEOUT='soon' is not an integer; allowed: 0..3600"),
+        ({"MCP_READ_TIMEOUT_SECONDS": "0"}, "MCP_READ_TIMEOUT_SECONDS=0.0 is out of range; allowed: 0.1..3600"),
+    ],
+)
+def test_option_defaults_from_the_environment_are_held_to_the_options_range(monkeypatch, env, needle):
+    # argparse never applies ``type`` to a default, so the environment needs its own check.
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = subprocess.run([sys.executable, "-m", "app"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert needle in result.stderr
+
+
 def test_bad_environment_stops_start_up_with_a_named_error():
     result = subprocess.run(
         [sys.executable, "-m", "app", "--port", "0"],

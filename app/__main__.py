@@ -29,7 +29,7 @@ import sys
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
-from app.http_protocol import LimitedHttpProtocol
+from app.http_protocol import McpHttpProtocol
 from app.settings import SettingsError, env_number
 
 
@@ -99,8 +99,9 @@ def main(argv: list[str] | None = None) -> None:
         proxy_headers=True,
         forwarded_allow_ips="*",
         server_header=False,
-        # uvicorn's httptools protocol plus a request deadline and a head-size limit (see app.http_protocol).
-        http=LimitedHttpProtocol,
+        # uvicorn's httptools protocol plus a request deadline, a head-size limit and POST /mcp served without
+        # the ASGI cycle (see app.http_protocol).
+        http=McpHttpProtocol,
         log_config=_log_config(),
     )
 

@@ -32,18 +32,37 @@ fifth of the transport's own CPU time). Both apply when served by
 
 ``MCP_READ_TIMEOUT_SECONDS`` (default 15) is the deadline. App Service's
 front end buffers and forwards requests, so a legitimate client is far from it.
+
+`McpHttpProtocol` (what ``python -m app`` runs) adds one more thing: it
+serves ``POST /mcp`` straight from the parser's callbacks, without an ASGI
+cycle. The ASGI machinery per request (scope dict, request-response cycle
+object, ``receive``/``send`` coroutines and message dicts, header checks in
+``send``, the proxy-headers middleware) cost about 30 µs of CPU under load,
+more than all of the transport's own work, and a stateless JSON exchange needs
+none of it: the body is collected as it is parsed, the message is decided by
+the same `app.transport.McpTransport` steps (head checks, parse, dispatcher,
+response headers), and the reply leaves in one write. Anything else (another
+path, another method, a query string, ``Expect: 100-continue``, HTTP/1.0, an
+upgrade, a request pipelined behind one still being answered) takes uvicorn's
+ASGI path, where the app's `Router` gives ``/mcp`` to the same transport, so
+both paths answer alike (tests/app/test_http_protocol.py holds them to it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from collections.abc import Mapping
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from mcp.types import INTERNAL_ERROR
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from app.settings import SettingsError, env_number
+from app.transport import McpTransport, Refusal, RequestHead, error_body
+
+logger = logging.getLogger(__name__)
 
 READ_TIMEOUT_ENV = "MCP_READ_TIMEOUT_SECONDS"
 DEFAULT_READ_TIMEOUT_S = 15.0
@@ -145,12 +164,15 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._arm()
 
     def on_headers_complete(self) -> None:
+        self._head_complete()
+        super().on_headers_complete()
+
+    def _head_complete(self) -> None:
         self._head_pending = False
         self._heads_completed += 1
         # A head that arrived whole in one read was never counted: measure what the parser collected.
         size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
         self._refuse_head = size > MAX_HEAD_BYTES
-        super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._disarm()
@@ -164,3 +186,147 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self._deadline.cancel()
             self._deadline = None
         super().connection_lost(exc)
+
+
+class _NoWaiter:
+    """Stands in for a cycle's ``message_event``: uvicorn sets it to wake a waiting ``receive()``; none waits here."""
+
+    def set(self) -> None:
+        pass
+
+
+_NO_WAITER = _NoWaiter()
+_INTERNAL_ERROR = Refusal(500, error_body(INTERNAL_ERROR, "Internal error"), ((b"connection", b"close"),))
+
+
+class _DirectExchange:
+    """One POST /mcp served without ASGI; the attributes uvicorn reads on a request cycle, plus the body."""
+
+    __slots__ = (
+        "chunks",
+        "disconnected",
+        "head",
+        "keep_alive",
+        "message_event",
+        "more_body",
+        "response_complete",
+        "response_started",
+        "size",
+    )
+
+    def __init__(self, head: RequestHead | None, keep_alive: bool) -> None:
+        self.head = head
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.keep_alive = keep_alive
+        self.more_body = True
+        self.response_started = False
+        self.response_complete = False
+        self.disconnected = False
+        self.message_event = _NO_WAITER
+
+
+def _mcp_endpoint(app: object) -> tuple[bytes, McpTransport] | None:
+    """The served app's MCP path and transport (`app.main.Router`), found through uvicorn's wrappers, which
+    keep the application they wrap as ``.app``; None for any other application."""
+    for _ in range(8):
+        transport, path = getattr(app, "mcp", None), getattr(app, "mcp_path", None)
+        if isinstance(transport, McpTransport) and isinstance(path, str):
+            return path.encode(), transport
+        app = getattr(app, "app", None)
+        if app is None:
+            break
+    return None
+
+
+class McpHttpProtocol(LimitedHttpProtocol):
+    """`LimitedHttpProtocol` serving ``POST /mcp`` straight from the parser (see the module docstring)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # uvicorn's concurrency limit answers 503 from its ASGI path; with one set, leave every request to it.
+        endpoint = _mcp_endpoint(self.app) if self.limit_concurrency is None else None
+        self._mcp_path, self._mcp = endpoint if endpoint is not None else (None, None)
+
+    def on_headers_complete(self) -> None:
+        mcp = self._mcp
+        cycle = self.cycle
+        if (
+            mcp is None
+            or self.url != self._mcp_path
+            or (cycle is not None and not cycle.response_complete)
+            or self.expect_100_continue
+            or self.parser.get_method() != b"POST"
+            or self.parser.get_http_version() != "1.1"
+            or self.parser.should_upgrade()
+        ):
+            super().on_headers_complete()
+            return
+        self._head_complete()
+        head = mcp.read_head("POST", self.headers)
+        if isinstance(head, Refusal):
+            # Answered now; the body, if any, is skipped as it arrives (as when the ASGI app answers unread).
+            self.cycle = _DirectExchange(None, self.parser.should_keep_alive())
+            self._answer(self.cycle, head.status, head.body, head.headers)
+            return
+        self.cycle = _DirectExchange(head, self.parser.should_keep_alive())
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.cycle
+        if type(cycle) is not _DirectExchange:
+            super().on_body(body)
+            return
+        if cycle.response_complete:
+            return
+        cycle.size += len(body)
+        mcp: McpTransport = self._mcp  # type: ignore[assignment]
+        if cycle.size > mcp.max_body:
+            cycle.chunks.clear()
+            self._answer(cycle, mcp.too_large.status, mcp.too_large.body, mcp.too_large.headers)
+            return
+        cycle.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        cycle = self.cycle
+        if type(cycle) is _DirectExchange and not cycle.response_complete:
+            chunks = cycle.chunks
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            # A task per message, as uvicorn makes one per ASGI cycle: the server's graceful shutdown waits for
+            # it, and a slow tool (compute_primes) does not hold up other connections.
+            task = self.loop.create_task(self._serve(cycle, body))
+            task.add_done_callback(self.tasks.discard)
+            self.tasks.add(task)
+
+    async def _serve(self, cycle: _DirectExchange, body: bytes) -> None:
+        mcp: McpTransport = self._mcp  # type: ignore[assignment]
+        try:
+            reply = await mcp.handler(mcp.exchange(cycle.head, body))  # type: ignore[arg-type]
+        except Exception:  # the dispatcher answers every failure itself; this is a middleware's bug
+            logger.exception("internal error serving POST /mcp")
+            if not cycle.disconnected:
+                self._answer(cycle, _INTERNAL_ERROR.status, _INTERNAL_ERROR.body, _INTERNAL_ERROR.headers)
+            return
+        if not cycle.disconnected:  # the client left, or the deadline already answered it
+            self._answer(cycle, reply.status, reply.body)
+
+    def _answer(
+        self, cycle: _DirectExchange, status: int, body: bytes | None, extra: tuple[tuple[bytes, bytes], ...] = ()
+    ) -> None:
+        """Write the whole response in one write, then hand the connection back to uvicorn (keep-alive or close)."""
+        closes = any(name == b"connection" for name, _ in extra)
+        if closes:
+            cycle.keep_alive = False
+        headers = [*self.server_state.default_headers, *self._mcp.response_headers(body, extra)]  # type: ignore[union-attr]
+        if not cycle.keep_alive and not closes:
+            headers.append((b"connection", b"close"))
+        parts = [STATUS_LINE[status]]
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts += (b"\r\n", body or b"")
+        cycle.response_started = True
+        self.transport.write(b"".join(parts))
+        cycle.response_complete = True
+        if not cycle.keep_alive:
+            self.transport.close()
+        self.on_response_complete()

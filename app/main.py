@@ -43,6 +43,7 @@ class Router:
 
     def __init__(self, mcp: McpTransport, api: FastAPI, dispatcher: Dispatcher, served_by: str) -> None:
         self.mcp = mcp
+        self.mcp_path = MCP_PATH
         self.api = api
         self.dispatcher = dispatcher
         self._served_by = (b"x-served-by", served_by.encode("latin-1", "replace"))

@@ -60,11 +60,15 @@ def running_server(
     env: Mapping[str, str | None] | None = None,
     workers: int = 1,
     args: list[str] | None = None,
+    server: list[str] | None = None,
 ) -> Iterator[ServerProcess]:
     """Start ``python -m app`` on 127.0.0.1 and a free port; yield once /health answers.
 
     ``env`` overrides the inherited environment (a value of ``None`` removes
     the variable). ``args`` are extra CLI arguments for ``python -m app``.
+    ``server`` replaces ``-m app`` with another module and its arguments
+    (e.g. ``["-m", "uvicorn", "app.main:app"]``); it must take ``--host``,
+    ``--port`` and ``--workers`` and log uvicorn's start-up line.
     """
     child_env = dict(os.environ)
     child_env["PYTHONUNBUFFERED"] = "1"
@@ -73,7 +77,16 @@ def running_server(
             child_env.pop(key, None)
         else:
             child_env[key] = value
-    command = [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", "0", "--workers", str(workers)]
+    command = [
+        sys.executable,
+        *(server or ["-m", "app"]),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--workers",
+        str(workers),
+    ]
     process = subprocess.Popen(
         command + list(args or []),
         cwd=PROJECT_ROOT,

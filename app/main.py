@@ -11,7 +11,9 @@
 `Router` sends HTTP requests for ``/mcp`` straight to the transport, before
 FastAPI's routing and middleware stack (which would cost more than the whole
 MCP exchange), and stamps ``X-Served-By`` on FastAPI's responses; the
-transport stamps its own.
+transport stamps its own. Under ``python -m app`` most POST /mcp requests do
+not reach the Router at all: `app.http_protocol` finds the transport as
+``Router.mcp`` (at ``Router.mcp_path``) and serves them from the HTTP parser.
 
 Telemetry seam: ``create_app(message_middleware=[...])`` wraps the
 dispatcher's per-message handler; each middleware is

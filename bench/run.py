@@ -9,7 +9,7 @@ on one uvicorn worker on 127.0.0.1 and a kernel-chosen free port:
 
     ours  python -m app                     our lean stateless transport, as deployed
     sdk   uvicorn bench.sdk_server:app      the SDK's stateless JSON-response transport
-    bare  uvicorn bench.bare_server:app     a bare ASGI JSON-RPC responder (the ceiling)
+    bare  uvicorn bench.bare_server:app     a bare ASGI JSON-RPC responder (the ceiling of an ASGI app)
 
 All three are started, checked and warmed up, then driven one at a time by
 wrk (Debian's package, installed with apt-get if missing), in an order that
@@ -52,9 +52,10 @@ PROTOCOL_VERSION = "2026-07-28"
 
 # Every server gets one uvicorn worker on 127.0.0.1 and a kernel-chosen port.
 # Ours runs exactly as deployed (`python -m app`, whose uvicorn settings the
-# other two mirror: no access log, no Server header, proxy headers trusted);
-# it alone also pays for its request deadline and head-size limit
-# (app.http_protocol), which the other two do not have.
+# other two mirror: no access log, no Server header, proxy headers trusted).
+# Its HTTP protocol (app.http_protocol) is its own: it pays for a request
+# deadline and a head-size limit the other two lack, and it serves POST /mcp
+# without the ASGI cycle the other two go through.
 _UVICORN = [
     "-m", "uvicorn",
     "--host", "127.0.0.1", "--port", "0", "--workers", "1",

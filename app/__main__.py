@@ -29,8 +29,9 @@ import sys
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
-from app.http_protocol import McpHttpProtocol
-from app.settings import SettingsError, env_number
+from app.settings import SettingsError, env_number, read_timeout_seconds
+
+PROTOCOL_MODULE = "app.http_protocol"
 
 
 def _bounded_int_option(
@@ -87,6 +88,10 @@ def _log_config() -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    try:  # checked here too, so that a bad value stops the supervisor, not each worker in turn
+        read_timeout_seconds(os.environ)
+    except SettingsError as error:
+        raise SystemExit(str(error)) from None
     uvicorn.run(
         "app.main:app",
         host=args.host,
@@ -100,8 +105,9 @@ def main(argv: list[str] | None = None) -> None:
         forwarded_allow_ips="*",
         server_header=False,
         # uvicorn's httptools protocol plus a request deadline, a head-size limit and POST /mcp served without
-        # the ASGI cycle (see app.http_protocol).
-        http=McpHttpProtocol,
+        # the ASGI cycle (see app.http_protocol). Named, not imported: it imports the MCP SDK, which only the
+        # workers need (a multi-worker supervisor that imported it held ~40 MB more).
+        http=f"{PROTOCOL_MODULE}:McpHttpProtocol",
         log_config=_log_config(),
     )
 

@@ -54,23 +54,19 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Mapping
 
 from mcp.types import INTERNAL_ERROR
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from app.settings import SettingsError, env_number
+from app.settings import SettingsError, read_timeout_seconds
 from app.transport import McpTransport, Refusal, RequestHead, error_body
 
 logger = logging.getLogger(__name__)
 
-READ_TIMEOUT_ENV = "MCP_READ_TIMEOUT_SECONDS"
-DEFAULT_READ_TIMEOUT_S = 15.0
 
-
-def read_timeout_seconds(environ: Mapping[str, str] = os.environ) -> float:
+def _read_timeout_s() -> float:
     try:
-        return env_number(environ, READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT_S, 0.1, 3600)
+        return read_timeout_seconds(os.environ)
     except SettingsError as error:  # read at import, before any handler: stop start-up with the message
         raise SystemExit(str(error)) from None
 
@@ -89,7 +85,7 @@ _SERVED_BY = os.environ.get("WEBSITE_INSTANCE_ID", "").strip() or "local"
 
 
 class LimitedHttpProtocol(HttpToolsProtocol):
-    timeout_s = read_timeout_seconds()
+    timeout_s = _read_timeout_s()
     _timeout_reply = _refusal(
         "408 Request Timeout", f"Request Timeout: the request did not arrive within {timeout_s:g} s", _SERVED_BY
     )

@@ -328,7 +328,7 @@ class Dispatcher:
 
         headers = exchange.headers
         if exchange.duplicated_headers:
-            header = sorted(exchange.duplicated_headers)[0]
+            header = min(exchange.duplicated_headers)
             raise RpcError(HEADER_MISMATCH, f"Header mismatch: the {header} header appears more than once")
         if headers.get(MCP_PROTOCOL_VERSION_HEADER) != meta_version:
             raise _header_mismatch(

@@ -58,6 +58,15 @@ def env_number(environ: Mapping[str, str], name: str, default: Number, lo: Numbe
     return value
 
 
+READ_TIMEOUT_ENV = "MCP_READ_TIMEOUT_SECONDS"
+DEFAULT_READ_TIMEOUT_S = 15.0
+
+
+def read_timeout_seconds(environ: Mapping[str, str]) -> float:
+    """The time a client gets to send a whole request (enforced by `app.http_protocol`)."""
+    return env_number(environ, READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT_S, 0.1, 3600)
+
+
 def _origins(raw: str) -> frozenset[str]:
     origins = set()
     for item in raw.split(","):

@@ -155,7 +155,9 @@ class McpTransport:
             exchange.parse_error = str(error)
         return exchange
 
-    def response_headers(self, body: bytes | None, extra: tuple[tuple[bytes, bytes], ...] = ()) -> list:
+    def response_headers(
+        self, body: bytes | None, extra: tuple[tuple[bytes, bytes], ...] = ()
+    ) -> list[tuple[bytes, bytes]]:
         """Headers of an answer with ``body`` (None: no body, as for a notification's 202)."""
         if body is None:
             return [(b"content-length", b"0"), (b"x-served-by", self._served_by), *extra]

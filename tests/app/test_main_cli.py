@@ -111,3 +111,11 @@ def test_sigterm_lets_an_in_flight_request_finish():
         assert srv.process.wait(timeout=30) == -signal.SIGTERM
         assert "Application shutdown complete" in srv.output()
         assert "Finished server process" in srv.output()
+
+
+def test_the_command_line_leaves_the_mcp_sdk_to_the_workers():
+    """With --workers > 1 the supervisor runs only this module: it must not pay for the SDK (~40 MB)."""
+    probe = "import sys, app.__main__; print(sorted(m for m in ('mcp', 'app.http_protocol', 'fastapi') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -24,9 +22,11 @@ from uvicorn.server import ServerState
 from app.http_protocol import McpHttpProtocol
 from app.main import create_app
 from tests.app.conftest import HANDLE_KEYS, META, modern_headers, modern_request
+from tests.app.resilience import rawhttp
 from tests.app.serving import ServerProcess, running_server
 
 ENV = {"MCP_HANDLE_KEYS": HANDLE_KEYS, "WEBSITE_INSTANCE_ID": "instance-under-test"}
+IN_PROCESS = "http://127.0.0.1:8000"  # the address the recording transport reports
 COMPARED_HEADERS = ("content-type", "content-length", "x-served-by", "allow", "connection")
 
 
@@ -41,6 +41,10 @@ def asgi() -> Iterator[ServerProcess]:
     """The same application under plain uvicorn: no McpHttpProtocol, so /mcp goes through ASGI and the Router."""
     with running_server(env=ENV, server=["-m", "uvicorn", "app.main:app", "--http", "httptools"]) as srv:
         yield srv
+
+
+def _post(srv: ServerProcess, body: bytes, headers: dict[str, str]) -> bytes:
+    return rawhttp.request_head(srv.mcp_url, headers, len(body)) + body
 
 
 def _modern(method: str, params: dict | None = None, name: str | None = None, **changes) -> tuple:
@@ -116,11 +120,9 @@ def test_the_direct_path_answers_exactly_as_the_asgi_path(direct: ServerProcess,
 def test_a_declared_oversized_body_is_413_and_closed_on_both_paths(direct: ServerProcess, asgi: ServerProcess):
     replies = []
     for srv in (direct, asgi):
-        with _connect(srv) as sock:
-            sock.sendall(
-                _head(srv, "/mcp", {"Content-Type": "application/json", "Content-Length": str(2 * 1024 * 1024)})
-            )
-            replies.append(_read_until_closed(sock))
+        with rawhttp.connect(srv.url, timeout=30) as sock:
+            sock.sendall(rawhttp.request_head(srv.mcp_url, {"Content-Type": "application/json"}, 2 * 1024 * 1024))
+            replies.append(rawhttp.read_until_closed(sock))
     status_lines = [reply.split(b"\r\n", 1)[0] for reply in replies]
     assert status_lines == [b"HTTP/1.1 413 Request Entity Too Large"] * 2
     assert replies[0].split(b"\r\n\r\n", 1)[1] == replies[1].split(b"\r\n\r\n", 1)[1]
@@ -132,14 +134,15 @@ def test_a_chunked_body_that_outgrows_the_limit_is_413_and_closed_on_both_paths(
     chunk = b"x" * 65536
     replies = []
     for srv in (direct, asgi):
-        with _connect(srv) as sock:
-            sock.sendall(_head(srv, "/mcp", {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}))
+        with rawhttp.connect(srv.url, timeout=30) as sock:
+            head = {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+            sock.sendall(rawhttp.request_head(srv.mcp_url, head, None))
             try:
                 for _ in range(20):  # 1.25 MiB, past the 1 MiB limit
                     sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the server answered and closed while the rest was still being sent
-            replies.append(_read_until_closed(sock))
+            replies.append(rawhttp.read_until_closed(sock))
     assert [reply.split(b"\r\n", 1)[0] for reply in replies] == [b"HTTP/1.1 413 Request Entity Too Large"] * 2
     assert b"Payload Too Large" in replies[0]
 
@@ -151,11 +154,11 @@ def test_pipelined_requests_are_answered_in_order(direct: ServerProcess):
         _modern("tools/call", {"name": "echo", "arguments": {"text": "second"}}, "echo"),
         _modern("tools/list"),
     ]
-    with _connect(direct) as sock:
-        sock.sendall(b"".join(_raw(direct, body, headers) for _, body, headers in requests))
-        answers = _read_responses(sock, 3)
-    assert [status for status, _ in answers] == [200, 200, 200]
-    results = [json.loads(body)["result"] for _, body in answers]
+    with rawhttp.connect(direct.url, timeout=30) as sock:
+        sock.sendall(b"".join(_post(direct, body, headers) for _, body, headers in requests))
+        answers = rawhttp.read_responses(sock, 3, timeout=30)
+    assert [status for status, _, _ in answers] == [200, 200, 200]
+    results = [json.loads(body)["result"] for _, _, body in answers]
     assert results[0]["structuredContent"]["limit"] == 2_000_000
     assert results[1]["structuredContent"] == {"result": "second"}
     assert "tools" in results[2]
@@ -163,31 +166,31 @@ def test_pipelined_requests_are_answered_in_order(direct: ServerProcess):
 
 def test_expect_100_continue_gets_its_interim_answer_and_then_the_result(direct: ServerProcess):
     _, body, headers = _modern("tools/list")
-    with _connect(direct) as sock:
-        sock.sendall(_head(direct, "/mcp", {**headers, "Expect": "100-continue", "Content-Length": str(len(body))}))
+    with rawhttp.connect(direct.url, timeout=30) as sock:
+        sock.sendall(rawhttp.request_head(direct.mcp_url, {**headers, "Expect": "100-continue"}, len(body)))
         interim = sock.recv(65536)
         assert interim.startswith(b"HTTP/1.1 100 Continue\r\n")
         sock.sendall(body)
-        [(status, reply)] = _read_responses(sock, 1)
+        status, _, reply = rawhttp.read_response(sock, timeout=30)
     assert status == 200
     assert "tools" in json.loads(reply)["result"]
 
 
 def test_an_http_1_0_request_is_answered_and_the_connection_closed(direct: ServerProcess):
     _, body, headers = _modern("tools/list")
-    with _connect(direct) as sock:
-        sock.sendall(_head(direct, "/mcp", {**headers, "Content-Length": str(len(body))}, version="1.0") + body)
-        reply = _read_until_closed(sock)
+    with rawhttp.connect(direct.url, timeout=30) as sock:
+        sock.sendall(rawhttp.request_head(direct.mcp_url, headers, len(body), version="1.0") + body)
+        reply = rawhttp.read_until_closed(sock)
     assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
     assert "tools" in json.loads(reply.split(b"\r\n\r\n", 1)[1])["result"]
 
 
 def test_keep_alive_serves_many_requests_on_one_connection(direct: ServerProcess):
-    with _connect(direct) as sock:
+    with rawhttp.connect(direct.url, timeout=30) as sock:
         for request_id in range(5):
             _, body, headers = _modern("tools/call", {"name": "echo", "arguments": {"text": str(request_id)}}, "echo")
-            sock.sendall(_raw(direct, body, headers))
-            [(status, reply)] = _read_responses(sock, 1)
+            sock.sendall(_post(direct, body, headers))
+            status, _, reply = rawhttp.read_response(sock, timeout=30)
             assert (status, json.loads(reply)["result"]["structuredContent"]) == (200, {"result": str(request_id)})
 
 
@@ -260,9 +263,9 @@ def test_post_mcp_is_answered_without_the_asgi_app_and_everything_else_goes_thro
         _, body, headers = _modern("tools/list")
         seen = []
         for raw in (
-            _raw_for("127.0.0.1:8000", "/mcp", body, headers),
-            _raw_for("127.0.0.1:8000", "/health", b"", {}, method="GET"),
-            _raw_for("127.0.0.1:8000", "/mcp?via=asgi", body, headers),
+            rawhttp.request_head(f"{IN_PROCESS}/mcp", headers, len(body)) + body,
+            rawhttp.request_head(f"{IN_PROCESS}/health", {}, 0, method="GET"),
+            rawhttp.request_head(f"{IN_PROCESS}/mcp?via=asgi", headers, len(body)) + body,
         ):
             answer = await _exchange(protocol, transport, raw)
             seen.append((answer.split(b"\r\n", 1)[0], list(spy.paths)))
@@ -284,7 +287,8 @@ def test_a_failing_message_middleware_gets_a_json_500_and_the_connection_closes(
     async def scenario() -> tuple[bytes, bool]:
         protocol, transport = _connection(create_app(environ=ENV, message_middleware=[broken]))
         _, body, headers = _modern("tools/list")
-        answer = await _exchange(protocol, transport, _raw_for("127.0.0.1:8000", "/mcp", body, headers))
+        raw = rawhttp.request_head(f"{IN_PROCESS}/mcp", headers, len(body)) + body
+        answer = await _exchange(protocol, transport, raw)
         return answer, transport.closed
 
     answer, closed = asyncio.run(scenario())
@@ -293,58 +297,3 @@ def test_a_failing_message_middleware_gets_a_json_500_and_the_connection_closes(
     assert b"connection: close" in head
     assert json.loads(body)["error"] == {"code": -32603, "message": "Internal error"}
     assert closed
-
-
-# ------------------------------------------------------------------ raw HTTP
-
-
-def _connect(srv: ServerProcess) -> socket.socket:
-    parts = urlsplit(srv.url)
-    return socket.create_connection((parts.hostname, parts.port), timeout=30)
-
-
-def _head(srv: ServerProcess, path: str, headers: dict[str, str], version: str = "1.1") -> bytes:
-    lines = [f"POST {path} HTTP/{version}", f"Host: {urlsplit(srv.url).netloc}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def _raw(srv: ServerProcess, body: bytes, headers: dict[str, str]) -> bytes:
-    return _raw_for(urlsplit(srv.url).netloc, "/mcp", body, headers)
-
-
-def _raw_for(host: str, path: str, body: bytes, headers: dict[str, str], method: str = "POST") -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
-def _read_until_closed(sock: socket.socket) -> bytes:
-    data = b""
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except ConnectionResetError:
-        pass
-    return data
-
-
-def _read_responses(sock: socket.socket, count: int) -> list[tuple[int, bytes]]:
-    """``count`` consecutive responses (each with a Content-Length body) from one connection."""
-    data = b""
-    answers = []
-    while len(answers) < count:
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            assert chunk, "the server closed the connection early"
-            data += chunk
-        head, _, data = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
-        while len(data) < length:
-            chunk = sock.recv(65536)
-            assert chunk, "the server closed the connection early"
-            data += chunk
-        answers.append((int(lines[0].split()[1]), data[:length]))
-        data = data[length:]
-    return answers

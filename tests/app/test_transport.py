@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.app.conftest import call_modern, modern_headers, modern_request, rpc
+from tests.app.resilience import rawhttp
 from tests.app.serving import running_server
 
 
@@ -138,12 +139,7 @@ def test_an_oversized_request_head_is_431_and_never_read_whole(server):
             sock.sendall(_head_with_padding(4 * 1024 * 1024))
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server stopped reading and closed: the point of the limit
-        reply = b""
-        try:
-            while chunk := sock.recv(65536):
-                reply += chunk
-        except ConnectionResetError:
-            pass
+        reply = rawhttp.read_until_closed(sock)
     assert reply == b"" or reply.startswith(b"HTTP/1.1 431"), reply[:100]
 
 
@@ -152,12 +148,7 @@ def test_a_head_just_over_the_limit_is_431_even_in_one_read(server, pad):
     address = urlparse(server.url)
     with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
         sock.sendall(_head_with_padding(pad))
-        reply = b""
-        try:
-            while chunk := sock.recv(65536):
-                reply += chunk
-        except ConnectionResetError:
-            pass
+        reply = rawhttp.read_until_closed(sock)
     assert reply.startswith(b"HTTP/1.1 431"), reply[:100]
     assert b"the request head limit is 65536 bytes" in reply
 

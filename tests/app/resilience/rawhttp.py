@@ -19,9 +19,12 @@ def connect(url: str, timeout: float = 5.0) -> socket.socket:
     return sock
 
 
-def request_head(url: str, headers: dict[str, str], content_length: int | None) -> bytes:
+def request_head(
+    url: str, headers: dict[str, str], content_length: int | None, method: str = "POST", version: str = "1.1"
+) -> bytes:
     parts = urlsplit(url)
-    lines = [f"POST {parts.path or '/'} HTTP/1.1", f"Host: {parts.hostname}:{parts.port}"]
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    lines = [f"{method} {target} HTTP/{version}", f"Host: {parts.hostname}:{parts.port}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     if content_length is not None:
         lines.append(f"Content-Length: {content_length}")
@@ -30,20 +33,40 @@ def request_head(url: str, headers: dict[str, str], content_length: int | None) 
 
 def read_response(sock: socket.socket, timeout: float) -> tuple[int, dict[str, str], bytes]:
     """Read one response with a Content-Length body; raise TimeoutError past `timeout` seconds."""
+    return read_responses(sock, 1, timeout)[0]
+
+
+def read_responses(sock: socket.socket, count: int, timeout: float) -> list[tuple[int, dict[str, str], bytes]]:
+    """Read ``count`` consecutive responses (pipelined ones included), each with a Content-Length body."""
     deadline = time.monotonic() + timeout
     data = b""
-    while b"\r\n\r\n" not in data:
-        data += _recv(sock, deadline)
-    head, _, rest = data.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0"))
-    while len(rest) < length:
-        rest += _recv(sock, deadline)
-    return int(status_line.split()[1]), headers, rest[:length]
+    responses = []
+    while len(responses) < count:
+        while b"\r\n\r\n" not in data:
+            data += _recv(sock, deadline)
+        head, _, data = data.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        while len(data) < length:
+            data += _recv(sock, deadline)
+        responses.append((int(status_line.split()[1]), headers, data[:length]))
+        data = data[length:]
+    return responses
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (a reset counts as closing)."""
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
 
 
 def _recv(sock: socket.socket, deadline: float) -> bytes:

@@ -89,6 +89,13 @@ def _over_mcp_requests(query: str) -> str:
     return MCP_REQUESTS + query
 
 
+def _requests_over_time(split_by: str) -> str:
+    """MCP requests per time bin, one series per value of the column ``split_by``."""
+    return _over_mcp_requests(f"""mcp
+| summarize requests = sum(itemCount) by bin(timestamp, {_GRAIN}), {split_by}
+| order by timestamp asc""")
+
+
 def _logs(name: str, title: str, query: str, visualization: str, **content: Any) -> dict[str, Any]:
     """A Logs (KQL) item bound to the time range parameter."""
     return {
@@ -197,9 +204,7 @@ def _load_distribution() -> dict[str, Any]:
 | extend share_pct = round(100.0 * requests / slot_requests, 1)
 | project slot, instance, requests, share_pct, failures, p95_ms
 | order by slot asc, requests desc""")
-    over_time = _over_mcp_requests(f"""mcp
-| summarize requests = sum(itemCount) by bin(timestamp, {_GRAIN}), cloud_RoleInstance
-| order by timestamp asc""")
+    over_time = _requests_over_time("cloud_RoleInstance")
     return _group(
         "load-distribution",
         "Load distribution across instances",
@@ -282,9 +287,7 @@ def _slots() -> dict[str, Any]:
     by slot
 | extend failure_pct = round(100.0 * failures / requests, 2)
 | project slot, requests, failure_pct, p95_ms, instances, last_seen""")
-    over_time = _over_mcp_requests(f"""mcp
-| summarize requests = sum(itemCount) by bin(timestamp, {_GRAIN}), slot
-| order by timestamp asc""")
+    over_time = _requests_over_time("slot")
     return _group(
         "slots",
         "Production vs staging",

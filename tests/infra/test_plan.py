@@ -11,7 +11,7 @@ PLAN = "azure-native:web:AppServicePlan"
 TAGS = {"project": "mcpscale-azure", "stack": "test"}
 
 
-def run_plan(infra, **overrides):
+def plan_args(**overrides) -> PlanArgs:
     args = dict(
         resource_group_name="rg-mcp",
         location="westeurope",
@@ -21,7 +21,11 @@ def run_plan(infra, **overrides):
         tags=TAGS,
     )
     args.update(overrides)
-    return infra.run(lambda: Plan("plan", PlanArgs(**args)))
+    return PlanArgs(**args)
+
+
+def run_plan(infra, **overrides):
+    return infra.run(lambda: Plan("plan", plan_args(**overrides)))
 
 
 def test_plan_is_a_reserved_linux_plan_of_the_sku_with_instance_count_capacity(infra):
@@ -61,17 +65,7 @@ def test_plan_outputs_are_the_plan_resource_id_and_name(infra):
     captured = {}
 
     def program():
-        plan = Plan(
-            "plan",
-            PlanArgs(
-                resource_group_name="rg-mcp",
-                location="westeurope",
-                sku=SKUS["P0v3"],
-                instance_count=1,
-                autoscale=False,
-                tags=TAGS,
-            ),
-        )
+        plan = Plan("plan", plan_args(instance_count=1, autoscale=False))
         plan.id.apply(lambda v: captured.setdefault("id", v))
         plan.name.apply(lambda v: captured.setdefault("name", v))
 

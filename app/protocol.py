@@ -35,9 +35,9 @@ load, ``bench/``; the kernel path for the same request in brackets):
   asked of the kernel once at start-up and kept as bytes; a request pays only
   for splicing its id in. Only when the server's middleware chain is the
   SDK's own (a middleware may scope the catalogue to the caller).
-- ``tools/call`` of a tool that takes no `Context` (it cannot observe the
-  request, so the per-request context, session and middleware chain the
-  kernel builds are invisible to it): the SDK's ``call_tool`` with its error
+- ``tools/call`` of a tool that takes no `Context` and no ``Resolve(...)``
+  parameter (it cannot observe the request, so the per-request context,
+  session and middleware chain the kernel builds are invisible to it): the SDK's ``call_tool`` with its error
   handling mirrored from ``MCPServer._handle_call_tool``. Not for a retry
   carrying ``inputResponses`` / ``requestState`` or a server with extensions
   or middleware of its own, which the kernel must see.
@@ -541,9 +541,10 @@ class Dispatcher:
 
 
 def _context_free(tool: Any) -> bool:
-    """A tool that cannot observe its request: no `Context` parameter, and it never asks for input."""
+    """A tool that cannot observe its request: no `Context` parameter, no ``Resolve(...)`` parameter (a resolver
+    reads the context: capabilities, elicitation, sampling), and it never asks for input."""
     returns = getattr(tool.fn, "__annotations__", {}).get("return")
-    return tool.context_kwarg is None and "InputRequiredResult" not in str(returns)
+    return tool.context_kwarg is None and not tool.resolved_params and "InputRequiredResult" not in str(returns)
 
 
 def _tool_failure(name: str, error: Exception) -> CallToolResult:

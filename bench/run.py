@@ -1,17 +1,24 @@
 """Benchmark our MCP transport against the official SDK's and a bare ASGI ceiling.
 
-    uv run python -m bench                     # 3 rounds x 2 scenarios x 3 servers, 10 s each, 32 connections
+    uv run python -m bench                     # 3 rounds x 4 scenarios x their servers, 10 s each, 32 connections
     uv run python -m bench --duration 5 --rounds 1
+    uv run python -m bench --scenarios whoami,tools-list --servers ours,sdk
     uv run python -m bench --help
 
-Three servers serve the same tools (the app's MCPServer registration), each
-on one uvicorn worker on 127.0.0.1 and a kernel-chosen free port:
+Each scenario is one request, sent by every role that can serve it; each
+role is a server process (see ``PROCESSES``) on one uvicorn worker on
+127.0.0.1 and a kernel-chosen free port:
 
-    ours  python -m app                     our lean stateless transport, as deployed
-    sdk   uvicorn bench.sdk_server:app      the SDK's stateless JSON-response transport
-    bare  uvicorn bench.bare_server:app     a bare ASGI JSON-RPC responder (the ceiling of an ASGI app)
+    whoami, tools-list   the bundled demo (bench/tools.py)
+      ours  python -m app                     our lean stateless transport, as deployed
+      sdk   uvicorn bench.sdk_server:app      the SDK's stateless JSON-response transport
+      bare  uvicorn bench.bare_server:app     a bare ASGI JSON-RPC responder (the ceiling of an ASGI app)
+    byo-structured, byo-progress   a team's own server (bench/byo_server.py)
+      ours  python -m app --server bench.byo_server:server
+      sdk   the SDK's stateless transport: JSON responses for the structured-output
+            tool, SSE allowed for the tool that streams three progress notifications
 
-All three are started, checked and warmed up, then driven one at a time by
+All are started, checked and warmed up, then driven one at a time by
 wrk (Debian's package, installed with apt-get if missing), in an order that
 rotates every round, with bench/mcp.lua, which POSTs one valid MCP
 2026-07-28 request and counts replies that are not a successful JSON-RPC
@@ -43,7 +50,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -62,11 +69,19 @@ _UVICORN = [
     "--no-access-log", "--no-server-header", "--proxy-headers", "--forwarded-allow-ips", "*",
     "--timeout-graceful-shutdown", "3", "--log-level", "info",
 ]  # fmt: skip
-SERVERS = {
-    "ours": ["-m", "app", "--host", "127.0.0.1", "--port", "0", "--workers", "1", "--graceful-timeout", "3"],
+_OURS = ["-m", "app", "--host", "127.0.0.1", "--port", "0", "--workers", "1", "--graceful-timeout", "3"]
+PROCESSES = {
+    "ours": _OURS,
     "sdk": [*_UVICORN, "bench.sdk_server:app"],
     "bare": [*_UVICORN, "bench.bare_server:app"],
+    "ours-byo": [*_OURS, "--server", "bench.byo_server:server"],
+    "sdk-byo-json": [*_UVICORN, "bench.byo_server:sdk_json_app"],
+    "sdk-byo-sse": [*_UVICORN, "bench.byo_server:sdk_sse_app"],
 }
+"""Every server process the scenarios use; a scenario names which of them plays each role."""
+SERVERS = ("ours", "sdk", "bare")
+"""The roles: ours, the SDK's transport, the bare ceiling (a scenario may lack one)."""
+_DEMO = {"ours": "ours", "sdk": "sdk", "bare": "bare"}
 _LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 STARTUP_TIMEOUT_S = 30.0
 
@@ -76,12 +91,16 @@ class Scenario:
     name: str
     method: str
     params: dict
+    roles: dict[str, str] = field(default_factory=lambda: dict(_DEMO))
+    """Role (ours, sdk, bare) -> the process in PROCESSES that plays it."""
+    meta: dict = field(default_factory=dict)
 
     def body(self) -> str:
         meta = {
             "io.modelcontextprotocol/protocolVersion": PROTOCOL_VERSION,
             "io.modelcontextprotocol/clientCapabilities": {},
             "io.modelcontextprotocol/clientInfo": {"name": "mcpscale-bench", "version": "1.0"},
+            **self.meta,
         }
         request = {"jsonrpc": "2.0", "id": 1, "method": self.method, "params": {**self.params, "_meta": meta}}
         return json.dumps(request, separators=(",", ":"))
@@ -102,6 +121,21 @@ class Scenario:
 SCENARIOS = {
     "whoami": Scenario("tools/call whoami", "tools/call", {"name": "whoami", "arguments": {}}),
     "tools-list": Scenario("tools/list", "tools/list", {}),
+    # A team's server (--server): a structured-output tool against the SDK's JSON mode, and a tool streaming
+    # three progress notifications (SSE on both) against the SDK with SSE allowed.
+    "byo-structured": Scenario(
+        "byo quote",
+        "tools/call",
+        {"name": "quote", "arguments": {"symbol": "ACME"}},
+        {"ours": "ours-byo", "sdk": "sdk-byo-json"},
+    ),
+    "byo-progress": Scenario(
+        "byo 3x progress",
+        "tools/call",
+        {"name": "countdown", "arguments": {"steps": 3}},
+        {"ours": "ours-byo", "sdk": "sdk-byo-sse"},
+        {"progressToken": "bench"},
+    ),
 }
 
 
@@ -165,7 +199,7 @@ class RunningServer:
 @contextmanager
 def serving(name: str, server_prefix: list[str]) -> Iterator[RunningServer]:
     """Run one server under uvicorn until the block ends, then stop it (SIGTERM, then SIGKILL)."""
-    command = [*server_prefix, sys.executable, *SERVERS[name]]
+    command = [*server_prefix, sys.executable, *PROCESSES[name]]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(PROJECT_ROOT)}
     process = subprocess.Popen(
         command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -208,7 +242,9 @@ def verify(server: RunningServer, scenario: Scenario) -> str:
         status, raw = error.code, error.read()
     problem = None
     try:
-        reply = json.loads(raw)
+        # An SSE reply (progress streamed first) ends with the result as its last event.
+        events = [line[5:].strip() for line in raw.decode().splitlines() if line.startswith("data:")]
+        reply = json.loads(events[-1] if events else raw)
     except ValueError:
         reply, problem = None, "the reply is not JSON"
     if problem is None:
@@ -239,6 +275,7 @@ def drive(
     *,
     seconds: float,
     args: argparse.Namespace,
+    role: str = "",
 ) -> Measurement:
     headers = [f"{key}: {value}" for key, value in scenario.headers(server.port).items()]
     command = [
@@ -259,7 +296,7 @@ def drive(
         raise SystemExit(f"wrk failed (exit {completed.returncode}):\n{completed.stdout}\n{completed.stderr}")
     result = json.loads(found.group(1))
     return Measurement(
-        server=server.name,
+        server=role or server.name,
         scenario=scenario.name,
         ok_per_s=result["ok"] / (result["duration_us"] / 1e6),
         p50_ms=result["p50_us"] / 1000,
@@ -398,29 +435,33 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     with ExitStack() as stack:
-        servers = [stack.enter_context(serving(name, server_prefix)) for name in args.servers]
-        for server in servers:
-            for scenario in scenarios:
-                verify(server, scenario)
-                if args.warmup:
-                    drive(wrk, load_prefix, server, scenario, seconds=args.warmup, args=args)
+        cast = {(s.name, role): s.roles[role] for s in scenarios for role in args.servers if role in s.roles}
+        processes = {name: stack.enter_context(serving(name, server_prefix)) for name in dict.fromkeys(cast.values())}
+        for scenario in scenarios:
+            for role in args.servers:
+                if (scenario.name, role) in cast:
+                    server = processes[cast[scenario.name, role]]
+                    verify(server, scenario)
+                    if args.warmup:
+                        drive(wrk, load_prefix, server, scenario, seconds=args.warmup, args=args)
         rounds: list[list[Measurement]] = []
         for round_number in range(1, args.rounds + 1):
             # All servers stay up (idle ones cost nothing) and take turns, in an
             # order that rotates each round, so load from other processes on the
             # machine is spread over all of them rather than hitting one.
-            shift = (round_number - 1) % len(servers)
-            order = servers[shift:] + servers[:shift]
+            shift = (round_number - 1) % len(args.servers)
+            order = args.servers[shift:] + args.servers[:shift]
             results: list[Measurement] = []
             for scenario in scenarios:
-                for server in order:
-                    measurement = drive(wrk, load_prefix, server, scenario, seconds=args.duration, args=args)
+                for role in (r for r in order if (scenario.name, r) in cast):
+                    server = processes[cast[scenario.name, role]]
+                    measurement = drive(wrk, load_prefix, server, scenario, seconds=args.duration, args=args, role=role)
                     results.append(measurement)
                     print(
-                        f"  round {round_number}: {server.name:<5} {scenario.name:<18} {measurement.ok_per_s:>8.0f} req/s",
+                        f"  round {round_number}: {role:<5} {scenario.name:<18} {measurement.ok_per_s:>8.0f} req/s",
                         flush=True,
                     )
-            for server in servers:
+            for server in processes.values():
                 if server.process.poll() is not None:
                     raise SystemExit(f"{server.name} server died during the run (exit {server.process.returncode})")
             results.sort(key=lambda m: args.servers.index(m.server))

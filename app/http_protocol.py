@@ -193,6 +193,23 @@ class _NoWaiter:
 
 
 _NO_WAITER = _NoWaiter()
+
+
+class _CancelOnDisconnect:
+    """A served message's ``message_event``: uvicorn sets it when the client goes away, which cancels the handler
+    (as the SDK's transport does), so a long tool stops working for nobody."""
+
+    __slots__ = ("cycle", "task")
+
+    def __init__(self, cycle: _DirectExchange, task: asyncio.Task) -> None:
+        self.cycle = cycle
+        self.task = task
+
+    def set(self) -> None:
+        if self.cycle.disconnected and not self.task.done():
+            self.task.cancel()
+
+
 _INTERNAL_ERROR = Refusal(500, error_body(INTERNAL_ERROR, "Internal error"), ((b"connection", b"close"),))
 
 
@@ -220,7 +237,7 @@ class _DirectExchange:
         self.response_started = False
         self.response_complete = False
         self.disconnected = False
-        self.message_event = _NO_WAITER
+        self.message_event: _NoWaiter | _CancelOnDisconnect = _NO_WAITER
 
 
 def _mcp_endpoint(app: object) -> tuple[bytes, McpTransport] | None:
@@ -294,6 +311,7 @@ class McpHttpProtocol(LimitedHttpProtocol):
             task = self.loop.create_task(self._serve(cycle, body))
             task.add_done_callback(self.tasks.discard)
             self.tasks.add(task)
+            cycle.message_event = _CancelOnDisconnect(cycle, task)
 
     async def _serve(self, cycle: _DirectExchange, body: bytes) -> None:
         mcp: McpTransport = self._mcp  # type: ignore[assignment]

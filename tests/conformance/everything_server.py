@@ -335,23 +335,17 @@ def test_input_required_result_multiple_inputs(ctx: Context) -> str | InputRequi
 
 @server.tool()
 def test_input_required_result_multi_round(ctx: Context) -> str | InputRequiredResult:
-    """Three rounds: name, then colour (the name carried in requestState), then the answer."""
+    """Three rounds: a name, then a colour (the name carried in requestState), then the answer."""
     state = json.loads(ctx.request_state) if ctx.request_state else {}
-    if "name" in state and (color := _accepted(ctx, "step2", "color")) is not None:
+    if "name" not in state:
+        if (name := _accepted(ctx, "step1", "name")) is None:
+            question = _form("Step 1: What is your name?", "name")
+            return InputRequiredResult(input_requests={"step1": question}, request_state=json.dumps(state))
+        state = {"name": name}
+    elif (color := _accepted(ctx, "step2", "color")) is not None:
         return f"{state['name']} likes {color}."
-    if "name" not in state and (name := _accepted(ctx, "step1", "name")) is not None:
-        return InputRequiredResult(
-            input_requests={"step2": _form("Step 2: What is your favorite color?", "color")},
-            request_state=json.dumps({"name": name}),
-        )
-    if "name" in state:
-        return InputRequiredResult(
-            input_requests={"step2": _form("Step 2: What is your favorite color?", "color")},
-            request_state=ctx.request_state,
-        )
-    return InputRequiredResult(
-        input_requests={"step1": _form("Step 1: What is your name?", "name")}, request_state=json.dumps({})
-    )
+    question = _form("Step 2: What is your favorite color?", "color")
+    return InputRequiredResult(input_requests={"step2": question}, request_state=json.dumps(state))
 
 
 @server.tool()

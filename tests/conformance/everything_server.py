@@ -35,6 +35,7 @@ from mcp.server.mcpserver import (
 )
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.prompts.base import Prompt
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import (
     Completion,
     CompletionArgument,
@@ -66,7 +67,51 @@ WAV = base64.b64decode("UklGRiwAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQgA
 STEP_DELAY_S = 0.05
 """The suite asks for ~50 ms between notifications, so a client sees them arrive one by one."""
 
-server = MCPServer(name="conformance-everything", version="1.0.0")
+
+def _contact_tool() -> Tool:
+    """A tool whose input schema uses JSON Schema 2020-12 beyond what a signature can express (SEP-1613, SEP-2106).
+
+    `MCPServer.tool()` derives the schema from the signature; a hand-written one is a `Tool` given to the
+    constructor, its schema replaced. The signature still validates the arguments the schema allows.
+    """
+
+    def json_schema_2020_12_tool(
+        name: str | None = None,
+        address: dict[str, str] | None = None,
+        contactMethod: str | None = None,
+        phone: str | None = None,
+        email: str | None = None,
+    ) -> str:
+        """Records a contact, reachable by phone or by email."""
+        return f"contact {name or '<unnamed>'} by {contactMethod or 'email'}: {phone or email}"
+
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "$defs": {
+            "address": {
+                "$anchor": "address",
+                "type": "object",
+                "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
+            }
+        },
+        "properties": {
+            "name": {"type": "string"},
+            "address": {"$ref": "#/$defs/address"},
+            "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+            "phone": {"type": "string"},
+            "email": {"type": "string"},
+        },
+        "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+        "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+        "then": {"required": ["phone"]},
+        "else": {"required": ["email"]},
+        "additionalProperties": False,
+    }
+    return Tool.from_function(json_schema_2020_12_tool).model_copy(update={"parameters": schema})
+
+
+server = MCPServer(name="conformance-everything", version="1.0.0", tools=[_contact_tool()])
 
 
 # -- content types ------------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from tests.npm_tools import node22, npm_install, package_dir
 
 CONFORMANCE = "@modelcontextprotocol/conformance@0.2.0-alpha.12"
 FAILING = "FAILURE"
+WARNING = "WARNING"
 SUITE_TIMEOUT_S = 900
 """A whole requirement set takes seconds on a healthy server; the bound is for one that hangs every scenario."""
 
@@ -138,7 +139,7 @@ def _describe(checks: Sequence[Check]) -> str:
 
 
 def format_table(results: Mapping[str, Scenario]) -> str:
-    """One row per scenario, scored first: pass/FAIL, the check counts, and each failing check with its message."""
+    """One row per scenario, scored first: pass/FAIL, the check counts, then each failing or warning check."""
     rows = []
     ordered = sorted(results.values(), key=lambda scenario: not scenario.scored)
     width = max(len(scenario.name) for scenario in ordered)
@@ -147,7 +148,11 @@ def format_table(results: Mapping[str, Scenario]) -> str:
         tag = "" if scenario.scored else " (not scored)"
         counted = sum(check.status == "SUCCESS" for check in scenario.checks)
         rows.append(f"{scenario.name:<{width}}  {verdict}  {counted}/{len(scenario.checks)} checks{tag}")
-        rows.extend(f"{'':<{width}}    - {check.id}: {check.message}" for check in scenario.failures)
+        rows.extend(
+            f"{'':<{width}}    - {check.id}: {'' if check.status == FAILING else '(warning) '}{check.message}"
+            for check in scenario.checks
+            if check.status in (FAILING, WARNING)
+        )
     scored = [scenario for scenario in ordered if scenario.scored]
     rows.append(f"\nscored: {sum(s.passed for s in scored)} of {len(scored)} scenarios pass")
     return "\n".join(rows)

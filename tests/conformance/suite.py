@@ -28,7 +28,7 @@ from pathlib import Path
 from tests.npm_tools import node22, npm_install, package_dir
 
 CONFORMANCE = "@modelcontextprotocol/conformance@0.2.0-alpha.12"
-FAILING = "FAILURE"
+FAILURE = "FAILURE"
 WARNING = "WARNING"
 SUITE_TIMEOUT_S = 900
 """A whole requirement set takes seconds on a healthy server; the bound is for one that hangs every scenario."""
@@ -51,7 +51,7 @@ class Scenario:
 
     @property
     def failures(self) -> list[Check]:
-        return [check for check in self.checks if check.status == FAILING]
+        return [check for check in self.checks if check.status == FAILURE]
 
     @property
     def passed(self) -> bool:
@@ -90,7 +90,7 @@ def read_results(output_dir: Path, scored: Sequence[str]) -> dict[str, Scenario]
         results[name] = Scenario(name, name in scored, checks)
     for name in scored:
         if name not in results:
-            results[name] = Scenario(name, True, (Check("checks.json", FAILING, "the suite wrote no checks.json"),))
+            results[name] = Scenario(name, True, (Check("checks.json", FAILURE, "the suite wrote no checks.json"),))
     return results
 
 
@@ -149,9 +149,9 @@ def format_table(results: Mapping[str, Scenario]) -> str:
         counted = sum(check.status == "SUCCESS" for check in scenario.checks)
         rows.append(f"{scenario.name:<{width}}  {verdict}  {counted}/{len(scenario.checks)} checks{tag}")
         rows.extend(
-            f"{'':<{width}}    - {check.id}: {'' if check.status == FAILING else '(warning) '}{check.message}"
+            f"{'':<{width}}    - {check.id}: {'' if check.status == FAILURE else '(warning) '}{check.message}"
             for check in scenario.checks
-            if check.status in (FAILING, WARNING)
+            if check.status in (FAILURE, WARNING)
         )
     scored = [scenario for scenario in ordered if scenario.scored]
     rows.append(f"\nscored: {sum(s.passed for s in scored)} of {len(scored)} scenarios pass")

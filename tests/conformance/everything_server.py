@@ -219,20 +219,26 @@ def _choices(*pairs: tuple[str, str]) -> list[dict[str, str]]:
 
 
 class Enums(BaseModel):
-    """SEP-1330: the five enum shapes a form can carry."""
+    """SEP-1330: the five enum shapes a form can carry (field names are the ones the suite inspects)."""
 
-    untitled_single: str = Field(json_schema_extra={"enum": ["option1", "option2", "option3"]})
-    titled_single: str = Field(
-        json_schema_extra={"oneOf": _choices(("value1", "First Option"), ("value2", "Second Option"))}
+    untitledSingle: str = Field(json_schema_extra={"enum": ["option1", "option2", "option3"]})
+    titledSingle: str = Field(
+        json_schema_extra={
+            "oneOf": _choices(("value1", "First Option"), ("value2", "Second Option"), ("value3", "Third Option"))
+        }
     )
-    legacy_titled: str = Field(
+    legacyEnum: str = Field(
         json_schema_extra={"enum": ["opt1", "opt2", "opt3"], "enumNames": ["Option One", "Option Two", "Option Three"]}
     )
-    untitled_multi: list[str] = Field(
+    untitledMulti: list[str] = Field(
         json_schema_extra={"items": {"type": "string", "enum": ["option1", "option2", "option3"]}}
     )
-    titled_multi: list[str] = Field(
-        json_schema_extra={"items": {"anyOf": _choices(("value1", "First Choice"), ("value2", "Second Choice"))}}
+    titledMulti: list[str] = Field(
+        json_schema_extra={
+            "items": {
+                "anyOf": _choices(("value1", "First Choice"), ("value2", "Second Choice"), ("value3", "Third Choice"))
+            }
+        }
     )
 
 

@@ -9,6 +9,14 @@ CLI contract (shared with the infrastructure's startup command
 --graceful-timeout     seconds in-flight requests get after SIGTERM (default
                        env MCP_GRACEFUL_TIMEOUT, else 20; App Service waits
                        about 30 s before it kills a container it is stopping)
+--server               MODULE:ATTR of the MCPServer to serve (default env
+                       MCP_SERVER, else the bundled demo app.demo.server:server)
+
+A ``--server`` that cannot be served (see `app.loading`) stops start-up
+before the port is bound, with a message naming the value and the reason.
+With one worker the server is loaded here, in the process that serves it;
+with several, a short-lived child process loads it first, so that the
+supervisor itself never imports the SDK (see the note at ``http=`` below).
 
 Environment: ``MCP_READ_TIMEOUT_SECONDS`` (default 15) bounds the time a
 client gets to send a whole request, head and body (app.http_protocol).
@@ -24,12 +32,13 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import subprocess
 import sys
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
-from app.settings import SettingsError, env_number, read_timeout_seconds
+from app.settings import SERVER_ENV, SettingsError, env_number, read_timeout_seconds, server_spec
 
 PROTOCOL_MODULE = "app.http_protocol"
 
@@ -76,7 +85,30 @@ def build_parser() -> argparse.ArgumentParser:
         3600,
         "seconds to let in-flight requests finish after SIGTERM (default env MCP_GRACEFUL_TIMEOUT, else 20)",
     )
+    parser.add_argument(
+        "--server",
+        default=None,
+        metavar="MODULE:ATTR",
+        help=f"the MCPServer to serve (default env {SERVER_ENV}, else the bundled demo)",
+    )
     return parser
+
+
+def check_server(spec: str, workers: int) -> None:
+    """Stop with the loader's message unless ``spec`` names a servable `MCPServer`."""
+    if workers == 1:
+        from app.loading import ServerSpecError, load_server
+
+        try:
+            load_server(spec)
+        except ServerSpecError as error:
+            raise SystemExit(str(error)) from None
+        return
+    probe = "import sys; from app.loading import load_server; load_server(sys.argv[1])"
+    checked = subprocess.run([sys.executable, "-c", probe, spec], capture_output=True, text=True)
+    if checked.returncode != 0:
+        lines = checked.stderr.strip().splitlines()
+        raise SystemExit(lines[-1].partition(": ")[2] if lines else f"{SERVER_ENV}/--server={spec!r} cannot be loaded")
 
 
 def _log_config() -> dict:
@@ -92,6 +124,9 @@ def main(argv: list[str] | None = None) -> None:
         read_timeout_seconds(os.environ)
     except SettingsError as error:
         raise SystemExit(str(error)) from None
+    if args.server is not None:
+        os.environ[SERVER_ENV] = args.server  # the workers build the app from the environment
+    check_server(server_spec(os.environ), args.workers)
     uvicorn.run(
         "app.main:app",
         host=args.host,

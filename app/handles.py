@@ -74,7 +74,7 @@ class ExpiredHandle(HandleError):
 
 
 class KeyRingError(ValueError):
-    """``MCP_HANDLE_KEYS`` is not a valid key ring (raised at start-up)."""
+    """A key ring variable (``MCP_HANDLE_KEYS``, ``MCP_REQUEST_STATE_KEYS``) is not a valid key ring."""
 
 
 @dataclass(frozen=True)
@@ -86,43 +86,45 @@ class KeyRing:
     ephemeral: bool = False
 
     @classmethod
-    def parse(cls, spec: str) -> KeyRing:
-        """Parse ``kid:secret,kid2:secret2``. Errors name the entry, never the secret."""
+    def parse(cls, spec: str, env: str = KEYS_ENV, min_secret: int = MIN_SECRET_LENGTH) -> KeyRing:
+        """Parse ``kid:secret,kid2:secret2`` read from ``env``. Errors name the entry, never the secret."""
         keys: dict[str, bytes] = {}
         entries = [entry.strip() for entry in spec.split(",") if entry.strip()]
         if not entries:
-            raise KeyRingError(f"{KEYS_ENV} is empty; expected 'kid:secret[,kid:secret...]'")
+            raise KeyRingError(f"{env} is empty; expected 'kid:secret[,kid:secret...]'")
         for position, entry in enumerate(entries, start=1):
             kid, sep, secret = entry.partition(":")
             kid = kid.strip()
             if not sep:
-                raise KeyRingError(f"{KEYS_ENV} entry {position} has no ':'; expected 'kid:secret'")
+                raise KeyRingError(f"{env} entry {position} has no ':'; expected 'kid:secret'")
             if not KEY_ID_PATTERN.fullmatch(kid):
+                raise KeyRingError(f"{env} entry {position}: key id {kid!r} must be 1-32 characters of A-Z a-z 0-9 _ -")
+            if len(secret) < min_secret:
                 raise KeyRingError(
-                    f"{KEYS_ENV} entry {position}: key id {kid!r} must be 1-32 characters of A-Z a-z 0-9 _ -"
-                )
-            if len(secret) < MIN_SECRET_LENGTH:
-                raise KeyRingError(
-                    f"{KEYS_ENV} entry {position} (key id {kid!r}): secret is {len(secret)} characters, "
-                    f"at least {MIN_SECRET_LENGTH} are required"
+                    f"{env} entry {position} (key id {kid!r}): secret is {len(secret)} characters, "
+                    f"at least {min_secret} are required"
                 )
             if kid in keys:
-                raise KeyRingError(f"{KEYS_ENV} entry {position}: key id {kid!r} appears more than once")
+                raise KeyRingError(f"{env} entry {position}: key id {kid!r} appears more than once")
             keys[kid] = secret.encode()
         return cls(keys=keys, signing_kid=next(iter(keys)))
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> KeyRing:
-        spec = environ.get(KEYS_ENV, "")
+    def from_env(
+        cls, environ: Mapping[str, str], env: str = KEYS_ENV, min_secret: int = MIN_SECRET_LENGTH, what: str = "handles"
+    ) -> KeyRing:
+        """The ring in ``environ[env]``; unset, a random per-process key and a warning saying what breaks."""
+        spec = environ.get(env, "")
         if spec.strip():
-            return cls.parse(spec)
+            return cls.parse(spec, env, min_secret)
         kid = "local-" + secrets.token_hex(4)
         logger.warning(
-            "%s is not set: handles are signed with a random per-process key (id %s); they will not "
+            "%s is not set: %s are sealed with a random per-process key (id %s); they will not "
             "verify on other processes, other workers or after a restart. Set %s in any shared deployment.",
-            KEYS_ENV,
+            env,
+            what,
             kid,
-            KEYS_ENV,
+            env,
         )
         return cls(keys={kid: secrets.token_bytes(32)}, signing_kid=kid, ephemeral=True)
 

@@ -58,8 +58,9 @@ import os
 from mcp.types import INTERNAL_ERROR
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from app.kernel import EventSink
 from app.settings import SettingsError, read_timeout_seconds
-from app.transport import McpTransport, Refusal, RequestHead, error_body
+from app.transport import SSE_HEADERS, McpTransport, Refusal, RequestHead, error_body
 
 logger = logging.getLogger(__name__)
 
@@ -296,14 +297,16 @@ class McpHttpProtocol(LimitedHttpProtocol):
 
     async def _serve(self, cycle: _DirectExchange, body: bytes) -> None:
         mcp: McpTransport = self._mcp  # type: ignore[assignment]
+        head: RequestHead = cycle.head  # type: ignore[assignment]
+        sink = _DirectEventSink(self, cycle) if head.streams else None
         try:
-            reply = await mcp.handler(mcp.exchange(cycle.head, body))  # type: ignore[arg-type]
+            reply = await mcp.handler(mcp.exchange(head, body, sink))
         except Exception:  # the dispatcher answers every failure itself; this is a middleware's bug
             logger.exception("internal error serving POST /mcp")
-            if not cycle.disconnected:
+            if not cycle.disconnected and not cycle.response_started:
                 self._answer(cycle, _INTERNAL_ERROR.status, _INTERNAL_ERROR.body, _INTERNAL_ERROR.headers)
             return
-        if not cycle.disconnected:  # the client left, or the deadline already answered it
+        if not cycle.disconnected and not reply.streamed:  # the client left, or the deadline already answered it
             self._answer(cycle, reply.status, reply.body)
 
     def _answer(
@@ -316,13 +319,53 @@ class McpHttpProtocol(LimitedHttpProtocol):
         headers = [*self.server_state.default_headers, *self._mcp.response_headers(body, extra)]  # type: ignore[union-attr]
         if not cycle.keep_alive and not closes:
             headers.append((b"connection", b"close"))
-        parts = [STATUS_LINE[status]]
-        for name, value in headers:
-            parts += (name, b": ", value, b"\r\n")
-        parts += (b"\r\n", body or b"")
         cycle.response_started = True
-        self.transport.write(b"".join(parts))
+        self.transport.write(_head(status, headers) + (body or b""))
+        self._complete(cycle)
+
+    def _complete(self, cycle: _DirectExchange) -> None:
+        """The response is written whole: hand the connection back to uvicorn (keep-alive or close)."""
         cycle.response_complete = True
         if not cycle.keep_alive:
             self.transport.close()
         self.on_response_complete()
+
+    def _open_stream(self, cycle: _DirectExchange) -> None:
+        headers = [
+            *self.server_state.default_headers,
+            *self._mcp.response_headers(None, SSE_HEADERS, length=False),  # type: ignore[union-attr]
+            (b"transfer-encoding", b"chunked"),
+        ]
+        if not cycle.keep_alive:
+            headers.append((b"connection", b"close"))
+        cycle.response_started = True
+        self.transport.write(_head(200, headers))
+
+
+def _head(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+    parts = [STATUS_LINE[status]]
+    for name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+class _DirectEventSink(EventSink):
+    """SSE written straight to the connection, one HTTP/1.1 chunk per frame."""
+
+    def __init__(self, protocol: McpHttpProtocol, cycle: _DirectExchange) -> None:
+        self._protocol = protocol
+        self._cycle = cycle
+
+    async def open(self) -> None:
+        if not self._cycle.disconnected:
+            self._protocol._open_stream(self._cycle)
+
+    async def write(self, frame: bytes) -> None:
+        if not self._cycle.disconnected:
+            self._protocol.transport.write(b"%x\r\n%b\r\n" % (len(frame), frame))
+
+    async def close(self, frame: bytes) -> None:
+        if not self._cycle.disconnected:
+            self._protocol.transport.write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(frame), frame))
+            self._protocol._complete(self._cycle)

@@ -1,12 +1,14 @@
-"""The ASGI application: the lean MCP transport on /mcp, FastAPI for everything else.
+"""The ASGI application: any `MCPServer` on the lean MCP transport at /mcp, FastAPI for everything else.
 
-`create_app` wires the parts::
+`create_app` is the embedding API (``create_app(server=my_mcp_server)``); it wires the parts::
 
-    environment -> Settings -> HandleCodec, PrimeWorkers
-                -> MCPServer (tools, resources; app.mcp_server)
-                -> Dispatcher (one JSON-RPC message; app.protocol) [+ message middleware]
+    environment -> Settings
+    MCPServer (yours, or MCP_SERVER / --server, default the demo; app.loading)
+                -> host_server (shared request-state keys; app.kernel)
+                -> Dispatcher (one JSON-RPC message: ladder, fast path, SDK kernel; app.protocol)
+                   [+ message middleware]
                 -> McpTransport (HTTP for POST /mcp; app.transport)
-    FastAPI: /health, / (status page), lifespan
+    FastAPI: /health, / (status page), lifespan (enters the server's own lifespan)
 
 `Router` sends HTTP requests for ``/mcp`` straight to the transport, before
 FastAPI's routing and middleware stack (which would cost more than the whole
@@ -28,13 +30,13 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from mcp.server.mcpserver import MCPServer
 
 from app import telemetry
-from app.handles import HandleCodec
-from app.mcp_server import INSTRUCTIONS, SERVER_NAME, SERVER_VERSION, build_mcp_server
-from app.primes import PrimeWorkers
+from app.kernel import host_server
+from app.loading import load_server
 from app.protocol import SUPPORTED_VERSIONS, Dispatcher, MessageMiddleware, chain
-from app.settings import Settings
+from app.settings import Settings, server_spec
 from app.transport import McpTransport
 
 MCP_PATH = "/mcp"
@@ -67,16 +69,22 @@ class Router:
 
 
 def create_app(
-    environ: Mapping[str, str] | None = None, message_middleware: list[MessageMiddleware] | None = None
+    server: MCPServer | None = None,
+    environ: Mapping[str, str] | None = None,
+    message_middleware: list[MessageMiddleware] | None = None,
 ) -> Router:
-    settings = Settings.from_env(environ)
-    codec = HandleCodec(settings.key_ring, settings.handle_ttl_seconds)
-    primes = PrimeWorkers(settings.primes_concurrency)
-    server = build_mcp_server(settings, codec, primes)
-    dispatcher = Dispatcher(server, {"name": SERVER_NAME, "version": SERVER_VERSION}, INSTRUCTIONS)
+    """Serve ``server`` (default: the one ``MCP_SERVER`` names, else the bundled demo) as an ASGI app.
+
+    The server is adapted to the fleet in place (`app.kernel.host_server`): serve it from one app only.
+    """
+    env = os.environ if environ is None else environ
+    settings = Settings.from_env(env)
+    server = host_server(server if server is not None else load_server(server_spec(env)), settings.request_state_keys)
+    dispatcher = Dispatcher(server)
+    lowlevel = dispatcher.kernel.lowlevel
     identity = {
-        "service": SERVER_NAME,
-        "version": SERVER_VERSION,
+        "service": server.name,
+        "version": server.version,
         "instance": settings.instance_id,
         "hostname": socket.gethostname(),
         "pid": os.getpid(),
@@ -87,9 +95,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await dispatcher.start()
-        yield
-        primes.shutdown()
+        async with lowlevel.lifespan(lowlevel) as state:
+            await dispatcher.start(state)
+            yield
 
     api = FastAPI(title="mcpscale MCP server", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
 

@@ -1,5 +1,11 @@
 """JSON-RPC dispatch for one MCP message: the modern 2026-07-28 ladder and the legacy handshake era.
 
+Any `MCPServer` is served: this module judges the envelope (the ladder below)
+and answers the few messages that are hot and cheap to answer by hand; every
+other request runs on the SDK's own kernel (`app.kernel`), so tools, prompts,
+resources, completion, logging, progress and the multi-round
+``input_required`` flow behave exactly as on the SDK's transport.
+
 `Dispatcher.handle` takes one parsed `Exchange` and returns a `Reply`
 (HTTP status + body). It is the single place a message is decided, which
 makes it the seam for telemetry: wrap it (see `MessageMiddleware`) and the
@@ -21,22 +27,36 @@ Era routing (the issue's "dual-era" server):
   expired" and would re-initialize in a loop.
 - any other version header -> -32022 naming the versions served.
 
-Responses that never change (server/discover, tools/list, resources/list,
-resources/templates/list, prompts/list, initialize) are serialized once at start-up; a
-request pays only for splicing its id in.
+The hand-written fast path, and why each piece pays (CPU per request under
+load, ``bench/``; the kernel path for the same request in brackets):
+
+- Results that never change while a process runs (server/discover and the
+  four lists per protocol version, ``initialize`` per handshake version) are
+  asked of the kernel once at start-up and kept as bytes; a request pays only
+  for splicing its id in. Only when the server's middleware chain is the
+  SDK's own (a middleware may scope the catalogue to the caller).
+- ``tools/call`` of a tool that takes no `Context` and no ``Resolve(...)``
+  parameter (it cannot observe the request, so the per-request context,
+  session and middleware chain the kernel builds are invisible to it): the SDK's ``call_tool`` with its error
+  handling mirrored from ``MCPServer._handle_call_tool``. Not for a retry
+  carrying ``inputResponses`` / ``requestState`` or a server with extensions
+  or middleware of its own, which the kernel must see.
+
+Both fast paths answer byte-for-byte what a client would parse from the
+kernel's answer (tests/app/test_protocol.py compares them).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError, UnexpectedToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.request_state import RequestStateBoundary
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import (
     ERROR_CODE_HTTP_STATUS,
@@ -45,6 +65,8 @@ from mcp.shared.inbound import (
     MCP_PROTOCOL_VERSION_HEADER,
     NAME_BEARING_METHODS,
     decode_header_value,
+    validate_mcp_param_headers,
+    x_mcp_header_map,
 )
 from mcp.types import (
     CLIENT_CAPABILITIES_META_KEY,
@@ -58,12 +80,13 @@ from mcp.types import (
     PROTOCOL_VERSION_META_KEY,
     SERVER_INFO_META_KEY,
     UNSUPPORTED_PROTOCOL_VERSION,
-    CallToolRequestParams,
+    CallToolResult,
+    TextContent,
 )
 from mcp.types.version import LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ValidationError
 
-from app.request_scope import client_capabilities
+from app.kernel import EventSink, Kernel, prompt_argument_errors, sse_frame
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +94,11 @@ LEGACY_VERSIONS: tuple[str, ...] = ("2025-11-25", "2025-06-18", "2025-03-26")
 """Handshake-era versions served statelessly. 2024-11-05 predates Streamable HTTP (it used HTTP+SSE), so an
 ``initialize`` asking for it is answered with the latest handshake version, as version negotiation allows."""
 SUPPORTED_VERSIONS: tuple[str, ...] = (*reversed(MODERN_PROTOCOL_VERSIONS), *LEGACY_VERSIONS)
-LIST_TTL_MS = 300_000
-"""Cache hint for discover and the lists: five minutes; the catalogue changes only with a deployment."""
-READ_TTL_MS = 300_000
+LEGACY_DEFAULT_VERSION = "2025-03-26"
+"""A handshake-era request without a version header: the spec says to assume 2025-03-26."""
+LIST_METHODS = ("tools/list", "resources/list", "resources/templates/list", "prompts/list")
+SESSION_METHODS = frozenset({"resources/subscribe", "resources/unsubscribe"})
+"""Handshake-era methods whose whole point is later notifications on a session this server does not keep."""
 
 _JSON_STATUS_OK = 200
 
@@ -86,14 +111,18 @@ def _dumps(value: Any) -> bytes:
 class Exchange:
     """One JSON-RPC message on its way through the server.
 
-    The transport fills ``headers`` and ``message`` (or ``parse_error``); the
-    dispatcher fills the rest as it decides, so a wrapper reading the exchange
-    after the call sees the outcome.
+    The transport fills ``headers``, ``raw_headers``, ``sink`` and
+    ``message`` (or ``parse_error``); the dispatcher fills the rest as it
+    decides, so a wrapper reading the exchange after the call sees the outcome.
     """
 
     headers: Mapping[str, str]
     """Routing headers by lowercase name, values with surrounding whitespace removed."""
     duplicated_headers: frozenset[str] = frozenset()
+    raw_headers: Iterable[tuple[bytes, bytes]] = ()
+    """Every request header as received (lowercase names); decoded only for a request that needs them."""
+    sink: EventSink | None = None
+    """Where notifications about this request go (None: the client does not accept ``text/event-stream``)."""
     message: Any = None
     parse_error: str | None = None
     request_id: str | int | None = None
@@ -104,21 +133,27 @@ class Exchange:
     """"modern" or "legacy" once routed."""
     protocol_version: str | None = None
     name: str | None = None
-    """Tool name (tools/call) or resource URI (resources/read)."""
+    """Tool or prompt name (tools/call, prompts/get) or resource URI (resources/read)."""
     error_code: int | None = None
     tool_error: bool = False
     status: int = 0
+
+    def header_pairs(self) -> list[tuple[str, str]]:
+        return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in self.raw_headers]
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
     status: int
     body: bytes | None
-    """None: no body (202 for a notification)."""
+    """None: no body (202 for a notification, or a streamed reply already written to the sink)."""
+    streamed: bool = False
 
 
 MessageHandler = Callable[[Exchange], Awaitable[Reply]]
 MessageMiddleware = Callable[[Exchange, MessageHandler], Awaitable[Reply]]
+FastHandler = Callable[[Exchange], Awaitable[bytes | None]]
+"""The result JSON, or None when the kernel must answer this one."""
 
 
 class RpcError(Exception):
@@ -130,6 +165,16 @@ class RpcError(Exception):
         self.message = message
         self.data = data
         self.status = status
+
+
+class _HeaderPairs:
+    """Raw header pairs behind the ``.items()`` the SDK's Mcp-Param check reads, so it sees duplicates."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self._pairs = pairs
+
+    def items(self) -> list[tuple[str, str]]:
+        return self._pairs
 
 
 def _header_mismatch(header: str, header_value: str | None, body_name: str, body_value: Any) -> RpcError:
@@ -145,108 +190,82 @@ def _header_mismatch(header: str, header_value: str | None, body_name: str, body
 
 
 class Dispatcher:
-    """Decides every MCP message; tools and resources run on the SDK's `MCPServer`."""
+    """Decides every MCP message for one `MCPServer` (adapted to the fleet by `app.kernel.host_server`)."""
 
-    def __init__(self, server: MCPServer, server_info: dict[str, str], instructions: str | None) -> None:
+    def __init__(self, server: MCPServer) -> None:
         self._server = server
-        # One context for every call: this service's tools and resources use no per-request context (no
-        # progress, no elicitation, no notifications), and building a fresh one costs a third of a call_tool.
+        self.kernel = Kernel(server)
+        # One context for every fast-path call: those tools take no Context, so none of them can read it, and
+        # building a fresh one per call cost a third of a call_tool.
         self._context: Context = Context(mcp_server=server)
-        self._server_info = server_info
-        self._instructions = instructions
-        self._result_meta = {SERVER_INFO_META_KEY: server_info}
-        self._result_meta_json = _dumps(self._result_meta)
+        self._result_meta_json = _dumps({SERVER_INFO_META_KEY: self.kernel.lowlevel.server_info_stamp})
+        # A middleware of the team's own (or an extension's interceptor) may change any answer per request, so
+        # with one the kernel answers everything.
+        self._sdk_chain_only = all(
+            isinstance(m, RequestStateBoundary) or m is prompt_argument_errors for m in server.middleware
+        ) and not getattr(server, "_extensions", None)
         self._tool_names: frozenset[str] = frozenset()
-        self._cached: dict[str, bytes] = {}
-        self._modern: dict[str, Callable[[Exchange], Awaitable[bytes]]] = {
-            "server/discover": self._cached_result("server/discover"),
-            "tools/list": self._cached_result("tools/list"),
-            "resources/list": self._cached_result("resources/list"),
-            "resources/templates/list": self._cached_result("resources/templates/list"),
-            "tools/call": self._call_tool,
-            "resources/read": self._read_resource,
-            "prompts/list": self._cached_result("prompts/list"),
-            "prompts/get": self._get_prompt,
+        self._prompt_names: frozenset[str] = frozenset()
+        self._fast_tools: frozenset[str] = frozenset()
+        self._param_header_schemas: dict[str, Any] = {}
+        self._cached: dict[tuple[str, str], bytes] = {}
+        self._started = False
+        self._fast: dict[str, FastHandler] = {
+            method: self._cached_result for method in ("server/discover", *LIST_METHODS)
         }
-        self._legacy: dict[str, Callable[[Exchange], Awaitable[bytes]]] = {
-            **{k: v for k, v in self._modern.items() if k != "server/discover"},
-            "initialize": self._initialize,
-            "ping": self._ping,
-        }
+        self._fast["tools/call"] = self._call_tool
+        self._fast_legacy: dict[str, FastHandler] = {**self._fast, "initialize": self._initialize, "ping": self._ping}
 
-    async def start(self) -> None:
-        """Ask the SDK for the catalogue once and serialize the results that never change."""
-        tools = [t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in await self._server.list_tools()]
-        resources = [
-            r.model_dump(by_alias=True, exclude_none=True, mode="json") for r in await self._server.list_resources()
-        ]
-        templates = [
-            t.model_dump(by_alias=True, exclude_none=True, mode="json")
-            for t in await self._server.list_resource_templates()
-        ]
-        prompts = [
-            p.model_dump(by_alias=True, exclude_none=True, mode="json") for p in await self._server.list_prompts()
-        ]
-        self._tool_names = frozenset(t["name"] for t in tools)
-        self._prompt_names = frozenset(p["name"] for p in prompts)
-        # Static catalogue: nothing ever changes while a process runs, so no list-changed notifications.
-        capabilities = {
-            "tools": {"listChanged": False},
-            "resources": {"subscribe": False, "listChanged": False},
-            "prompts": {"listChanged": False},
+    async def start(self, lifespan_state: Any = None) -> None:
+        """Read the catalogue once; with the SDK's own middleware chain, keep the results that never change."""
+        self._started = True
+        self.kernel.lifespan_state = lifespan_state
+        tools = await self._server.list_tools()
+        self._tool_names = frozenset(tool.name for tool in tools)
+        self._prompt_names = frozenset(prompt.name for prompt in await self._server.list_prompts())
+        self._param_header_schemas = {
+            tool.name: tool.input_schema for tool in tools if x_mcp_header_map(tool.input_schema)
         }
-        cache_hints = {"ttlMs": LIST_TTL_MS, "cacheScope": "public"}
-        discover: dict[str, Any] = {
-            "resultType": "complete",
-            "supportedVersions": list(SUPPORTED_VERSIONS),
-            "capabilities": capabilities,
-            **({"instructions": self._instructions} if self._instructions else {}),
-            "_meta": self._result_meta,
-            **cache_hints,
-        }
-        results = {
-            "server/discover": discover,
-            "tools/list": {"resultType": "complete", "tools": tools, "_meta": self._result_meta, **cache_hints},
-            "resources/list": {
-                "resultType": "complete",
-                "resources": resources,
-                "_meta": self._result_meta,
-                **cache_hints,
-            },
-            "resources/templates/list": {
-                "resultType": "complete",
-                "resourceTemplates": templates,
-                "_meta": self._result_meta,
-                **cache_hints,
-            },
-            "prompts/list": {"resultType": "complete", "prompts": prompts, "_meta": self._result_meta, **cache_hints},
-        }
-        self._cached = {method: _dumps(result) for method, result in results.items()}
-        self._initialize_results = {
-            version: _dumps(
-                {
-                    "protocolVersion": version,
-                    "capabilities": capabilities,
-                    "serverInfo": self._server_info,
-                    **({"instructions": self._instructions} if self._instructions else {}),
-                }
-            )
-            for version in LEGACY_VERSIONS
-        }
+        for version in LEGACY_VERSIONS:
+            # Always from here: a stateless host answers the handshake itself (the seed sample's k6 script sends
+            # initialize without params, which the kernel would refuse).
+            handshake = {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "-", "version": "-"}}
+            self._cached["initialize", version] = _dumps(await self._kernel_result("initialize", handshake, version))
+        if not self._sdk_chain_only:
+            return
+        registered = {tool.name: tool for tool in self._server._tool_manager.list_tools()}
+        self._fast_tools = frozenset(name for name, tool in registered.items() if _context_free(tool))
+        for version in MODERN_PROTOCOL_VERSIONS:
+            envelope = {"_meta": {PROTOCOL_VERSION_META_KEY: version, CLIENT_CAPABILITIES_META_KEY: {}}}
+            for method in ("server/discover", *LIST_METHODS):
+                self._cached[method, version] = _dumps(await self._kernel_result(method, envelope, version))
+        for version in LEGACY_VERSIONS:
+            for method in LIST_METHODS:
+                self._cached[method, version] = _dumps(await self._kernel_result(method, None, version))
+
+    async def _kernel_result(self, method: str, params: dict[str, Any] | None, version: str) -> dict[str, Any]:
+        return await self.kernel.call(method, params, 0, version, None, {}, {}, None)
 
     # ---------------------------------------------------------------- entry
 
     async def handle(self, exchange: Exchange) -> Reply:
         """Decide one message; never raises (an unexpected failure becomes -32603 and is logged)."""
-        if not self._cached:  # served without an ASGI lifespan (some test harnesses): start on first use
+        if not self._started:  # served without an ASGI lifespan (some test harnesses): start on first use
             await self.start()
         try:
-            return await self._handle(exchange)
+            reply = await self._handle(exchange)
         except RpcError as error:
-            return self._error_reply(exchange, error)
+            reply = self._error_reply(exchange, error)
         except Exception:
             logger.exception("internal error handling %s", exchange.method)
-            return self._error_reply(exchange, RpcError(INTERNAL_ERROR, "Internal error", status=500))
+            reply = self._error_reply(exchange, RpcError(INTERNAL_ERROR, "Internal error", status=500))
+        sink = exchange.sink
+        if sink is not None and sink.started:
+            # Notifications went out as SSE: the answer is the stream's last event, whatever its outcome.
+            await sink.close(sse_frame(reply.body or b""))
+            exchange.status = _JSON_STATUS_OK
+            return Reply(_JSON_STATUS_OK, None, streamed=True)
+        return reply
 
     async def _handle(self, exchange: Exchange) -> Reply:
         if exchange.parse_error is not None:
@@ -297,7 +316,7 @@ class Dispatcher:
             return await self._modern_request(exchange)
         if header_version is None or header_version in LEGACY_VERSIONS:
             exchange.era = "legacy"
-            exchange.protocol_version = header_version or "2025-03-26"
+            exchange.protocol_version = header_version or LEGACY_DEFAULT_VERSION
             return await self._legacy_request(exchange)
         raise self._unsupported_version(header_version)
 
@@ -362,43 +381,34 @@ class Dispatcher:
             )
         if meta_version not in MODERN_PROTOCOL_VERSIONS:
             raise self._unsupported_version(meta_version)
-
-        handler = self._modern.get(method)  # type: ignore[arg-type]
-        if handler is None:
-            raise RpcError(
-                METHOD_NOT_FOUND, f"Method not found: {method!r} is not served at protocol version {meta_version}"
-            )
-        return self._result_reply(exchange, await handler(exchange))
+        return await self._serve(exchange)
 
     def _unsupported_version(self, requested: Any) -> RpcError:
+        # data.supported is what server/discover lists (the per-request versions); the handshake-era versions
+        # are named in the message, for clients that can fall back to initialize.
         return RpcError(
             UNSUPPORTED_PROTOCOL_VERSION,
-            f"Unsupported protocol version {requested!r}; supported: {', '.join(SUPPORTED_VERSIONS)}",
-            data={"supported": list(SUPPORTED_VERSIONS), "requested": requested},
+            f"Unsupported protocol version {requested!r}; supported: {', '.join(MODERN_PROTOCOL_VERSIONS)} "
+            f"per request, and {', '.join(LEGACY_VERSIONS)} through initialize",
+            data={"supported": list(MODERN_PROTOCOL_VERSIONS), "requested": requested},
         )
 
     # ------------------------------------------------------------ legacy
 
     async def _legacy_request(self, exchange: Exchange) -> Reply:
-        handler = self._legacy.get(exchange.method)  # type: ignore[arg-type]
-        if handler is None:
-            raise RpcError(METHOD_NOT_FOUND, f"Method not found: {exchange.method!r}", status=_JSON_STATUS_OK)
         try:
-            return self._result_reply(exchange, await handler(exchange))
+            if exchange.method in SESSION_METHODS:
+                raise RpcError(
+                    METHOD_NOT_FOUND,
+                    f"Method not found: {exchange.method} needs a session to send resource updates on, and this "
+                    "server is stateless; MCP 2026-07-28 clients subscribe with subscriptions/listen",
+                )
+            return await self._serve(exchange)
         except RpcError as error:
+            # JSON-RPC errors go back with HTTP 200 in the handshake era: a legacy client reads 404 as "session
+            # expired" and would re-initialize in a loop.
             error.status = _JSON_STATUS_OK
             raise
-
-    async def _initialize(self, exchange: Exchange) -> bytes:
-        requested = (exchange.params or {}).get("protocolVersion")
-        if not isinstance(requested, str):
-            raise RpcError(INVALID_PARAMS, "Invalid params: initialize requires params.protocolVersion (string)")
-        version = requested if requested in LEGACY_VERSIONS else LATEST_HANDSHAKE_VERSION
-        exchange.protocol_version = version
-        return self._initialize_results[version]
-
-    async def _ping(self, exchange: Exchange) -> bytes:
-        return b"{}"
 
     def _notification(self, exchange: Exchange) -> Reply:
         """Acknowledge a notification (202, no body): nothing here acts on one, and there is no session."""
@@ -411,131 +421,100 @@ class Dispatcher:
 
     # ----------------------------------------------------------- methods
 
-    def _cached_result(self, method: str) -> Callable[[Exchange], Awaitable[bytes]]:
-        async def cached(exchange: Exchange) -> bytes:
-            if exchange.params is not None and exchange.params.get("cursor") is not None:
-                # Every list fits one page, so no cursor was ever issued; any cursor is one we cannot honour.
-                raise RpcError(INVALID_PARAMS, f"Invalid cursor: {method} results are never paginated here")
-            return self._cached[method]
+    async def _serve(self, exchange: Exchange) -> Reply:
+        """The fast path's answer when it has one, else the kernel's."""
+        fast = (self._fast if exchange.era == "modern" else self._fast_legacy).get(exchange.method)  # type: ignore[arg-type]
+        if fast is not None:
+            result = await fast(exchange)
+            if result is not None:
+                return self._result_reply(exchange, result)
+        return self._result_reply(exchange, await self._via_kernel(exchange))
 
-        return cached
+    async def _via_kernel(self, exchange: Exchange) -> bytes:
+        if exchange.method in NAME_BEARING_METHODS:
+            name = (exchange.params or {}).get(NAME_BEARING_METHODS[exchange.method])  # type: ignore[index]
+            exchange.name = name if isinstance(name, str) else None
+        modern = exchange.era == "modern"
+        meta = exchange.meta or {}
+        try:
+            result = await self.kernel.call(
+                exchange.method,  # type: ignore[arg-type]
+                exchange.params,
+                exchange.request_id,  # type: ignore[arg-type]
+                exchange.protocol_version,  # type: ignore[arg-type]
+                meta.get(CLIENT_INFO_META_KEY) if modern else None,
+                meta.get(CLIENT_CAPABILITIES_META_KEY) if modern else None,
+                dict(exchange.header_pairs()),
+                exchange.sink,
+            )
+        except MCPError as error:
+            raise RpcError(error.error.code, error.error.message, error.error.data) from error
+        exchange.tool_error = result.get("isError") is True
+        return _dumps(result)
 
-    async def _call_tool(self, exchange: Exchange) -> bytes:
+    async def _cached_result(self, exchange: Exchange) -> bytes | None:
+        if exchange.params is not None and exchange.params.get("cursor") is not None:
+            # Every list fits one page, so no cursor was ever issued; any cursor is one we cannot honour.
+            raise RpcError(INVALID_PARAMS, f"Invalid cursor: {exchange.method} results are never paginated here")
+        return self._cached.get((exchange.method, exchange.protocol_version))  # type: ignore[arg-type]
+
+    async def _initialize(self, exchange: Exchange) -> bytes | None:
+        # Without params or protocolVersion (the seed sample's k6 script sends neither), the latest handshake
+        # version: version negotiation lets a server answer the version it prefers.
+        requested = (exchange.params or {}).get("protocolVersion")
+        version = requested if requested in LEGACY_VERSIONS else LATEST_HANDSHAKE_VERSION
+        exchange.protocol_version = version
+        return self._cached.get(("initialize", version))
+
+    async def _ping(self, exchange: Exchange) -> bytes | None:
+        return b"{}"
+
+    async def _call_tool(self, exchange: Exchange) -> bytes | None:
         params = exchange.params or {}
-        name, arguments = _name_and_arguments(exchange, "tool")
-        if arguments is None:
-            arguments = {}
+        name = params.get("name")
+        if not isinstance(name, str):
+            raise RpcError(INVALID_PARAMS, "Invalid params: tools/call requires params.name (string)")
+        exchange.name = name
+        arguments = params.get("arguments")
+        if arguments is not None and not isinstance(arguments, dict):
+            raise RpcError(INVALID_PARAMS, f"Invalid params: arguments for tool {name} must be an object")
         if name not in self._tool_names:
+            # The spec's -32602 (the SDK's own handler answers an isError result instead).
             raise RpcError(
-                INVALID_PARAMS,
-                f"Unknown tool: {name}",
-                data={"name": name, "tools": sorted(self._tool_names)},
+                INVALID_PARAMS, f"Unknown tool: {name}", data={"name": name, "tools": sorted(self._tool_names)}
             )
-        context = self._context
-        if params.get("inputResponses") is not None or params.get("requestState") is not None:
-            # A multi-round retry (2026-07-28): the tool reads the answers from a context of its own.
-            if exchange.era != "modern":
-                raise RpcError(INVALID_PARAMS, "Invalid params: inputResponses need a 2026-07-28 request")
-            try:
-                input_params = CallToolRequestParams.model_validate(params)
-            except ValidationError as error:
-                raise RpcError(INVALID_PARAMS, f"Invalid params: {_problems(error)}") from error
-            context = Context(mcp_server=self._server, input_params=input_params)
-        capabilities = exchange.meta.get(CLIENT_CAPABILITIES_META_KEY) if exchange.era == "modern" else None
-        scope = client_capabilities.set(capabilities)  # type: ignore[union-attr]
+        if exchange.era == "modern" and name in self._param_header_schemas:
+            self._check_param_headers(exchange, name, arguments or {})
+        if name not in self._fast_tools or params.get("inputResponses") is not None or params.get("requestState"):
+            return None
         try:
-            result = await self._server.call_tool(name, arguments, context)
+            result = await self._server.call_tool(name, arguments or {}, self._context)
         except MCPError as error:
             raise RpcError(error.error.code, error.error.message, error.error.data) from error
-        except ToolError as error:
-            # Tool failures are results (isError) so the model can see and correct them, per the spec.
-            exchange.tool_error = True
-            return _dumps(
-                {
-                    "resultType": "complete",
-                    "content": [{"type": "text", "text": self._tool_error_text(name, error)}],
-                    "isError": True,
-                    "_meta": self._result_meta,
-                }
-            )
-        finally:
-            client_capabilities.reset(scope)
-        exchange.tool_error = bool(getattr(result, "is_error", False))
-        return self._with_server_info(result)
+        except Exception as error:  # noqa: BLE001 - any tool failure is an isError result, as in the SDK
+            result = _tool_failure(name, error)
+        exchange.tool_error = result.is_error is True
+        if exchange.era == "modern":
+            return self._with_server_info(result)
+        return result.model_dump_json(by_alias=True, exclude_none=True, exclude={"result_type"}).encode()
 
-    @staticmethod
-    def _tool_error_text(name: str, error: ToolError) -> str:
-        cause = error.__cause__
-        if isinstance(cause, ValidationError):
-            return f"Invalid arguments for tool {name}: {_problems(cause)}"
-        if isinstance(error, UnexpectedToolError):
-            logger.error("tool %s failed unexpectedly", name, exc_info=error.__cause__ or error)
-            return f"Tool {name} failed unexpectedly; the error was logged on the server"
-        return str(error)
-
-    async def _get_prompt(self, exchange: Exchange) -> bytes:
-        name, arguments = _name_and_arguments(exchange, "prompt")
-        if name not in self._prompt_names:
-            raise RpcError(
-                INVALID_PARAMS, f"Unknown prompt: {name}", data={"name": name, "prompts": sorted(self._prompt_names)}
-            )
-        try:
-            result = await self._server.get_prompt(name, arguments, self._context)
-        except MCPError as error:
-            raise RpcError(error.error.code, error.error.message, error.error.data) from error
-        except ValueError as error:
-            root = error
-            while root.__cause__ is not None:  # the SDK wraps the prompt's own error in "Error rendering prompt"
-                root = root.__cause__
-            problem = _problems(root) if isinstance(root, ValidationError) else str(root)
-            raise RpcError(INVALID_PARAMS, f"Invalid arguments for prompt {name}: {problem}") from error
-        return self._with_server_info(result)
+    def _check_param_headers(self, exchange: Exchange, name: str, arguments: Mapping[str, Any]) -> None:
+        """SEP-2243: each ``x-mcp-header`` argument must arrive as its ``Mcp-Param-*`` header too (-32020)."""
+        rejection = validate_mcp_param_headers(
+            self._param_header_schemas[name], arguments, _HeaderPairs(exchange.header_pairs())
+        )
+        if rejection is not None:
+            raise RpcError(rejection.code, f"Header mismatch: {rejection.message}", rejection.data)
 
     def _with_server_info(self, result: BaseModel) -> bytes:
-        """Serialize an SDK result with ``_meta`` serverInfo added."""
+        """Serialize an SDK result with ``_meta`` serverInfo added (as the kernel stamps a 2026-07-28 result)."""
         if getattr(result, "meta", None) is None:
             # The common case, spliced as bytes: pydantic's own JSON, then the one key we add.
             dumped = result.model_dump_json(by_alias=True, exclude_none=True).encode()
             return b'{"_meta":' + self._result_meta_json + (b"," + dumped[1:] if dumped != b"{}" else b"}")
         body = result.model_dump(by_alias=True, exclude_none=True, mode="json")
-        body["_meta"] = {**body["_meta"], **self._result_meta}
+        body["_meta"] = {**json.loads(self._result_meta_json), **body["_meta"]}
         return _dumps(body)
-
-    async def _read_resource(self, exchange: Exchange) -> bytes:
-        uri = (exchange.params or {}).get("uri")
-        if not isinstance(uri, str):
-            raise RpcError(INVALID_PARAMS, "Invalid params: resources/read requires params.uri (string)")
-        exchange.name = uri
-        try:
-            contents = await self._server.read_resource(uri, self._context)
-        except ResourceNotFoundError as error:
-            raise RpcError(INVALID_PARAMS, f"Resource not found: {uri}", data={"uri": uri}) from error
-        except ResourceError as error:
-            logger.error("reading resource %s failed", uri, exc_info=error.__cause__ or error)
-            raise RpcError(INTERNAL_ERROR, f"Reading resource {uri} failed", data={"uri": uri}, status=500) from error
-        except MCPError as error:
-            raise RpcError(error.error.code, error.error.message, error.error.data) from error
-        items = []
-        for item in contents:  # type: ignore[union-attr]
-            if isinstance(item.content, bytes):
-                items.append(
-                    {
-                        "uri": uri,
-                        "mimeType": item.mime_type or "application/octet-stream",
-                        "blob": base64.b64encode(item.content).decode(),
-                    }
-                )
-            else:
-                items.append({"uri": uri, "mimeType": item.mime_type or "text/plain", "text": item.content})
-        return _dumps(
-            {
-                "resultType": "complete",
-                "contents": items,
-                "_meta": self._result_meta,
-                "ttlMs": READ_TTL_MS,
-                "cacheScope": "public",
-            }
-        )
 
     # ------------------------------------------------------------ replies
 
@@ -561,26 +540,24 @@ class Dispatcher:
         return Reply(status, _dumps(reply))
 
 
-def _name_and_arguments(exchange: Exchange, kind: str) -> tuple[str, dict[str, Any] | None]:
-    """``params.name`` (recorded on the exchange) and ``params.arguments`` of tools/call or prompts/get, checked."""
-    params = exchange.params or {}
-    name = params.get("name")
-    if not isinstance(name, str):
-        raise RpcError(INVALID_PARAMS, f"Invalid params: {exchange.method} requires params.name (string)")
-    exchange.name = name
-    arguments = params.get("arguments")
-    if arguments is not None and not isinstance(arguments, dict):
-        raise RpcError(INVALID_PARAMS, f"Invalid params: arguments for {kind} {name} must be an object")
-    return name, arguments
+def _context_free(tool: Any) -> bool:
+    """A tool that cannot observe its request: no `Context` parameter, no ``Resolve(...)`` parameter (a resolver
+    reads the context: capabilities, elicitation, sampling), and it never asks for input."""
+    returns = getattr(tool.fn, "__annotations__", {}).get("return")
+    return tool.context_kwarg is None and not tool.resolved_params and "InputRequiredResult" not in str(returns)
 
 
-def _problems(error: ValidationError) -> str:
-    """``arg: message (got value)`` per failed argument: names the input without pydantic's boilerplate."""
-    return "; ".join(
-        f"{'.'.join(str(part) for part in issue['loc']) or 'arguments'}: {issue['msg']}"
-        + (f" (got {issue['input']!r})" if issue.get("type") != "missing" else "")
-        for issue in error.errors(include_url=False)
-    )
+def _tool_failure(name: str, error: Exception) -> CallToolResult:
+    """A tool's exception as the isError result ``MCPServer._handle_call_tool`` makes of it, logged as it logs it."""
+    if isinstance(error, ToolError) and not isinstance(error, UnexpectedToolError):
+        if isinstance(error.__cause__, ValidationError):
+            fields = sorted({".".join(str(part) for part in err["loc"]) for err in error.__cause__.errors()})
+            logger.info("Tool %r rejected arguments: %r", name, fields)
+        else:
+            logger.info("Tool %r failed: %r", name, str(error))
+    else:
+        logger.exception("Tool %r raised an unexpected exception", name, exc_info=error)
+    return CallToolResult(content=[TextContent(type="text", text=str(error))], is_error=True)
 
 
 def chain(handler: MessageHandler, middleware: list[MessageMiddleware]) -> MessageHandler:

@@ -1,14 +1,15 @@
-"""Everything the server reads from its environment, parsed and validated once at start-up.
+"""Everything the host reads from its environment, parsed and validated once at start-up.
 
 | variable | meaning | default |
 |---|---|---|
-| ``MCP_HANDLE_KEYS`` | handle key ring ``kid:secret,...`` (first signs, all verify) | random per-process key + warning |
-| ``MCP_HANDLE_TTL_SECONDS`` | lifetime of a minted handle | 3600 |
+| ``MCP_SERVER`` | the ``MCPServer`` to serve, ``MODULE:ATTR`` (also ``--server``) | ``app.demo.server:server`` |
+| ``MCP_REQUEST_STATE_KEYS`` | multi-round ``requestState`` key ring ``kid:secret,...``, secrets >= 32 characters (first seals, all open) | random per-process key + warning |
 | ``MCP_ALLOWED_ORIGINS`` | comma-separated allowed ``Origin`` values (``*`` = any); an absent Origin is always allowed | loopback origins only |
 | ``MCP_SLOT_NAME`` | deployment slot (sticky app setting) | ``local`` |
 | ``WEBSITE_INSTANCE_ID`` | App Service instance id | ``local`` |
-| ``MCP_PRIMES_LIMIT`` | largest ``limit`` ``compute_primes`` accepts | 10000000 |
-| ``MCP_PRIMES_CONCURRENCY`` | ``compute_primes`` jobs run at once per worker (others queue) | 2 |
+
+The served server reads its own variables (the bundled demo's are listed in
+`app.demo.server`).
 
 Origins: a browser page may only call the server from an allowed origin
 (DNS-rebinding protection). Unset, the allow-list is the loopback origins
@@ -31,6 +32,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from app.handles import KeyRing
+
+REQUEST_STATE_KEYS_ENV = "MCP_REQUEST_STATE_KEYS"
+REQUEST_STATE_MIN_SECRET = 32
+"""The SDK's AES-GCM request-state codec refuses shorter secrets."""
+SERVER_ENV = "MCP_SERVER"
+DEFAULT_SERVER = "app.demo.server:server"
 
 _LOOPBACK_ORIGIN = re.compile(r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$")
 
@@ -81,30 +88,31 @@ def _origins(raw: str) -> frozenset[str]:
     return frozenset(origins)
 
 
+def server_spec(environ: Mapping[str, str]) -> str:
+    """``MCP_SERVER``, or the bundled demo when unset."""
+    return environ.get(SERVER_ENV, "").strip() or DEFAULT_SERVER
+
+
 @dataclass(frozen=True)
 class Settings:
-    key_ring: KeyRing
-    handle_ttl_seconds: int
+    request_state_keys: KeyRing
     allowed_origins: frozenset[str] | None
     """None: MCP_ALLOWED_ORIGINS unset, loopback origins only."""
     slot_name: str
     instance_id: str
-    primes_limit: int
-    primes_concurrency: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         return cls(
-            key_ring=KeyRing.from_env(env),
-            handle_ttl_seconds=env_number(env, "MCP_HANDLE_TTL_SECONDS", 3600, 1, 30 * 24 * 3600),
+            request_state_keys=KeyRing.from_env(
+                env, REQUEST_STATE_KEYS_ENV, REQUEST_STATE_MIN_SECRET, "multi-round requestState values"
+            ),
             allowed_origins=_origins(env["MCP_ALLOWED_ORIGINS"])
             if env.get("MCP_ALLOWED_ORIGINS", "").strip()
             else None,
             slot_name=env.get("MCP_SLOT_NAME", "").strip() or "local",
             instance_id=env.get("WEBSITE_INSTANCE_ID", "").strip() or "local",
-            primes_limit=env_number(env, "MCP_PRIMES_LIMIT", 10_000_000, 2, 100_000_000),
-            primes_concurrency=env_number(env, "MCP_PRIMES_CONCURRENCY", 2, 1, 64),
         )
 
     def origin_allowed(self, origin: str) -> bool:

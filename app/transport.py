@@ -17,7 +17,10 @@ parsed message to `app.protocol.Dispatcher`:
    (A request that does not arrive within ``MCP_READ_TIMEOUT_SECONDS`` is cut
    off before it gets here, by `app.http_protocol`.)
 5. JSON parse, then the dispatcher; its `Reply` is written as
-   ``application/json`` (a single object, never SSE: nothing here streams).
+   ``application/json`` (a single object), unless the handler streamed
+   notifications about the request, which the dispatcher then wrote as SSE
+   to the exchange's sink, the result last (see `app.kernel`). A sink is
+   offered only to a client whose ``Accept`` lists ``text/event-stream``.
 
 Every response carries ``X-Served-By``. Nothing is logged per request.
 
@@ -30,13 +33,14 @@ endpoint under any other ASGI server.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
 from mcp.shared.inbound import MCP_METHOD_HEADER, MCP_NAME_HEADER, MCP_PROTOCOL_VERSION_HEADER
 from mcp.types import INVALID_REQUEST
 
+from app.kernel import EventSink
 from app.protocol import Exchange, MessageHandler
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -47,6 +51,12 @@ _ROUTING = {
     MCP_NAME_HEADER.encode(): MCP_NAME_HEADER,
 }
 _JSON = b"application/json"
+_EVENT_STREAM = b"text/event-stream"
+SSE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-type", _EVENT_STREAM),
+    (b"cache-control", b"no-cache, no-transform"),
+    (b"x-accel-buffering", b"no"),
+)
 
 
 def error_body(code: int, message: str) -> bytes:
@@ -69,6 +79,10 @@ class RequestHead:
 
     routing: dict[str, str]
     duplicated: frozenset[str]
+    headers: list[tuple[bytes, bytes]]
+    """All of the head's headers, as the server gave them (decoded only for a request that reads them)."""
+    streams: bool
+    """``Accept`` lists ``text/event-stream``: notifications may be streamed."""
 
 
 class McpTransport:
@@ -98,7 +112,7 @@ class McpTransport:
             ((b"connection", b"close"),),
         )
 
-    def read_head(self, method: str, headers: Iterable[tuple[bytes, bytes]]) -> RequestHead | Refusal:
+    def read_head(self, method: str, headers: list[tuple[bytes, bytes]]) -> RequestHead | Refusal:
         """Steps 1-4 of the module docstring: the routing headers, or the refusal the head alone decides."""
         routing: dict[str, str] = {}
         duplicated: set[str] = set()
@@ -140,12 +154,16 @@ class McpTransport:
                 declared = -1
             if declared > self.max_body:
                 return self.too_large
-        return RequestHead(routing, frozenset(duplicated))
+        return RequestHead(
+            routing, frozenset(duplicated), headers, accept is not None and _EVENT_STREAM in accept.lower()
+        )
 
     @staticmethod
-    def exchange(head: RequestHead, body: bytes) -> Exchange:
+    def exchange(head: RequestHead, body: bytes, sink: EventSink | None) -> Exchange:
         """Step 5: the body parsed into an `Exchange` for the handler (a parse failure is recorded, not raised)."""
-        exchange = Exchange(headers=head.routing, duplicated_headers=head.duplicated)
+        exchange = Exchange(
+            headers=head.routing, duplicated_headers=head.duplicated, raw_headers=head.headers, sink=sink
+        )
         # orjson, not json.loads: a third of the CPU for the same parse (measured with bench/, ~10 us per request
         # under load). It is stricter at the edges RFC 8259 leaves open, each of which is then a parse error:
         # bodies not in UTF-8, lone surrogates, NaN/Infinity, integers outside 64 bits, nesting over 1024 levels.
@@ -156,11 +174,13 @@ class McpTransport:
         return exchange
 
     def response_headers(
-        self, body: bytes | None, extra: tuple[tuple[bytes, bytes], ...] = ()
+        self, body: bytes | None, extra: tuple[tuple[bytes, bytes], ...] = (), length: bool = True
     ) -> list[tuple[bytes, bytes]]:
-        """Headers of an answer with ``body`` (None: no body, as for a notification's 202)."""
+        """Headers of an answer with ``body`` (None: no body, as for a notification's 202, or a stream with
+        ``length=False``, whose ``extra`` then names its type)."""
         if body is None:
-            return [(b"content-length", b"0"), (b"x-served-by", self._served_by), *extra]
+            sized = [(b"content-length", b"0")] if length else []
+            return [*sized, (b"x-served-by", self._served_by), *extra]
         return [
             (b"content-type", _JSON),
             (b"content-length", str(len(body)).encode()),
@@ -192,12 +212,31 @@ class McpTransport:
             more = event.get("more_body", False)
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-        reply = await self.handler(self.exchange(head, body))
-        await self._send(send, reply.status, reply.body)
+        sink = _AsgiEventSink(send, self.response_headers(None, SSE_HEADERS, length=False)) if head.streams else None
+        reply = await self.handler(self.exchange(head, body, sink))
+        if not reply.streamed:
+            await self._send(send, reply.status, reply.body)
 
     async def _send(self, send, status: int, body: bytes | None, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         await send({"type": "http.response.start", "status": status, "headers": self.response_headers(body, extra)})
         await send({"type": "http.response.body", "body": body or b""})
+
+
+class _AsgiEventSink(EventSink):
+    """SSE through ASGI ``send``; the server frames the body (chunked)."""
+
+    def __init__(self, send, headers: list[tuple[bytes, bytes]]) -> None:
+        self._send = send
+        self._headers = headers
+
+    async def open(self) -> None:
+        await self._send({"type": "http.response.start", "status": 200, "headers": self._headers})
+
+    async def write(self, frame: bytes) -> None:
+        await self._send({"type": "http.response.body", "body": frame, "more_body": True})
+
+    async def close(self, frame: bytes) -> None:
+        await self._send({"type": "http.response.body", "body": frame, "more_body": False})
 
 
 def _accepts_json(accept: bytes) -> bool:

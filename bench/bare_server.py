@@ -19,7 +19,7 @@ import json
 import os
 import socket
 
-from app.mcp_server import SERVER_NAME, SERVER_VERSION
+from app.demo.server import SERVER_NAME, SERVER_VERSION
 from bench.tools import mcp_server
 
 _SERVER_INFO = {"io.modelcontextprotocol/serverInfo": {"name": SERVER_NAME, "version": SERVER_VERSION}}

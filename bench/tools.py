@@ -1,22 +1,16 @@
-"""The tools every benchmarked server serves: the app's own MCPServer registration.
+"""The tools every benchmarked server serves: the bundled demo's MCPServer registration.
 
-Built from the same parts and settings as ``app.main.create_app`` (which keeps
-its MCPServer behind the dispatcher), so the SDK transport and the bare
-ceiling answer from exactly the tools our transport serves and the
-comparison measures the transport only.
+The same `app.demo.server.build_server` the app serves by default, so the SDK
+transport and the bare ceiling answer from exactly the tools our transport
+serves and the comparison measures the transport only.
 """
 
 from __future__ import annotations
 
 from mcp.server.mcpserver import MCPServer
 
-from app.handles import HandleCodec
-from app.mcp_server import build_mcp_server
-from app.primes import PrimeWorkers
-from app.settings import Settings
+from app.demo.server import DemoSettings, build_server
 
 
 def mcp_server() -> MCPServer:
-    settings = Settings.from_env()
-    codec = HandleCodec(settings.key_ring, settings.handle_ttl_seconds)
-    return build_mcp_server(settings, codec, PrimeWorkers(settings.primes_concurrency))
+    return build_server(DemoSettings.from_env())

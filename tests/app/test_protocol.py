@@ -55,9 +55,10 @@ def test_cacheable_results_carry_ttl_and_scope(http, method):
 
 def test_discover_names_versions_and_capabilities(http):
     result = call_modern(http, "server/discover").json()["result"]
-    assert result["supportedVersions"][0] == MODERN
-    assert set(result["supportedVersions"]) == {MODERN, "2025-11-25", "2025-06-18", "2025-03-26"}
+    # The per-request versions, as the SDK derives them; handshake-era clients reach the server through initialize.
+    assert result["supportedVersions"] == [MODERN]
     assert set(result["capabilities"]) == {"tools", "resources", "prompts"}
+    assert result["capabilities"]["tools"] == {"listChanged": False}  # the demo declares a static catalogue
 
 
 def test_tool_list_is_exactly_the_services_tools(http):
@@ -73,8 +74,9 @@ def test_tool_argument_error_is_an_is_error_result_naming_the_argument(http):
     assert response.status_code == 200
     result = response.json()["result"]
     assert result["isError"] is True
-    assert "Invalid arguments for tool compute_primes: limit:" in result["content"][0]["text"]
-    assert "'many'" in result["content"][0]["text"]
+    # The SDK's own text for an argument its schema refuses: the tool, the argument, what was wrong.
+    assert result["content"][0]["text"].startswith("Error executing tool compute_primes: 1 validation error")
+    assert "limit\n  Input should be a valid integer" in result["content"][0]["text"]
 
 
 # --------------------------------------------------------------- the digest's error table, one row each
@@ -268,7 +270,7 @@ def test_input_required_round_trip_on_the_wire(http):
     [
         ({"fact": {"action": "decline"}}, 200, "no fact picked: the user chose to decline"),
         ({"fact": {"action": "accept", "content": {"key": "nope"}}}, 200, "got 'nope'"),
-        ({"fact": "yes"}, 400, "Invalid params: inputResponses.fact"),
+        ({"fact": "yes"}, 400, "Invalid request parameters"),  # the SDK's envelope check: -32602, no pydantic text
     ],
 )
 def test_bad_input_responses_are_named(http, responses, status, needle):
@@ -291,10 +293,8 @@ def test_row_unsupported_protocol_version_is_400_32022_naming_supported(http):
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == -32022
-    assert error["data"] == {
-        "supported": ["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"],
-        "requested": "2099-01-01",
-    }
+    assert error["data"] == {"supported": ["2026-07-28"], "requested": "2099-01-01"}  # as server/discover lists
+    assert "2025-11-25, 2025-06-18, 2025-03-26 through initialize" in error["message"]
     validate(response.json(), "JSONRPCErrorResponse")
 
 
@@ -354,8 +354,11 @@ def test_legacy_initialize_for_an_unserved_version_counter_offers_the_latest(htt
     assert response.json()["result"]["protocolVersion"] == "2025-11-25"
 
 
-def test_legacy_ping_and_every_legacy_result_is_valid_against_the_2026_schema_too(http):
+def test_legacy_ping_and_every_legacy_result_has_the_2026_schema_shape_less_the_2026_only_fields(http):
+    """Handshake-era results are shaped for their version, as the SDK shapes them: no resultType, cache hints or
+    serverInfo stamp; with those added, each is a valid 2026-07-28 result (the content types are shared)."""
     assert legacy(http, "ping").json()["result"] == {}
+    only_2026 = {"resultType": "complete", "ttlMs": 0, "cacheScope": "private"}
     for method, params, definition in [
         ("tools/list", {}, "ListToolsResult"),
         ("tools/call", {"name": "whoami", "arguments": {}}, "CallToolResult"),
@@ -367,7 +370,9 @@ def test_legacy_ping_and_every_legacy_result_is_valid_against_the_2026_schema_to
     ]:
         response = legacy(http, method, params)
         assert response.status_code == 200, (method, response.text)
-        validate(response.json()["result"], definition)
+        result = response.json()["result"]
+        assert not set(only_2026) & set(result), (method, result)
+        validate({**only_2026, **result}, definition)
 
 
 def test_legacy_errors_travel_with_http_200_so_clients_do_not_read_them_as_lost_sessions(http):
@@ -376,7 +381,8 @@ def test_legacy_errors_travel_with_http_200_so_clients_do_not_read_them_as_lost_
     missing = legacy(http, "resources/read", {"uri": "fact://nope"})
     assert missing.status_code == 200 and missing.json()["error"] == {
         "code": -32602,
-        "message": "Resource not found: fact://nope",
+        "message": "Resource not found: no fact with key 'nope'; known keys: mcp, stateless, handles, app-service, "
+        "staging-slot, autoscale",
         "data": {"uri": "fact://nope"},
     }
 
@@ -415,9 +421,12 @@ def test_a_non_string_name_is_bad_params_not_a_header_mismatch(http, method, par
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ({}, "Invalid arguments for prompt explain_fact: Missing required arguments: {'key'}"),
-        ({"key": 5}, "Invalid arguments for prompt explain_fact: key: Input should be a valid string (got 5)"),
-        ({"key": "nope"}, "Invalid arguments for prompt explain_fact: unknown fact key 'nope'; known keys: mcp,"),
+        ({}, "Invalid params for prompt explain_fact: Missing required arguments: {'key'}"),
+        (
+            {"key": 5},
+            "Invalid params for prompt explain_fact: params.arguments.key: Input should be a valid string (got 5)",
+        ),
+        ({"key": "nope"}, "Invalid params for prompt explain_fact: unknown fact key 'nope'; known keys: mcp,"),
     ],
 )
 def test_prompt_argument_errors_name_the_argument(http, arguments, message):
@@ -432,16 +441,18 @@ def test_unknown_prompt_is_32602(http):
     assert response.status_code == 400
     assert response.json()["error"] == {
         "code": -32602,
-        "message": "Unknown prompt: nope",
-        "data": {"name": "nope", "prompts": ["explain_fact"]},
+        "message": "Invalid params for prompt nope: Unknown prompt: nope",
     }
 
 
-def test_input_responses_on_a_legacy_request_are_bad_params(http):
+def test_input_responses_on_a_legacy_request_do_not_reach_the_tool(http):
+    """inputResponses are not part of the handshake era: the tool sees a legacy call, and says what it needs."""
     params = {"name": "pick_fact", "arguments": {}, "inputResponses": {"fact": {"action": "accept"}}}
     response = legacy(http, "tools/call", params)
-    assert response.status_code == 200  # legacy era: errors ride HTTP 200
-    assert response.json()["error"]["code"] == -32602
+    assert response.status_code == 200
+    result = response.json()["result"]
+    assert result["isError"] is True
+    assert "needs a 2026-07-28 client" in result["content"][0]["text"]
 
 
 def test_server_info_joins_a_result_meta_the_sdk_already_set():
@@ -450,7 +461,7 @@ def test_server_info_joins_a_result_meta_the_sdk_already_set():
 
     from app.protocol import Dispatcher
 
-    dispatcher = Dispatcher(MCPServer("t", log_level="WARNING"), SERVER_INFO, None)
+    dispatcher = Dispatcher(MCPServer(SERVER_INFO["name"], version=SERVER_INFO["version"], log_level="WARNING"))
     plain = json.loads(dispatcher._with_server_info(CallToolResult(content=[TextContent(type="text", text="x")])))
     assert plain["_meta"] == {"io.modelcontextprotocol/serverInfo": SERVER_INFO}
     assert plain["content"] == [{"type": "text", "text": "x"}]

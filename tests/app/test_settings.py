@@ -1,27 +1,43 @@
-"""Environment settings: defaults, and bad values refused with the variable and the allowed values named."""
+"""Host settings from the environment: defaults, and bad values refused with the variable and the allowed values named."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.settings import Settings, SettingsError
+from app.demo.server import DemoSettings
+from app.settings import DEFAULT_SERVER, Settings, SettingsError, server_spec
 
-KEYS = {"MCP_HANDLE_KEYS": "k:0123456789abcdef"}
+KEYS = {"MCP_REQUEST_STATE_KEYS": "k:" + "0123456789abcdef" * 2}
 
 
 def test_defaults():
     settings = Settings.from_env(KEYS)
     assert (settings.slot_name, settings.instance_id) == ("local", "local")
-    assert settings.handle_ttl_seconds == 3600
-    assert (settings.primes_limit, settings.primes_concurrency) == (10_000_000, 2)
     assert settings.allowed_origins is None
+    assert server_spec({}) == DEFAULT_SERVER == "app.demo.server:server"
 
 
 def test_values_are_read():
-    settings = Settings.from_env(
-        {**KEYS, "MCP_SLOT_NAME": "staging", "WEBSITE_INSTANCE_ID": "abc123", "MCP_HANDLE_TTL_SECONDS": "60"}
-    )
-    assert (settings.slot_name, settings.instance_id, settings.handle_ttl_seconds) == ("staging", "abc123", 60)
+    settings = Settings.from_env({**KEYS, "MCP_SLOT_NAME": "staging", "WEBSITE_INSTANCE_ID": "abc123"})
+    assert (settings.slot_name, settings.instance_id) == ("staging", "abc123")
+    assert settings.request_state_keys.signing_kid == "k"
+    assert server_spec({"MCP_SERVER": " acme.tools:mcp "}) == "acme.tools:mcp"
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"MCP_ALLOWED_ORIGINS": "example.com"}, "MCP_ALLOWED_ORIGINS entry 'example.com' is not an origin"),
+        (
+            {"MCP_REQUEST_STATE_KEYS": "k:too-short-for-aes"},
+            "MCP_REQUEST_STATE_KEYS entry 1 (key id 'k'): secret is 17 characters, at least 32 are required",
+        ),
+    ],
+)
+def test_bad_values_are_named(env, needle):
+    with pytest.raises(ValueError) as error:  # SettingsError, or KeyRingError for a ring
+        Settings.from_env({**KEYS, **env})
+    assert needle in str(error.value)
 
 
 @pytest.mark.parametrize(
@@ -30,13 +46,18 @@ def test_values_are_read():
         ({"MCP_HANDLE_TTL_SECONDS": "soon"}, "MCP_HANDLE_TTL_SECONDS='soon' is not an integer; allowed: 1..2592000"),
         ({"MCP_HANDLE_TTL_SECONDS": "0"}, "MCP_HANDLE_TTL_SECONDS=0 is out of range; allowed: 1..2592000"),
         ({"MCP_PRIMES_CONCURRENCY": "100"}, "MCP_PRIMES_CONCURRENCY=100 is out of range; allowed: 1..64"),
-        ({"MCP_ALLOWED_ORIGINS": "example.com"}, "MCP_ALLOWED_ORIGINS entry 'example.com' is not an origin"),
     ],
 )
-def test_bad_values_are_named(env, needle):
+def test_bad_demo_values_are_named(env, needle):
     with pytest.raises(SettingsError) as error:
-        Settings.from_env({**KEYS, **env})
+        DemoSettings.from_env({"MCP_HANDLE_KEYS": "k:0123456789abcdef", **env})
     assert needle in str(error.value)
+
+
+def test_demo_defaults():
+    settings = DemoSettings.from_env({"MCP_HANDLE_KEYS": "k:0123456789abcdef"})
+    assert settings.handle_ttl_seconds == 3600
+    assert (settings.primes_limit, settings.primes_concurrency) == (10_000_000, 2)
 
 
 def test_origin_allow_list_is_exact_and_case_insensitive():

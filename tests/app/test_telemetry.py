@@ -74,7 +74,7 @@ class Recorder:
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
         self.instrumentation = McpInstrumentation(self.tracer_provider, MeterProvider(metric_readers=[self.metrics]))
         self.app = create_app(
-            {"MCP_HANDLE_KEYS": "k1:" + "s" * 32}, message_middleware=[self.instrumentation.middleware]
+            environ={"MCP_REQUEST_STATE_KEYS": "k1:" + "s" * 32}, message_middleware=[self.instrumentation.middleware]
         )
 
     def client(self) -> httpx.AsyncClient:

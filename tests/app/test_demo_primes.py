@@ -7,7 +7,7 @@ import time
 
 import mcp
 
-from app.primes import sieve_summary
+from app.demo.primes import sieve_summary
 from tests.app.serving import running_server
 
 

@@ -1,9 +1,22 @@
-"""The MCP surface: tools and resources, registered on the official SDK's `MCPServer`.
+"""The bundled demo server: tools, a prompt and resources on the official SDK's `MCPServer`.
+
+Written exactly as a team writes its own server: SDK decorators, the SDK's
+`Context` where a tool needs the request, and nothing from the host but its
+public helpers (`app.handles` for explicit handles). The host serves it as the
+default of ``python -m app`` (``--server app.demo.server:server``).
 
 The SDK derives each tool's input and output schema from its type hints and
-validates arguments; `app.protocol` executes tools through its public
-`call_tool` / `list_tools` / `read_resource` API. Every tool is ``async``: the
-SDK runs sync tools in a worker thread, a hop that costs more than the work.
+validates arguments. Every tool is ``async``: the SDK runs sync tools in a
+worker thread, a hop that costs more than the work.
+
+Environment (read once, at import; a bad value stops start-up naming it):
+
+| variable | meaning | default |
+|---|---|---|
+| ``MCP_HANDLE_KEYS`` / ``MCP_HANDLE_TTL_SECONDS`` | ``tally``'s handle key ring and handle lifetime (`app.handles`) | random per-process key + warning / 3600 |
+| ``MCP_PRIMES_LIMIT`` | largest ``limit`` ``compute_primes`` accepts | 10000000 |
+| ``MCP_PRIMES_CONCURRENCY`` | ``compute_primes`` jobs run at once per worker (others queue) | 2 |
+| ``MCP_SLOT_NAME`` / ``WEBSITE_INSTANCE_ID`` | what ``whoami`` reports | ``local`` |
 """
 
 # No `from __future__ import annotations`: the SDK evaluates tool annotations, and
@@ -12,8 +25,12 @@ SDK runs sync tools in a worker thread, a hop that costs more than the work.
 import json
 import os
 import socket
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, TypedDict
 
+from mcp.server.caching import CACHEABLE_METHODS, CacheHint
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.shared.exceptions import MCPError
@@ -27,13 +44,13 @@ from mcp.types import (
     TextContent,
     ToolAnnotations,
 )
+from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field
 
-from app.facts import FACTS, fact_uri
-from app.handles import HandleCodec, HandleError
-from app.primes import PrimeWorkers
-from app.request_scope import client_capabilities
-from app.settings import Settings
+from app.demo.facts import FACTS, fact_uri
+from app.demo.primes import PrimeWorkers
+from app.handles import HandleCodec, HandleError, KeyRing
+from app.settings import env_number
 
 SERVER_NAME = "mcpscale"
 SERVER_VERSION = "0.1.0"
@@ -45,6 +62,7 @@ TALLY_STEP_LIMIT = 1_000_000
 PICK_FACT_INPUT = "fact"
 ECHO_MAX_CHARS = 100_000
 
+CATALOGUE_CACHE_HINT = CacheHint(ttl_ms=300_000, scope="public")
 _READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=False)
 
 
@@ -75,10 +93,54 @@ class Tally(TypedDict):
     expires_at: int
 
 
-def build_mcp_server(settings: Settings, codec: HandleCodec, primes: PrimeWorkers) -> MCPServer:
-    """The `MCPServer` with every tool and resource of this service."""
+@dataclass(frozen=True)
+class DemoSettings:
+    """What the demo reads from its environment (see the module docstring)."""
+
+    key_ring: KeyRing
+    handle_ttl_seconds: int
+    primes_limit: int
+    primes_concurrency: int
+    slot_name: str
+    instance_id: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "DemoSettings":
+        env = os.environ if environ is None else environ
+        return cls(
+            key_ring=KeyRing.from_env(env),
+            handle_ttl_seconds=env_number(env, "MCP_HANDLE_TTL_SECONDS", 3600, 1, 30 * 24 * 3600),
+            primes_limit=env_number(env, "MCP_PRIMES_LIMIT", 10_000_000, 2, 100_000_000),
+            primes_concurrency=env_number(env, "MCP_PRIMES_CONCURRENCY", 2, 1, 64),
+            slot_name=env.get("MCP_SLOT_NAME", "").strip() or "local",
+            instance_id=env.get("WEBSITE_INSTANCE_ID", "").strip() or "local",
+        )
+
+
+def build_server(settings: DemoSettings) -> MCPServer:
+    """The demo `MCPServer`: every tool, prompt and resource, and the prime pool's lifetime."""
+    codec = HandleCodec(settings.key_ring, settings.handle_ttl_seconds)
+    primes = PrimeWorkers(settings.primes_concurrency)
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            primes.shutdown()
+
     # log_level WARNING: at INFO the SDK logs every request, which costs throughput and says nothing useful.
-    server = MCPServer(SERVER_NAME, version=SERVER_VERSION, instructions=INSTRUCTIONS, log_level="WARNING")
+    # The catalogue and the facts change only with a deployment: five-minute public cache hints, and no
+    # list-changed subscriptions to offer.
+    server = MCPServer(
+        SERVER_NAME,
+        version=SERVER_VERSION,
+        instructions=INSTRUCTIONS,
+        log_level="WARNING",
+        lifespan=lifespan,
+        cache_hints={method: CATALOGUE_CACHE_HINT for method in CACHEABLE_METHODS},
+        subscriptions=False,
+    )
     identity = Identity(
         instance=settings.instance_id, hostname=socket.gethostname(), pid=os.getpid(), slot=settings.slot_name
     )
@@ -149,14 +211,13 @@ def build_mcp_server(settings: Settings, codec: HandleCodec, primes: PrimeWorker
         ),
     )
     async def pick_fact(ctx: Context) -> Fact | InputRequiredResult:
-        capabilities = client_capabilities.get()
-        if capabilities is None:
+        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             raise ToolError(
                 "pick_fact asks the user through a form, which needs a 2026-07-28 client; "
                 "a legacy connection has no per-request way to answer it (use lookup_fact)"
             )
-        elicitation = capabilities.get("elicitation")
-        if not isinstance(elicitation, dict) or ("url" in elicitation and "form" not in elicitation):
+        elicitation = ctx.client_capabilities.elicitation if ctx.client_capabilities else None
+        if elicitation is None or (elicitation.url is not None and elicitation.form is None):
             raise MCPError(
                 code=MISSING_REQUIRED_CLIENT_CAPABILITY,
                 message="pick_fact requires the client capability elicitation.form (it asks the user to choose)",
@@ -216,3 +277,6 @@ def _constant(text: str):
         return text
 
     return read
+
+
+server = build_server(DemoSettings.from_env())

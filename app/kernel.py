@@ -1,0 +1,240 @@
+"""The SDK's own request kernel, driven from our transport: every feature of an `MCPServer`.
+
+A request that the dispatcher's fast path does not answer (`app.protocol`)
+runs here exactly as on the SDK's transport: `mcp.server.runner.serve_one`
+builds the per-request `ServerRequestContext` (and so the tool's `Context`:
+request id, progress token, client info and capabilities, ``_meta``, the
+log-level opt-in, ``input_responses`` / ``request_state``), runs the server's
+middleware chain (the request-state boundary included) and shapes the result
+for the request's protocol version. What this module adds is only what a
+transport owns:
+
+- The dispatch context (`ExchangeContext`, the SDK's single-exchange context
+  with our response as its sink): progress and log notifications about this
+  request become SSE events on this request's own response; nothing can reach
+  another request's stream, because each request has its own sink.
+- Deferred SSE, as the SDK's transport does it: a request that emits nothing
+  is answered ``application/json`` with the error table's HTTP status; the
+  first notification commits ``text/event-stream``; a handler silent for
+  ``KEEPALIVE_S`` commits it too and is pinged every ``KEEPALIVE_S`` so a
+  proxy's idle timeout (App Service's front end: 230 s) cannot cut it off.
+  A client whose ``Accept`` does not list ``text/event-stream`` gets no
+  notifications (as in the SDK's JSON-response mode).
+- No back-channel: a server-to-client request (sampling, elicitation, roots
+  through ``ctx.session``) cannot be delivered by a stateless server, so it
+  fails with `StatelessBackChannelError`, which says so and points at the
+  2026-07-28 ``input_required`` flow that replaces it.
+
+`host_server` adapts a team's server to the fleet once, before serving:
+
+- its ``requestState`` is sealed with the shared ring ``MCP_REQUEST_STATE_KEYS``
+  (so a round started on one instance completes on any other, in either slot);
+- the SDK's OpenTelemetry middleware is taken out of the chain, because the
+  host records one span per message for every path (`app.telemetry`), the
+  fast path included; keeping both would record each kernel request twice;
+- `prompt_argument_errors` joins the chain, innermost: the SDK reports a
+  prompt's bad or missing arguments (and an unknown prompt) as an internal
+  error, where the spec's answer is -32602 naming the argument.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mcp.server._otel import OpenTelemetryMiddleware
+from mcp.server._streamable_http_modern import _SingleExchangeDispatchContext
+from mcp.server.connection import Connection
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import MCPServer
+from mcp.server.request_state import AESGCMRequestStateCodec, RequestStateBoundary, RequestStateSecurity
+from mcp.server.runner import modern_error_data, serve_one
+from mcp.shared.dispatcher import CallOptions
+from mcp.shared.exceptions import MCPError, NoBackChannelError
+from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
+from mcp.shared.message import ServerMessageMetadata
+from mcp.shared.transport_context import TransportContext
+from mcp.types import INVALID_PARAMS, INVALID_REQUEST, ErrorData
+from pydantic import ValidationError
+
+from app.handles import KeyRing
+
+KEEPALIVE_S = 15.0
+"""Seconds of handler silence before SSE is committed and between keep-alive pings (the SDK's figure)."""
+
+
+class StatelessBackChannelError(NoBackChannelError):
+    """A server-to-client request from a handler: a stateless server has no session to carry it."""
+
+    def __init__(self, method: str) -> None:
+        MCPError.__init__(
+            self,
+            code=INVALID_REQUEST,
+            message=(
+                f"Cannot send {method!r}: this server is stateless, so it has no session on which to send the client "
+                "a request. MCP 2026-07-28 clients get this feature through input_required (the tool returns "
+                "inputRequests and the client retries with inputResponses)."
+            ),
+        )
+        self.method = method
+
+
+class EventSink:
+    """The SSE side of one response, opened on the first event. Transports implement the three writes."""
+
+    started = False
+
+    async def send(self, frame: bytes) -> None:
+        """An SSE frame (the SDK's dispatch context calls this for each notification)."""
+        if not self.started:
+            self.started = True
+            await self.open()
+        await self.write(frame)
+
+    async def ping(self) -> None:
+        await self.send(b": ping\r\n\r\n")
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    async def write(self, frame: bytes) -> None:
+        raise NotImplementedError
+
+    async def close(self, frame: bytes) -> None:
+        """Write the last frame (the result) and end the response."""
+        raise NotImplementedError
+
+
+def sse_frame(message: bytes) -> bytes:
+    """One ``event: message`` frame, framed as the SDK's transport frames it."""
+    return b"event: message\r\ndata: " + message + b"\r\n\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """What a handler can see of the HTTP request: `Context.headers` reads ``headers`` (lowercase names)."""
+
+    headers: Mapping[str, str]
+
+
+@dataclass
+class ExchangeContext(_SingleExchangeDispatchContext):
+    """The SDK's single-exchange dispatch context, with a stateless server's back-channel refusal.
+
+    Reused rather than rewritten: its ``notify`` and ``progress`` are the
+    SDK's rules for what a request may stream (progress only for a request
+    with a ``progressToken``; frames as the SDK's transport writes them).
+    """
+
+    async def send_raw_request(
+        self, method: str, params: Mapping[str, Any] | None, opts: CallOptions | None = None
+    ) -> dict[str, Any]:
+        raise StatelessBackChannelError(method)
+
+
+class Kernel:
+    """Runs one request on the SDK's kernel for ``server`` (an `MCPServer` adapted by `host_server`)."""
+
+    def __init__(self, server: MCPServer) -> None:
+        # The SDK's kernel (serve_one) takes the low-level Server an MCPServer wraps; MCPServer has no public
+        # accessor for it, and its own transports read the same attribute.
+        self.lowlevel = server._lowlevel_server
+        self.lifespan_state: Any = None
+
+    async def call(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None,
+        request_id: str | int,
+        version: str,
+        client_info: Any,
+        client_capabilities: Any,
+        headers: Mapping[str, str],
+        sink: EventSink | None,
+    ) -> dict[str, Any]:
+        """The result dict; raises `MCPError` with the wire error (anything unexpected is logged, -32603)."""
+        dctx = ExchangeContext(
+            transport=TransportContext(kind="streamable-http", can_send_request=False, headers=headers),
+            request_id=request_id,
+            message_metadata=ServerMessageMetadata(request_context=RequestInfo(headers)),
+            progress_token=progress_token_from_params(params),
+            sink=sink,
+        )
+        connection = Connection.from_envelope(version, client_info, client_capabilities)
+        run = serve_one(self.lowlevel, dctx, method, params, connection=connection, lifespan_state=self.lifespan_state)
+        try:
+            if sink is None:
+                return await run
+            return await _with_keepalive(run, sink)
+        except Exception as error:
+            data: ErrorData = modern_error_data(error)
+            raise MCPError(code=data.code, message=data.message, data=data.data) from error
+
+
+async def _with_keepalive(run, sink: EventSink) -> dict[str, Any]:
+    task = asyncio.ensure_future(run)
+    try:
+        while True:
+            done, _ = await asyncio.wait((task,), timeout=KEEPALIVE_S)
+            if done:
+                return task.result()
+            await sink.ping()
+    finally:
+        if not task.done():  # our caller was cancelled (shutdown): so is the handler
+            task.cancel()
+
+
+async def prompt_argument_errors(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """``prompts/get`` failures the SDK raises as ``ValueError`` become -32602 naming the prompt and the problem."""
+    if ctx.method != "prompts/get":
+        return await call_next(ctx)
+    try:
+        return await call_next(ctx)
+    except MCPError:
+        raise
+    except ValueError as error:
+        root: BaseException = error
+        while root.__cause__ is not None:  # the SDK wraps the prompt's own error in "Error rendering prompt"
+            root = root.__cause__
+        name = (ctx.params or {}).get("name")
+        problem = problems(root) if isinstance(root, ValidationError) else str(root)
+        raise MCPError(code=INVALID_PARAMS, message=f"Invalid params for prompt {name}: {problem}") from error
+
+
+def problems(error: ValidationError) -> str:
+    """``arg: message (got value)`` per failed argument: names the input without pydantic's boilerplate."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in issue['loc']) or 'arguments'}: {issue['msg']}"
+        + (f" (got {issue['input']!r})" if issue.get("type") != "missing" else "")
+        for issue in error.errors(include_url=False)
+    )
+
+
+def host_server(server: MCPServer, request_state_keys: KeyRing) -> MCPServer:
+    """Adapt ``server`` to a fleet, in place (see the module docstring); returns it.
+
+    The server's request-state policy keeps its lifetime, audience and
+    principal binding; only the built-in AES-GCM codec's key (per-process by
+    default, or a key held in the team's code) is replaced by the shared ring.
+    A server that brings its own codec (e.g. backed by a KMS) keeps it.
+    """
+    chain = server.middleware
+    chain[:] = [m for m in chain if not isinstance(m, OpenTelemetryMiddleware)]
+    for position, middleware in enumerate(chain):
+        if not isinstance(middleware, RequestStateBoundary):
+            continue
+        security: RequestStateSecurity = middleware._security
+        if not isinstance(security.codec, AESGCMRequestStateCodec):
+            continue
+        shared = RequestStateSecurity(
+            keys=list(request_state_keys.keys.values()),
+            ttl=security.ttl,
+            bind_principal=security.bind_principal,
+            audience=security.audience,
+        )
+        chain[position] = RequestStateBoundary(shared, default_audience=middleware._audience)
+    if prompt_argument_errors not in chain:
+        chain.append(prompt_argument_errors)
+    return server

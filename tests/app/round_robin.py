@@ -48,16 +48,34 @@ def round_robin(backends: Sequence[str]) -> Iterator[FrontEnd]:
             try:
                 upstream.request(self.command, self.path, body=body or None, headers=headers)
                 response = upstream.getresponse()
-                payload = response.read()
                 self.send_response(response.status, response.reason)
                 for key, value in response.getheaders():
                     if key.lower() not in HOP_BY_HOP | {"content-length", "date", "server"}:
                         self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                if response.getheader("Content-Length") is not None:
+                    payload = response.read()
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                else:
+                    self._stream(response)
+            except (BrokenPipeError, ConnectionResetError, http.client.IncompleteRead):
+                pass  # the client hung up on a stream it was done with, or the backend cut one short at shutdown
             finally:
                 upstream.close()
+
+        def _stream(self, response: http.client.HTTPResponse) -> None:
+            """Relay a body of unknown length (an SSE stream) chunk by chunk, as a real front end does.
+
+            Buffering it whole would hold progress events back until the result, and never answer a
+            stream that stays open (``subscriptions/listen``).
+            """
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            while chunk := response.read1(65536):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
 
         do_GET = do_POST = do_DELETE = do_PUT = _forward
 

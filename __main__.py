@@ -11,7 +11,7 @@ from components.autoscale import Autoscale, AutoscaleArgs
 from components.delivery import Delivery, DeliveryArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.package import build_package
-from components.plan import Plan, PlanArgs
+from components.plan import PLAN_ID_OUTPUT, Plan, PlanArgs, previous_plan_id
 from components.resource_group import resource_group
 from components.settings import StackSettings, workbook_name
 from components.site import Site, SiteArgs
@@ -29,6 +29,8 @@ plan = Plan(
         sku=settings.sku,
         instance_count=settings.instance_count,
         autoscale=settings.autoscale,
+        zone_redundant=settings.zone_redundant,
+        previous_plan_id=previous_plan_id() if settings.autoscale else None,
         tags=settings.tags,
     ),
 )
@@ -92,6 +94,7 @@ delivery = Delivery(
 )
 
 pulumi.export("resourceGroup", group)
+pulumi.export(PLAN_ID_OUTPUT, plan.id)
 pulumi.export("siteName", site.name)
 pulumi.export("siteUrl", site.url)
 pulumi.export("mcpUrl", pulumi.Output.concat(site.url, "/mcp"))

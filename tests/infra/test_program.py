@@ -80,8 +80,9 @@ def test_prod_stack_resources(infra, prod):
     assert azure_resources(run) == PROD_AZURE_RESOURCES
     assert len(run.of_type("random:index/randomPassword:RandomPassword")) == 1
     plan = run.one(PLAN)
-    assert plan.get("sku") == {"name": "P0v3", "tier": "PremiumV3", "capacity": 3}
-    assert plan.ignore_changes == ["sku.capacity"]
+    assert plan.get("sku") == {"name": "P0v3", "tier": "Premium0V3", "capacity": 3}
+    assert plan.get("zoneRedundant") is True
+    assert plan.ignore_changes == []
     (profile,) = run.one(SETTING).get("profiles")
     assert profile["capacity"] == {"minimum": "3", "default": "3", "maximum": "10"}
     assert run.one(SETTING).get("targetResourceUri") == plan.outputs["id"]
@@ -114,7 +115,7 @@ def test_dev_stack_is_one_basic_instance_without_slot_or_autoscale(infra, dev):
     assert azure_resources(run) == DEV_AZURE_RESOURCES
     plan = run.one(PLAN)
     assert plan.get("sku") == {"name": "B1", "tier": "Basic", "capacity": 1}
-    assert plan.ignore_changes == []
+    assert plan.get("zoneRedundant") is False
     assert app_settings(run.one(WEBAPP))["MCP_SLOT_NAME"] == "production"
     assert run.outputs["stagingMcpUrl"].value is None
     assert run.outputs["autoscaleRange"].value == "off"
@@ -135,7 +136,8 @@ def test_stack_files_only_set_keys_the_project_declares(infra):
 
 @pytest.mark.parametrize("count", range(1, 11))
 def test_instance_count_sets_plan_capacity_and_autoscale_minimum(infra, prod, count):
-    run = infra.run_main({**prod, "mcpscale-azure:instanceCount": count})
+    zones = count >= 3  # a zone-redundant plan needs three instances
+    run = infra.run_main({**prod, "mcpscale-azure:instanceCount": count, "mcpscale-azure:zoneRedundant": zones})
     assert run.one(PLAN).get("sku.capacity") == count
     (profile,) = run.one(SETTING).get("profiles")
     assert (profile["capacity"]["minimum"], profile["capacity"]["default"]) == (str(count), str(count))
@@ -154,9 +156,19 @@ def test_bad_instance_count_fails_before_any_resource_registers(infra, prod, val
 @pytest.mark.parametrize(
     ("change", "keys"),
     [
-        ({"mcpscale-azure:sku": "B1"}, ["mcpscale-azure:autoscale", "mcpscale-azure:stagingSlot"]),
-        ({"mcpscale-azure:sku": "B1", "mcpscale-azure:autoscale": False}, ["mcpscale-azure:stagingSlot"]),
-        ({"mcpscale-azure:sku": "S1", "mcpscale-azure:autoscaleMaxCount": 20}, ["mcpscale-azure:autoscaleMaxCount"]),
+        (
+            {"mcpscale-azure:sku": "B1"},
+            ["mcpscale-azure:autoscale", "mcpscale-azure:stagingSlot", "mcpscale-azure:zoneRedundant"],
+        ),
+        (
+            {"mcpscale-azure:sku": "B1", "mcpscale-azure:autoscale": False},
+            ["mcpscale-azure:stagingSlot", "mcpscale-azure:zoneRedundant"],
+        ),
+        (
+            {"mcpscale-azure:sku": "S1", "mcpscale-azure:autoscaleMaxCount": 20},
+            ["mcpscale-azure:autoscaleMaxCount", "mcpscale-azure:zoneRedundant"],
+        ),
+        ({"mcpscale-azure:instanceCount": 2}, ["mcpscale-azure:zoneRedundant"]),
         ({"mcpscale-azure:stagingSlot": False, "mcpscale-azure:swap": "1"}, ["mcpscale-azure:swap"]),
     ],
 )
@@ -167,11 +179,39 @@ def test_sku_and_feature_conflicts_fail_before_any_resource_registers(infra, pro
     assert infra.last.resources == []
 
 
-def test_dev_stack_rejects_turning_on_features_basic_lacks(infra, dev):
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("stagingSlot", "deployment slots need a Standard or Premium sku, and sku B1 is Basic"),
+        ("autoscale", "autoscale needs a Standard or Premium sku, and sku B1 is Basic"),
+        ("zoneRedundant", "zone redundancy needs a Premium v2 or v3 sku, and sku B1 is Basic"),
+    ],
+)
+def test_dev_stack_rejects_turning_on_features_basic_lacks(infra, dev, key, message):
     with pytest.raises(ConfigError) as raised:
-        infra.run_main({**dev, "mcpscale-azure:stagingSlot": True})
-    assert "deployment slots need a Standard or Premium sku, and sku B1 is Basic" in str(raised.value)
+        infra.run_main({**dev, f"mcpscale-azure:{key}": True})
+    assert message in str(raised.value)
     assert infra.last.resources == []
+
+
+def test_a_redeployment_never_lowers_the_instance_count_autoscale_set(infra, prod):
+    first = infra.run_main(prod)
+    plan_id = first.outputs["planId"].value
+    assert plan_id == first.one(PLAN).outputs["id"]
+
+    def last_deployment(args):
+        if args.typ == "pulumi:pulumi:StackReference":
+            assert args.inputs["name"] == "organization/mcpscale-azure/test"
+            return {"outputs": {"planId": plan_id}}
+        return None
+
+    def live_plan(args):
+        if args.token == "azure-native:web:getAppServicePlan":
+            return {"sku": {"name": "P0v3", "tier": "Premium0V3", "capacity": 7}}
+        return None
+
+    second = infra.run_main(prod, computed=last_deployment, calls=live_plan)
+    assert second.one(PLAN).get("sku.capacity") == 7
 
 
 def test_handle_keys_never_reach_outputs_in_plain(infra, prod):

@@ -1,8 +1,10 @@
 """A stateless MCP server on Azure App Service, scaled out behind the platform load balancer.
 
-config ─► resource group ─► plan ─┬─► autoscale (CPU, on the plan)
-                                  ├─► monitoring (Log Analytics, App Insights, workbook)
-                                  └─► site ─► staging slot ─► delivery (zip deploy of app/, slot swap)
+config ─► resource group ─┬─► secrets (Key Vault: the key rings) ──────────┐ read with the identities
+                          ├─► monitoring (Log Analytics, App Insights, workbook) ┤ publish with the identities
+                          └─► plan ─┬─► autoscale (CPU, on the plan)          │
+                                    └─► site ─► staging slot ◄────────────────┘
+                                          └─► operations (logs, alerts) ─► delivery (zip deploy of app/, swap)
 """
 
 import pulumi
@@ -13,6 +15,7 @@ from components.monitoring import Monitoring, MonitoringArgs
 from components.package import build_package
 from components.plan import PLAN_ID_OUTPUT, Plan, PlanArgs, previous_plan_id
 from components.resource_group import resource_group
+from components.secrets import Secrets, SecretsArgs
 from components.settings import StackSettings, workbook_name
 from components.site import Site, SiteArgs
 from components.site_config import AppConfig
@@ -50,6 +53,17 @@ if settings.autoscale:
         ),
     )
 
+secrets = Secrets(
+    "secrets",
+    SecretsArgs(
+        **where,
+        handle_keys=settings.handle_keys,
+        request_state_keys=settings.request_state_keys,
+        purge_protection=settings.key_vault_purge_protection,
+        tags=settings.tags,
+    ),
+)
+
 monitoring = Monitoring(
     "monitoring",
     MonitoringArgs(
@@ -70,12 +84,13 @@ site = Site(
         app=AppConfig(
             python_version=settings.python_version,
             workers=settings.workers_per_instance,
-            handle_keys=settings.handle_keys,
+            key_vault_settings=secrets.app_settings,
             app_insights_connection_string=monitoring.connection_string,
             allowed_origins=settings.allowed_origins,
             auth_scopes=settings.easy_auth.scopes if settings.easy_auth else (),
         ),
         easy_auth=settings.easy_auth,
+        grants=[secrets.reader, monitoring.publisher],
         tags=settings.tags,
     ),
 )

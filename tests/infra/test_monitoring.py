@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 
+import pulumi
+
 from components.monitoring import LOG_RETENTION_DAYS, Monitoring, MonitoringArgs
 from components.settings import workbook_name
 from components.workbook import build_workbook
@@ -105,3 +107,21 @@ def test_outputs_connection_string_name_and_workbook_id(infra):
         "name": insights.outputs["name"],
         "workbook": workbook.outputs["id"],
     }
+
+
+def test_app_insights_accepts_only_entra_id_authenticated_telemetry(infra):
+    assert run_monitoring(infra).one(INSIGHTS).get("disableLocalAuth") is True
+
+
+def test_publishers_get_monitoring_metrics_publisher_on_app_insights(infra):
+    sink = []
+    run = run_monitoring(infra, sink=sink)
+    publisher = sink[0].publisher
+    assert publisher.role == "3913510d-42f4-4e42-8a64-420c390055eb"
+    seen = []
+
+    async def resolve():
+        seen.append(await pulumi.Output.from_input(publisher.scope).future())
+
+    infra.run(resolve)
+    assert seen == [run.one(INSIGHTS).outputs["id"]]

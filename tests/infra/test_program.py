@@ -9,15 +9,21 @@ import pytest
 import yaml
 
 from components.settings import ConfigError
-from tests.infra.conftest import PROJECT_FILE, ROOT
+from tests.infra.conftest import PROJECT_FILE, ROOT, SITE_PRINCIPAL, SLOT_PRINCIPAL
 
 PLAN = "azure-native:web:AppServicePlan"
 SETTING = "azure-native:monitor:AutoscaleSetting"
 WEBAPP = "azure-native:web:WebApp"
 SLOT = "azure-native:web:WebAppSlot"
 
+SECRET = "azure-native:keyvault:Secret"
+PASSWORD = "random:index/randomPassword:RandomPassword"
+ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 PROD_AZURE_RESOURCES = {
     "azure-native:resources:ResourceGroup": 1,
+    "azure-native:keyvault:Vault": 1,
+    SECRET: 2,
+    ROLE_ASSIGNMENT: 4,
     PLAN: 1,
     SETTING: 1,
     "azure-native:operationalinsights:Workspace": 1,
@@ -33,6 +39,9 @@ PROD_AZURE_RESOURCES = {
 }
 DEV_AZURE_RESOURCES = {
     "azure-native:resources:ResourceGroup": 1,
+    "azure-native:keyvault:Vault": 1,
+    SECRET: 2,
+    ROLE_ASSIGNMENT: 2,
     PLAN: 1,
     "azure-native:operationalinsights:Workspace": 1,
     "azure-native:applicationinsights:Component": 1,
@@ -78,7 +87,7 @@ def dev(infra):
 def test_prod_stack_resources(infra, prod):
     run = infra.run_main(prod)
     assert azure_resources(run) == PROD_AZURE_RESOURCES
-    assert len(run.of_type("random:index/randomPassword:RandomPassword")) == 1
+    assert len(run.of_type(PASSWORD)) == 2
     plan = run.one(PLAN)
     assert plan.get("sku") == {"name": "P0v3", "tier": "Premium0V3", "capacity": 3}
     assert plan.get("zoneRedundant") is True
@@ -214,24 +223,60 @@ def test_a_redeployment_never_lowers_the_instance_count_autoscale_set(infra, pro
     assert second.one(PLAN).get("sku.capacity") == 7
 
 
-def test_handle_keys_never_reach_outputs_in_plain(infra, prod):
-    ring = "k2:" + "n" * 40 + ",k1:" + "o" * 40
-    run = infra.run_main({**prod, "mcpscale-azure:handleKeys": ring}, secret_keys=["handleKeys"])
+def secret_values(run) -> dict[str, str]:
+    return {r.get("secretName"): r.get("properties.value") for r in run.of_type(SECRET)}
+
+
+def test_configured_key_rings_go_to_key_vault_as_secrets_and_nowhere_else(infra, prod):
+    handle = "k2:" + "n" * 40 + ",k1:" + "o" * 40
+    request_state = "r1:" + "q" * 40
+    config = {**prod, "mcpscale-azure:handleKeys": handle, "mcpscale-azure:requestStateKeys": request_state}
+    run = infra.run_main(config, secret_keys=["handleKeys", "requestStateKeys"])
+    assert run.of_type(PASSWORD) == []
+    assert secret_values(run) == {"mcp-handle-keys": handle, "mcp-request-state-keys": request_state}
+    for secret in run.of_type(SECRET):
+        assert secret.is_secret("properties.value")
+    for registration in run.resources:
+        if registration.type != SECRET:
+            assert "n" * 40 not in str(registration.inputs) and "q" * 40 not in str(registration.inputs)
     for registration in (run.one(WEBAPP), run.one(SLOT)):
-        assert app_settings(registration)["MCP_HANDLE_KEYS"] == ring
-        assert registration.is_secret("siteConfig.appSettings")
-    assert run.of_type("random:index/randomPassword:RandomPassword") == []
+        assert not registration.is_secret("siteConfig")
     for name, export in run.outputs.items():
-        assert "n" * 40 not in str(export.value) and "o" * 40 not in str(export.value), name
+        assert "n" * 40 not in str(export.value) and "q" * 40 not in str(export.value), name
 
 
-def test_generated_handle_key_never_reaches_outputs_in_plain(infra, prod):
+def test_generated_key_rings_never_reach_outputs_in_plain(infra, prod):
     run = infra.run_main(prod)
-    secret = run.one("random:index/randomPassword:RandomPassword").outputs["result"]
-    assert app_settings(run.one(WEBAPP))["MCP_HANDLE_KEYS"].endswith(secret)
-    assert run.one(WEBAPP).is_secret("siteConfig.appSettings")
+    generated = {p.outputs["result"] for p in run.of_type(PASSWORD)}
+    assert len(generated) == 2
+    values = secret_values(run)
+    assert {v.removeprefix("k1:") for v in values.values()} == generated
     for name, export in run.outputs.items():
-        assert secret not in str(export.value) or export.secret, name
+        assert not any(g in str(export.value) for g in generated) or export.secret, name
+
+
+def test_site_and_slot_read_both_rings_from_the_vault_with_their_identities(infra, prod):
+    run = infra.run_main(prod)
+    vault = run.one("azure-native:keyvault:Vault")
+    uri = vault.outputs["properties"]["vaultUri"]
+    for registration in (run.one(WEBAPP), run.one(SLOT)):
+        settings = app_settings(registration)
+        assert settings["MCP_HANDLE_KEYS"] == f"@Microsoft.KeyVault(SecretUri={uri}secrets/mcp-handle-keys/)"
+        assert settings["MCP_REQUEST_STATE_KEYS"] == (
+            f"@Microsoft.KeyVault(SecretUri={uri}secrets/mcp-request-state-keys/)"
+        )
+        assert {s.urn for s in run.of_type(SECRET)} <= registration.dependencies
+    readers = [a for a in run.of_type(ROLE_ASSIGNMENT) if a.get("scope") == vault.outputs["id"]]
+    assert sorted(a.get("principalId") for a in readers) == sorted([SITE_PRINCIPAL, SLOT_PRINCIPAL])
+    assert {a.get("roleDefinitionId").rsplit("/", 1)[1] for a in readers} == {"4633458b-17de-408a-b874-0445c86b69e6"}
+
+
+def test_code_is_deployed_only_after_the_identities_hold_their_roles(infra, prod):
+    run = infra.run_main(prod)
+    grants = {a.urn for a in run.of_type(ROLE_ASSIGNMENT)}
+    assert len(grants) == 4
+    for command in run.of_type("command:local:Command"):
+        assert grants <= command.dependencies, command.name
 
 
 def test_every_taggable_resource_carries_project_stack_and_component_tags(infra, prod):
@@ -248,7 +293,7 @@ def test_every_taggable_resource_carries_project_stack_and_component_tags(infra,
         assert tags.keys() == {"project", "stack", "component"}, registration.name
         assert (tags["project"], tags["stack"]) == ("mcpscale-azure", "test")
         checked += 1
-    assert checked == 8
+    assert checked == 11
 
 
 def test_easy_auth_guards_site_and_slot_and_publishes_protected_resource_metadata(infra, prod):
@@ -277,3 +322,14 @@ def test_components_are_wired_to_each_other(infra, prod):
 def test_program_runs_as_a_preview(infra, prod):
     run = infra.run_main(prod, preview=True)
     assert azure_resources(run) == PROD_AZURE_RESOURCES
+
+
+def test_site_and_slot_publish_telemetry_with_their_identities(infra, prod):
+    run = infra.run_main(prod)
+    insights = run.one("azure-native:applicationinsights:Component")
+    assert insights.get("disableLocalAuth") is True
+    publishers = [a for a in run.of_type(ROLE_ASSIGNMENT) if a.get("scope") == insights.outputs["id"]]
+    assert sorted(a.get("principalId") for a in publishers) == sorted([SITE_PRINCIPAL, SLOT_PRINCIPAL])
+    assert {a.get("roleDefinitionId").rsplit("/", 1)[1] for a in publishers} == {"3913510d-42f4-4e42-8a64-420c390055eb"}
+    for registration in (run.one(WEBAPP), run.one(SLOT)):
+        assert app_settings(registration)["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "Authorization=AAD"

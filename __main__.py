@@ -12,6 +12,7 @@ import pulumi
 from components.autoscale import Autoscale, AutoscaleArgs
 from components.delivery import Delivery, DeliveryArgs
 from components.monitoring import Monitoring, MonitoringArgs
+from components.operations import Operations, OperationsArgs
 from components.package import build_package
 from components.plan import PLAN_ID_OUTPUT, Plan, PlanArgs, previous_plan_id
 from components.resource_group import resource_group
@@ -49,6 +50,7 @@ if settings.autoscale:
             max_count=settings.autoscale_max_count,
             scale_out_cpu=settings.cpu_scale_out_threshold,
             scale_in_cpu=settings.cpu_scale_in_threshold,
+            notify_emails=settings.alert_emails,
             tags=settings.tags,
         ),
     )
@@ -97,6 +99,21 @@ site = Site(
 
 slot = StagingSlot("staging", StagingSlotArgs(site=site, tags=settings.tags)) if settings.staging_slot else None
 
+operations = Operations(
+    "operations",
+    OperationsArgs(
+        resource_group_name=group,
+        workspace_id=monitoring.workspace_id,
+        site_id=site.id,
+        slot_id=slot.id if slot else None,
+        plan_id=plan.id,
+        easy_auth=settings.easy_auth is not None,
+        cpu_scale_out_threshold=settings.cpu_scale_out_threshold,
+        alert_emails=settings.alert_emails,
+        tags=settings.tags,
+    ),
+)
+
 delivery = Delivery(
     "delivery",
     DeliveryArgs(
@@ -104,7 +121,8 @@ delivery = Delivery(
         package=build_package(),
         staging_slot=slot.slot_name if slot else None,
         swap=settings.swap,
-        depends_on=[site, slot] if slot else [site],
+        # Logs flow before the first deploy, so its Oryx build shows in the console logs.
+        depends_on=[site, slot, operations] if slot else [site, operations],
     ),
 )
 

@@ -24,6 +24,8 @@ PROD_AZURE_RESOURCES = {
     "azure-native:keyvault:Vault": 1,
     SECRET: 2,
     ROLE_ASSIGNMENT: 4,
+    "azure-native:monitor:DiagnosticSetting": 2,
+    "azure-native:monitor:MetricAlert": 4,
     PLAN: 1,
     SETTING: 1,
     "azure-native:operationalinsights:Workspace": 1,
@@ -42,6 +44,8 @@ DEV_AZURE_RESOURCES = {
     "azure-native:keyvault:Vault": 1,
     SECRET: 2,
     ROLE_ASSIGNMENT: 2,
+    "azure-native:monitor:DiagnosticSetting": 1,
+    "azure-native:monitor:MetricAlert": 4,
     PLAN: 1,
     "azure-native:operationalinsights:Workspace": 1,
     "azure-native:applicationinsights:Component": 1,
@@ -293,7 +297,7 @@ def test_every_taggable_resource_carries_project_stack_and_component_tags(infra,
         assert tags.keys() == {"project", "stack", "component"}, registration.name
         assert (tags["project"], tags["stack"]) == ("mcpscale-azure", "test")
         checked += 1
-    assert checked == 11
+    assert checked == 15
 
 
 def test_easy_auth_guards_site_and_slot_and_publishes_protected_resource_metadata(infra, prod):
@@ -333,3 +337,33 @@ def test_site_and_slot_publish_telemetry_with_their_identities(infra, prod):
     assert {a.get("roleDefinitionId").rsplit("/", 1)[1] for a in publishers} == {"3913510d-42f4-4e42-8a64-420c390055eb"}
     for registration in (run.one(WEBAPP), run.one(SLOT)):
         assert app_settings(registration)["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "Authorization=AAD"
+
+
+def test_logs_flow_and_alerts_exist_before_code_is_deployed(infra, prod):
+    run = infra.run_main(prod)
+    site, slot = run.one(WEBAPP), run.one(SLOT)
+    logged = {d.get("resourceUri") for d in run.of_type("azure-native:monitor:DiagnosticSetting")}
+    assert logged == {site.outputs["id"], slot.outputs["id"]}
+    workspace = run.one("azure-native:operationalinsights:Workspace")
+    assert {d.get("workspaceId") for d in run.of_type("azure-native:monitor:DiagnosticSetting")} == {
+        workspace.outputs["id"]
+    }
+    diagnostics = {d.urn for d in run.of_type("azure-native:monitor:DiagnosticSetting")}
+    for command in run.of_type("command:local:Command"):
+        assert diagnostics <= command.dependencies, command.name
+
+
+def test_the_dev_stack_on_basic_still_logs_and_alerts(infra, dev):
+    run = infra.run_main(dev)
+    assert len(run.of_type("azure-native:monitor:MetricAlert")) == 4
+    assert run.of_type("azure-native:monitor:ActionGroup") == []
+
+
+def test_alert_emails_reach_alerts_and_autoscale(infra, prod):
+    run = infra.run_main({**prod, "mcpscale-azure:alertEmails": "ops@example.com"})
+    group = run.one("azure-native:monitor:ActionGroup")
+    assert [r["emailAddress"] for r in group.get("emailReceivers")] == ["ops@example.com"]
+    for alert in run.of_type("azure-native:monitor:MetricAlert"):
+        assert alert.get("actions") == [{"actionGroupId": group.outputs["id"]}]
+    (notification,) = run.one(SETTING).get("notifications")
+    assert notification["email"]["customEmails"] == ["ops@example.com"]

@@ -5,6 +5,9 @@ the app, except ``/health`` (health checks and swap warm-up must get
 through). With the app setting ``WEBSITE_AUTH_PRM_DEFAULT_WITH_SCOPES`` (set
 in components/site_config.py) App Service also serves the MCP
 protected-resource metadata clients need to find the authorization server.
+With ``authAllowedClientApps`` set, only tokens those client applications
+requested are accepted (the token's ``appid``/``azp`` claim); otherwise any
+client application in the tenant that can get a token for the API can call.
 Like the site config, one function builds the settings for site and slot.
 """
 
@@ -37,6 +40,11 @@ def auth_settings(auth: EasyAuth) -> dict[str, Any]:
                 ),
                 validation=web.AzureActiveDirectoryValidationArgs(
                     allowed_audiences=[auth.client_id, f"api://{auth.client_id}"],
+                    default_authorization_policy=web.DefaultAuthorizationPolicyArgs(
+                        allowed_applications=list(auth.allowed_applications)
+                    )
+                    if auth.allowed_applications
+                    else None,
                 ),
             ),
         ),

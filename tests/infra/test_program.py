@@ -367,3 +367,13 @@ def test_alert_emails_reach_alerts_and_autoscale(infra, prod):
         assert alert.get("actions") == [{"actionGroupId": group.outputs["id"]}]
     (notification,) = run.one(SETTING).get("notifications")
     assert notification["email"]["customEmails"] == ["ops@example.com"]
+
+
+def test_allowed_client_apps_guard_site_and_slot(infra, prod):
+    app = "aaaaaaaa-0000-0000-0000-000000000001"
+    run = infra.run_main({**prod, **EASY_AUTH, "authAllowedClientApps": app})
+    path = "identityProviders.azureActiveDirectory.validation.defaultAuthorizationPolicy.allowedApplications"
+    for token in ("azure-native:web:WebAppAuthSettingsV2", "azure-native:web:WebAppAuthSettingsV2Slot"):
+        assert run.one(token).get(path) == [app], token
+    for setting in run.of_type("azure-native:monitor:DiagnosticSetting"):
+        assert setting.get("logs")[-1] == {"category": "AppServiceAuthenticationLogs", "enabled": True}

@@ -70,8 +70,8 @@ class Monitoring(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        content = pulumi.Output.all(args.plan_id, args.autoscale_setting_id).apply(
-            lambda ids: json.dumps(build_workbook(ids[0], ids[1]))
+        content = pulumi.Output.all(args.plan_id, workspace.id, args.autoscale_setting_id).apply(
+            lambda ids: json.dumps(build_workbook(ids[0], ids[1], ids[2]))
         )
         workbook = applicationinsights.Workbook(
             f"{name}-workbook",

@@ -61,14 +61,17 @@ def test_app_insights_is_workspace_based(infra):
 
 
 def test_workbook_content_is_the_fleet_workbook_for_the_plan(infra):
-    workbook = run_monitoring(infra).one(WORKBOOK)
-    assert json.loads(workbook.get("serializedData")) == build_workbook(PLAN_ID, AUTOSCALE_ID)
+    run = run_monitoring(infra)
+    workbook, workspace = run.one(WORKBOOK), run.one(WORKSPACE)
+    assert json.loads(workbook.get("serializedData")) == build_workbook(PLAN_ID, workspace.outputs["id"], AUTOSCALE_ID)
+    assert workspace.urn in workbook.property_dependencies["serializedData"]
     assert json.loads(workbook.get("serializedData"))["version"] == "Notebook/1.0"
 
 
 def test_workbook_without_autoscale_charts_the_plan_only(infra):
-    workbook = run_monitoring(infra, autoscale_setting_id=None).one(WORKBOOK)
-    assert json.loads(workbook.get("serializedData")) == build_workbook(PLAN_ID)
+    run = run_monitoring(infra, autoscale_setting_id=None)
+    workbook = run.one(WORKBOOK)
+    assert json.loads(workbook.get("serializedData")) == build_workbook(PLAN_ID, run.one(WORKSPACE).outputs["id"])
 
 
 def test_workbook_is_a_shared_workbook_named_by_a_stable_guid_querying_app_insights(infra):

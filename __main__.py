@@ -24,7 +24,7 @@ from components.staging_slot import StagingSlot, StagingSlotArgs
 
 settings = StackSettings.load()  # fails here, before any resource, on a bad config value
 group = resource_group(settings)
-where = dict(resource_group_name=group, location=settings.location)
+where = {"resource_group_name": group, "location": settings.location}
 
 plan = Plan(
     "plan",
@@ -122,7 +122,7 @@ delivery = Delivery(
         staging_slot=slot.slot_name if slot else None,
         swap=settings.swap,
         # Logs flow before the first deploy, so its Oryx build shows in the console logs.
-        depends_on=[site, slot, operations] if slot else [site, operations],
+        depends_on=[site, *([slot] if slot else []), *operations.log_settings],
     ),
 )
 

@@ -23,15 +23,15 @@ from components.site_config import HEALTH_CHECK_PATH
 
 def auth_settings(auth: EasyAuth) -> dict[str, Any]:
     """Arguments of WebAppAuthSettingsV2 / WebAppAuthSettingsV2Slot."""
-    return dict(
-        platform=web.AuthPlatformArgs(enabled=True, runtime_version="~1"),
-        global_validation=web.GlobalValidationArgs(
+    return {
+        "platform": web.AuthPlatformArgs(enabled=True, runtime_version="~1"),
+        "global_validation": web.GlobalValidationArgs(
             require_authentication=True,
             unauthenticated_client_action=web.UnauthenticatedClientActionV2.RETURN401,
             excluded_paths=[HEALTH_CHECK_PATH],
         ),
-        http_settings=web.HttpSettingsArgs(require_https=True),
-        identity_providers=web.IdentityProvidersArgs(
+        "http_settings": web.HttpSettingsArgs(require_https=True),
+        "identity_providers": web.IdentityProvidersArgs(
             azure_active_directory=web.AzureActiveDirectoryArgs(
                 enabled=True,
                 registration=web.AzureActiveDirectoryRegistrationArgs(
@@ -49,5 +49,5 @@ def auth_settings(auth: EasyAuth) -> dict[str, Any]:
             ),
         ),
         # Bearer tokens only: a stateless server keeps no token store.
-        login=web.LoginArgs(token_store=web.TokenStoreArgs(enabled=False)),
-    )
+        "login": web.LoginArgs(token_store=web.TokenStoreArgs(enabled=False)),
+    }

@@ -139,6 +139,8 @@ class Operations(pulumi.ComponentResource):
     """Diagnostic settings for site and slot, metric alerts on site and plan, and an optional action group."""
 
     action_group_id: pulumi.Output[str] | None
+    log_settings: list[monitor.DiagnosticSetting]
+    """The diagnostic settings: code deployed after them has its build and start-up in the logs."""
 
     def __init__(self, name: str, args: OperationsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mcpscale:azure:Operations", name, None, opts)
@@ -147,7 +149,7 @@ class Operations(pulumi.ComponentResource):
 
         categories = [*LOG_CATEGORIES, *([EASY_AUTH_LOG_CATEGORY] if args.easy_auth else [])]
         targets = {"site": args.site_id, **({"slot": args.slot_id} if args.slot_id is not None else {})}
-        for target, resource_id in targets.items():
+        self.log_settings = [
             monitor.DiagnosticSetting(
                 f"{name}-{target}-logs",
                 name=DIAGNOSTIC_SETTING_NAME,
@@ -158,6 +160,8 @@ class Operations(pulumi.ComponentResource):
                 logs=[monitor.DiagnosticsLogSettingsArgs(category=c, enabled=True) for c in categories],
                 opts=child,
             )
+            for target, resource_id in targets.items()
+        ]
 
         self.action_group_id = None
         if args.alert_emails:

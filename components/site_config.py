@@ -92,17 +92,17 @@ def site_config(config: AppConfig, slot_name: str) -> web.SiteConfigArgs:
 
 def web_app_args(config: AppConfig, slot_name: str, plan_id: pulumi.Input[str], location: str) -> dict[str, Any]:
     """Arguments that WebApp (production) and WebAppSlot share: plan, runtime and security baseline."""
-    return dict(
-        location=location,
-        kind="app,linux",
-        reserved=True,
-        server_farm_id=plan_id,
-        https_only=True,
+    return {
+        "location": location,
+        "kind": "app,linux",
+        "reserved": True,
+        "server_farm_id": plan_id,
+        "https_only": True,
         # The app is stateless, so no ARR affinity cookie: the load balancer spreads every request freely.
-        client_affinity_enabled=False,
-        identity=web.ManagedServiceIdentityArgs(type=web.ManagedServiceIdentityType.SYSTEM_ASSIGNED),
-        site_config=site_config(config, slot_name),
-    )
+        "client_affinity_enabled": False,
+        "identity": web.ManagedServiceIdentityArgs(type=web.ManagedServiceIdentityType.SYSTEM_ASSIGNED),
+        "site_config": site_config(config, slot_name),
+    }
 
 
 def basic_auth_publishing_off(

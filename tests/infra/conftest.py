@@ -58,8 +58,12 @@ every test):
     or any container above it, is a Pulumi secret on the wire).
 
 The Pulumi SDK marks a whole object secret when any member is secret, so a
-secret app setting makes the enclosing ``siteConfig`` secret on the wire;
-``is_secret("siteConfig.appSettings")`` is then True.
+secret app setting would make the enclosing ``siteConfig`` secret on the
+wire; ``is_secret("siteConfig")`` is how a test proves it is not.
+
+The mocks give a site the system identity :data:`SITE_PRINCIPAL` and a slot
+:data:`SLOT_PRINCIPAL`, a Key Vault its ``properties.vaultUri``, and run as
+organization :data:`ORGANIZATION` (what the self-managed backend reports).
 
 Helper: :func:`unwrap_secrets` (a wire value with every secret marker
 replaced by the value it wraps).

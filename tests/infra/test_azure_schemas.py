@@ -156,8 +156,8 @@ def _broken(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("azure-native:applicationinsights:Component", "properties.disableLocalAuth", True),
         ("azure-native:web:AppServicePlan", "sku.tier", "PremiumV3x"),
         ("azure-native:web:AppServicePlan", "properties.zoneRedundent", True),
-        ("azure-native:web:WebAppAuthSettingsV2", "properties.identityProviders.azureActiveDirectory.validation."
-         "defaultAuthorizationPolicy.allowedApps", []),
+        ("azure-native:web:WebAppAuthSettingsV2", ("properties.identityProviders.azureActiveDirectory.validation."
+         "defaultAuthorizationPolicy.allowedApps"), []),
     ],
 )  # fmt: skip
 def test_the_shapes_reject_a_wrong_value_or_wire_name(infra, resource_type, path, value):

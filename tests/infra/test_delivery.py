@@ -323,6 +323,7 @@ def _run_script(command, workdir: Path, **env: str) -> tuple[subprocess.Complete
         capture_output=True,
         text=True,
         timeout=30,
+        check=False,
     )
     calls = []
     if log.exists():
@@ -410,7 +411,7 @@ def test_a_missing_package_is_named(infra, packages, workdir):
 
 def test_a_missing_az_is_named(infra, packages, workdir):
     staging = _commands(infra.run(_program(packages[0], "staging", None)))["staging-deploy"]
-    result, calls = _run_script(staging, workdir, PATH=str(workdir / "empty"))
+    result, _calls = _run_script(staging, workdir, PATH=str(workdir / "empty"))
     assert result.returncode == 127
     assert "'az' is not on PATH" in result.stderr
 

@@ -339,7 +339,7 @@ def test_site_and_slot_publish_telemetry_with_their_identities(infra, prod):
         assert app_settings(registration)["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "Authorization=AAD"
 
 
-def test_logs_flow_and_alerts_exist_before_code_is_deployed(infra, prod):
+def test_logs_flow_before_code_is_deployed(infra, prod):
     run = infra.run_main(prod)
     site, slot = run.one(WEBAPP), run.one(SLOT)
     logged = {d.get("resourceUri") for d in run.of_type("azure-native:monitor:DiagnosticSetting")}

@@ -316,8 +316,10 @@ def test_easy_auth_ids_must_be_guids(infra):
     found = problems(infra, {"authClientId": "my-app", "authTenantId": "contoso.onmicrosoft.com"})
     assert found == [
         "mcpscale-azure:authClientId = 'my-app' is not allowed: expected a GUID like 00000000-0000-0000-0000-000000000000",
-        "mcpscale-azure:authTenantId = 'contoso.onmicrosoft.com' is not allowed: "
-        "expected a GUID like 00000000-0000-0000-0000-000000000000",
+        (
+            "mcpscale-azure:authTenantId = 'contoso.onmicrosoft.com' is not allowed: "
+            "expected a GUID like 00000000-0000-0000-0000-000000000000"
+        ),
     ]
 
 
@@ -407,8 +409,10 @@ def test_location_is_required(infra):
     with pytest.raises(ConfigError) as raised:
         infra.run(StackSettings.load, {})
     assert raised.value.problems == [
-        "azure-native:location is not set: expected an Azure region, "
-        "e.g. `pulumi config set azure-native:location westeurope`"
+        (
+            "azure-native:location is not set: expected an Azure region, "
+            "e.g. `pulumi config set azure-native:location westeurope`"
+        )
     ]
 
 

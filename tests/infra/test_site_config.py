@@ -21,12 +21,12 @@ def wire_config(infra, config: AppConfig, slot: str) -> dict:
 
 
 def app_config(**overrides) -> AppConfig:
-    values = dict(
-        python_version="3.12",
-        workers=2,
-        key_vault_settings=KEY_VAULT_SETTINGS,
-        app_insights_connection_string=CONNECTION,
-    )
+    values = {
+        "python_version": "3.12",
+        "workers": 2,
+        "key_vault_settings": KEY_VAULT_SETTINGS,
+        "app_insights_connection_string": CONNECTION,
+    }
     values.update(overrides)
     return AppConfig(**values)
 

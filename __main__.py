@@ -1,10 +1,10 @@
 """A stateless MCP server on Azure App Service, scaled out behind the platform load balancer.
 
-config ─► resource group ─┬─► secrets (Key Vault: the key rings) ──────────┐ read with the identities
-                          ├─► monitoring (Log Analytics, App Insights, workbook) ┤ publish with the identities
-                          └─► plan ─┬─► autoscale (CPU, on the plan)          │
-                                    └─► site ─► staging slot ◄────────────────┘
-                                          └─► operations (logs, alerts) ─► delivery (zip deploy of app/, swap)
+config ─► resource group ─┬─► plan ─► autoscale (CPU, on the plan; scale mails)
+                          ├─► secrets (Key Vault: handle and request-state key rings)
+                          ├─► monitoring (Log Analytics, App Insights without local auth, workbook)
+                          └─► site ─► staging slot      (identities: read the secrets, publish telemetry)
+                                └─► operations (logs to the workspace, alerts) ─► delivery (zip deploy, swap)
 """
 
 import pulumi

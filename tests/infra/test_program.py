@@ -377,3 +377,17 @@ def test_allowed_client_apps_guard_site_and_slot(infra, prod):
         assert run.one(token).get(path) == [app], token
     for setting in run.of_type("azure-native:monitor:DiagnosticSetting"):
         assert setting.get("logs")[-1] == {"category": "AppServiceAuthenticationLogs", "enabled": True}
+
+
+def test_one_slot_configuration_names_resource_owns_every_sticky_setting(infra, prod):
+    run = infra.run_main(prod)
+    sticky = run.one("azure-native:web:WebAppSlotConfigurationNames")
+    assert sticky.inputs == {
+        "name": run.one(WEBAPP).outputs["name"],
+        "resourceGroupName": run.one(WEBAPP).get("resourceGroupName"),
+        "appSettingNames": ["MCP_SLOT_NAME"],
+    }
+    # The key rings and telemetry settings travel with a swap: both slots share them.
+    shared = set(app_settings(run.one(WEBAPP))) - {"MCP_SLOT_NAME"}
+    assert {"MCP_HANDLE_KEYS", "MCP_REQUEST_STATE_KEYS", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"} <= shared
+    assert not shared & set(sticky.get("appSettingNames"))

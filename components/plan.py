@@ -30,7 +30,11 @@ class PlanArgs:
 
 
 def previous_plan_id() -> pulumi.Output[str | None]:
-    """The plan id this stack exported at its last deployment (None before there was one)."""
+    """The plan id this stack exported at its last deployment (None before there was one).
+
+    A stack exists while its own program runs (``pulumi stack init`` made it),
+    so a reference to it reads the outputs of its last completed deployment.
+    """
     own_stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
     return pulumi.StackReference(own_stack).get_output(PLAN_ID_OUTPUT)
 

@@ -1,8 +1,10 @@
 """A stateless MCP server on Azure App Service, scaled out behind the platform load balancer.
 
-config ─► resource group ─► plan ─┬─► autoscale (CPU, on the plan)
-                                  ├─► monitoring (Log Analytics, App Insights, workbook)
-                                  └─► site ─► staging slot ─► delivery (zip deploy of app/, slot swap)
+config ─► resource group ─┬─► plan ─► autoscale (CPU, on the plan; scale mails)
+                          ├─► secrets (Key Vault: handle and request-state key rings)
+                          ├─► monitoring (Log Analytics, App Insights without local auth, workbook)
+                          └─► site ─► staging slot      (identities: read the secrets, publish telemetry)
+                                └─► operations (logs to the workspace, alerts) ─► delivery (zip deploy, swap)
 """
 
 import pulumi
@@ -10,9 +12,11 @@ import pulumi
 from components.autoscale import Autoscale, AutoscaleArgs
 from components.delivery import Delivery, DeliveryArgs
 from components.monitoring import Monitoring, MonitoringArgs
+from components.operations import Operations, OperationsArgs
 from components.package import build_package
-from components.plan import Plan, PlanArgs
+from components.plan import PLAN_ID_OUTPUT, Plan, PlanArgs, previous_plan_id
 from components.resource_group import resource_group
+from components.secrets import Secrets, SecretsArgs
 from components.settings import StackSettings, workbook_name
 from components.site import Site, SiteArgs
 from components.site_config import AppConfig
@@ -20,7 +24,7 @@ from components.staging_slot import StagingSlot, StagingSlotArgs
 
 settings = StackSettings.load()  # fails here, before any resource, on a bad config value
 group = resource_group(settings)
-where = dict(resource_group_name=group, location=settings.location)
+where = {"resource_group_name": group, "location": settings.location}
 
 plan = Plan(
     "plan",
@@ -29,6 +33,8 @@ plan = Plan(
         sku=settings.sku,
         instance_count=settings.instance_count,
         autoscale=settings.autoscale,
+        zone_redundant=settings.zone_redundant,
+        previous_plan_id=previous_plan_id() if settings.autoscale else None,
         tags=settings.tags,
     ),
 )
@@ -44,9 +50,21 @@ if settings.autoscale:
             max_count=settings.autoscale_max_count,
             scale_out_cpu=settings.cpu_scale_out_threshold,
             scale_in_cpu=settings.cpu_scale_in_threshold,
+            notify_emails=settings.alert_emails,
             tags=settings.tags,
         ),
     )
+
+secrets = Secrets(
+    "secrets",
+    SecretsArgs(
+        **where,
+        handle_keys=settings.handle_keys,
+        request_state_keys=settings.request_state_keys,
+        purge_protection=settings.key_vault_purge_protection,
+        tags=settings.tags,
+    ),
+)
 
 monitoring = Monitoring(
     "monitoring",
@@ -68,17 +86,33 @@ site = Site(
         app=AppConfig(
             python_version=settings.python_version,
             workers=settings.workers_per_instance,
-            handle_keys=settings.handle_keys,
+            key_vault_settings=secrets.app_settings,
             app_insights_connection_string=monitoring.connection_string,
             allowed_origins=settings.allowed_origins,
             auth_scopes=settings.easy_auth.scopes if settings.easy_auth else (),
         ),
         easy_auth=settings.easy_auth,
+        grants=[secrets.reader, monitoring.publisher],
         tags=settings.tags,
     ),
 )
 
 slot = StagingSlot("staging", StagingSlotArgs(site=site, tags=settings.tags)) if settings.staging_slot else None
+
+operations = Operations(
+    "operations",
+    OperationsArgs(
+        resource_group_name=group,
+        workspace_id=monitoring.workspace_id,
+        site_id=site.id,
+        slot_id=slot.id if slot else None,
+        plan_id=plan.id,
+        easy_auth=settings.easy_auth is not None,
+        cpu_scale_out_threshold=settings.cpu_scale_out_threshold,
+        alert_emails=settings.alert_emails,
+        tags=settings.tags,
+    ),
+)
 
 delivery = Delivery(
     "delivery",
@@ -87,11 +121,13 @@ delivery = Delivery(
         package=build_package(),
         staging_slot=slot.slot_name if slot else None,
         swap=settings.swap,
-        depends_on=[site, slot] if slot else [site],
+        # Logs flow before the first deploy, so its Oryx build shows in the console logs.
+        depends_on=[site, *([slot] if slot else []), *operations.log_settings],
     ),
 )
 
 pulumi.export("resourceGroup", group)
+pulumi.export(PLAN_ID_OUTPUT, plan.id)
 pulumi.export("siteName", site.name)
 pulumi.export("siteUrl", site.url)
 pulumi.export("mcpUrl", pulumi.Output.concat(site.url, "/mcp"))

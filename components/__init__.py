@@ -1,8 +1,10 @@
 """Pulumi components for a stateless MCP server on Azure App Service.
 
 One concern per module: ``settings`` (validated stack config),
-``resource_group``, ``plan``, ``site`` and ``staging_slot`` (both built from
-``site_config``, with optional Easy Auth from ``auth``), ``monitoring`` (with
-the workbook content from ``workbook``), ``autoscale``, and code delivery in
-``package`` and ``delivery``. ``__main__.py`` wires them together.
+``resource_group``, ``plan``, ``secrets`` (Key Vault with the key rings),
+``site`` and ``staging_slot`` (both built from ``site_config``, with optional
+Easy Auth from ``auth`` and their identities' roles from ``roles``),
+``monitoring`` (with the workbook content from ``workbook``), ``operations``
+(platform logs and alerts), ``autoscale``, and code delivery in ``package``
+and ``delivery``. ``__main__.py`` wires them together.
 """

@@ -5,6 +5,9 @@ the app, except ``/health`` (health checks and swap warm-up must get
 through). With the app setting ``WEBSITE_AUTH_PRM_DEFAULT_WITH_SCOPES`` (set
 in components/site_config.py) App Service also serves the MCP
 protected-resource metadata clients need to find the authorization server.
+With ``authAllowedClientApps`` set, only tokens those client applications
+requested are accepted (the token's ``appid``/``azp`` claim); otherwise any
+client application in the tenant that can get a token for the API can call.
 Like the site config, one function builds the settings for site and slot.
 """
 
@@ -20,15 +23,15 @@ from components.site_config import HEALTH_CHECK_PATH
 
 def auth_settings(auth: EasyAuth) -> dict[str, Any]:
     """Arguments of WebAppAuthSettingsV2 / WebAppAuthSettingsV2Slot."""
-    return dict(
-        platform=web.AuthPlatformArgs(enabled=True, runtime_version="~1"),
-        global_validation=web.GlobalValidationArgs(
+    return {
+        "platform": web.AuthPlatformArgs(enabled=True, runtime_version="~1"),
+        "global_validation": web.GlobalValidationArgs(
             require_authentication=True,
             unauthenticated_client_action=web.UnauthenticatedClientActionV2.RETURN401,
             excluded_paths=[HEALTH_CHECK_PATH],
         ),
-        http_settings=web.HttpSettingsArgs(require_https=True),
-        identity_providers=web.IdentityProvidersArgs(
+        "http_settings": web.HttpSettingsArgs(require_https=True),
+        "identity_providers": web.IdentityProvidersArgs(
             azure_active_directory=web.AzureActiveDirectoryArgs(
                 enabled=True,
                 registration=web.AzureActiveDirectoryRegistrationArgs(
@@ -37,9 +40,14 @@ def auth_settings(auth: EasyAuth) -> dict[str, Any]:
                 ),
                 validation=web.AzureActiveDirectoryValidationArgs(
                     allowed_audiences=[auth.client_id, f"api://{auth.client_id}"],
+                    default_authorization_policy=web.DefaultAuthorizationPolicyArgs(
+                        allowed_applications=list(auth.allowed_applications)
+                    )
+                    if auth.allowed_applications
+                    else None,
                 ),
             ),
         ),
         # Bearer tokens only: a stateless server keeps no token store.
-        login=web.LoginArgs(token_store=web.TokenStoreArgs(enabled=False)),
-    )
+        "login": web.LoginArgs(token_store=web.TokenStoreArgs(enabled=False)),
+    }

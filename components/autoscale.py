@@ -29,6 +29,8 @@ class AutoscaleArgs:
     max_count: int
     scale_out_cpu: int
     scale_in_cpu: int
+    # Who hears about each scale action (alertEmails); empty: no one.
+    notify_emails: tuple[str, ...]
     tags: Mapping[str, str]
 
     def __post_init__(self) -> None:
@@ -110,6 +112,18 @@ class Autoscale(pulumi.ComponentResource):
                     ],
                 )
             ],
+            notifications=[
+                monitor.AutoscaleNotificationArgs(
+                    operation=monitor.OperationType.SCALE,
+                    email=monitor.EmailNotificationArgs(
+                        custom_emails=list(args.notify_emails),
+                        send_to_subscription_administrator=False,
+                        send_to_subscription_co_administrators=False,
+                    ),
+                )
+            ]
+            if args.notify_emails
+            else None,
             tags={**args.tags, "component": "autoscale"},
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -8,25 +8,34 @@ properties, so Pulumi state stays true after a swap.
 The resources, all ``pulumi_command.local.Command``, children of ``Delivery``:
 
 ``<name>-staging-deploy`` (staging slot on)
-    Zip deploy to the staging slot; ``triggers=[package sha256]``, so it runs
-    again exactly when the package content changes.
+    Zip deploy to the staging slot; ``triggers=[site id, package sha256]``.
 ``<name>-production-deploy``
-    Zip deploy to production. With the staging slot on, it has no trigger and
-    its inputs never mention the package, so it runs once, when the site is
-    created (a new site has a new name, hence a new command), and production
-    afterwards gets new code only by a swap. With the slot off, it is
-    triggered by the package sha256 like the staging deploy. (Turning the slot
-    on or off changes this command's inputs, so it deploys once more then.)
+    Zip deploy to production. With the staging slot on, ``triggers=[site
+    id]``: it runs once per site (a replaced site has a new id) and
+    production afterwards gets new code only by a swap. With the slot off,
+    ``triggers=[site id, package sha256]`` like the staging deploy. (Turning
+    the slot on or off changes these triggers, so it deploys once more then.)
 ``<name>-swap`` (only when ``swap`` is set)
     ``az webapp deployment slot swap`` staging -> production;
     ``triggers=[swap]``, so it runs when the value is first set and each time
     it changes; ordered after both deploys. Swapping again rolls back.
 
+Only a change of ``triggers`` may run a script again. pulumi-command runs
+``create`` again on *any* input change of a command without ``update``, so an
+edit to a script, its interpreter or its environment would redeploy
+production straight from the working tree, or swap production back. Every
+command therefore has a no-op ``update``, and ``replace_on_changes`` on its
+triggers makes a trigger change a replacement (a new command: ``create``
+runs). pulumi-command's own SDK adds the same option today while its docs
+say a trigger change runs ``update``; stating it here keeps the behaviour
+whichever of the two the next release follows.
+
 Each command runs a fixed bash script (``set -euo pipefail``) whose inputs come
 from its environment; it stops with a message naming the bad value when the
-site id is malformed, ``az`` is missing, the package is missing or its hash is
-not the one that triggered the deploy, and az's own error is left on stderr,
-which Pulumi shows when the command fails.
+site id is malformed, ``az`` is missing or older than :data:`MIN_AZ_VERSION`,
+the package is missing or its hash is not the one that triggered the deploy,
+and az's own error is left on stderr, which Pulumi shows when the command
+fails.
 """
 
 from __future__ import annotations
@@ -41,11 +50,21 @@ from components.package import AppPackage
 from components.site_config import PRODUCTION_SLOT
 
 INTERPRETER = ["/bin/bash", "-c"]
+# Basic-auth publishing is off (components/site_config.py), so `az webapp
+# deploy` must authenticate to the deployment endpoint with an Entra ID
+# token, which az does from this version on.
+MIN_AZ_VERSION = "2.48.1"
+# What a command runs when an input other than its triggers changes.
+NO_OP_UPDATE = 'echo "delivery: only inputs other than the triggers changed; nothing deployed or swapped"'
+# Replacement (so `create`) on a trigger change, and on nothing else.
+REPLACE_ON = ["triggers[*]"]
 
 # Resolves the subscription, resource group and site name from the site's
 # resource id, so the commands act on exactly the site Pulumi manages (not on
 # whatever subscription `az account set` last chose).
-_SITE_PREAMBLE = r"""set -euo pipefail
+_SITE_PREAMBLE = (
+    f"MIN_AZ_VERSION={MIN_AZ_VERSION}\n"
+    + r"""set -euo pipefail
 shopt -s nocasematch
 site_id_pattern='^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Web/sites/([^/]+)$'
 if [[ ! "${SITE_ID:-}" =~ $site_id_pattern ]]; then
@@ -58,6 +77,12 @@ if ! command -v az >/dev/null 2>&1; then
   echo "delivery: the Azure CLI 'az' is not on PATH; install it and run 'az login'" >&2
   exit 127
 fi
+az_version=$(az version --query '"azure-cli"' --output tsv 2>/dev/null || true)
+lowest=$(printf '%s\n' "$MIN_AZ_VERSION" "${az_version:-0}" | sort -V | head -n 1)
+if [[ ! "$az_version" =~ ^[0-9]+\.[0-9]+\.[0-9]+ || "$lowest" != "$MIN_AZ_VERSION" ]]; then
+  echo "delivery: az ${az_version:-(version unreadable)} found, $MIN_AZ_VERSION or later needed (Entra ID sign-in to the deployment endpoint, basic auth is off); run 'az upgrade'" >&2
+  exit 2
+fi
 slot_args=()
 target="$site (production)"
 if [[ -n "${SLOT:-}" ]]; then
@@ -65,6 +90,7 @@ if [[ -n "${SLOT:-}" ]]; then
   target="$site (slot $SLOT)"
 fi
 """
+)
 
 DEPLOY_SCRIPT = (
     _SITE_PREAMBLE
@@ -146,19 +172,24 @@ class Delivery(pulumi.ComponentResource):
             suffix: str,
             script: str,
             environment: dict[str, pulumi.Input[str]],
-            triggers: list[str] | None,
+            triggers: list[pulumi.Input[str]],
             depends_on: Sequence[pulumi.Resource | None],
         ) -> local.Command:
             return local.Command(
                 f"{name}-{suffix}",
                 create=script,
+                update=NO_OP_UPDATE,
                 interpreter=INTERPRETER,
                 environment=environment,
                 triggers=triggers,
                 # A rerun needs nothing from the previous run's output.
                 add_previous_output_in_env=False,
                 logging=local.Logging.STDOUT_AND_STDERR,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[d for d in depends_on if d is not None]),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[d for d in depends_on if d is not None],
+                    replace_on_changes=REPLACE_ON,
+                ),
             )
 
         deploy_environment = {"SITE_ID": args.site_id, "PACKAGE_PATH": package.relative_path}
@@ -167,7 +198,7 @@ class Delivery(pulumi.ComponentResource):
         if args.staging_slot is None:
             self.staging_deploy = None
             self.production_deploy = command(
-                "production-deploy", DEPLOY_SCRIPT, hashed_environment, [package.sha256], after_setup
+                "production-deploy", DEPLOY_SCRIPT, hashed_environment, [args.site_id, package.sha256], after_setup
             )
             self.deploy_target = PRODUCTION_SLOT
         else:
@@ -175,11 +206,13 @@ class Delivery(pulumi.ComponentResource):
                 "staging-deploy",
                 DEPLOY_SCRIPT,
                 {**hashed_environment, "SLOT": args.staging_slot},
-                [package.sha256],
+                [args.site_id, package.sha256],
                 after_setup,
             )
             # No hash anywhere in its inputs: runs once per site, never on a code change.
-            self.production_deploy = command("production-deploy", DEPLOY_SCRIPT, deploy_environment, None, after_setup)
+            self.production_deploy = command(
+                "production-deploy", DEPLOY_SCRIPT, deploy_environment, [args.site_id], after_setup
+            )
             self.deploy_target = args.staging_slot
 
         self.swap = None

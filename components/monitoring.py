@@ -1,4 +1,12 @@
-"""Telemetry for the fleet: Log Analytics, workspace-based Application Insights, and the workbook."""
+"""Telemetry for the fleet: Log Analytics, workspace-based Application Insights, and the workbook.
+
+Application Insights accepts only Microsoft Entra ID authenticated telemetry
+(local auth off): the connection string alone, which is no secret, lets no
+one write into the fleet's telemetry. The site and the slot publish with
+their system identities, which hold :attr:`Monitoring.publisher`
+("Monitoring Metrics Publisher", which covers all telemetry, not only
+metrics) on the component.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import applicationinsights, operationalinsights
 
+from components.roles import MONITORING_METRICS_PUBLISHER, RoleGrant
 from components.workbook import build_workbook
 
 LOG_RETENTION_DAYS = 30
@@ -31,6 +40,9 @@ class Monitoring(pulumi.ComponentResource):
     connection_string: pulumi.Output[str]
     app_insights_name: pulumi.Output[str]
     workbook_id: pulumi.Output[str]
+    workspace_id: pulumi.Output[str]
+    publisher: RoleGrant
+    """What an identity needs to send telemetry to the component."""
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mcpscale:azure:Monitoring", name, None, opts)
@@ -54,11 +66,12 @@ class Monitoring(pulumi.ComponentResource):
             application_type=applicationinsights.ApplicationType.WEB,
             ingestion_mode=applicationinsights.IngestionMode.LOG_ANALYTICS,
             workspace_resource_id=workspace.id,
+            disable_local_auth=True,
             tags=tags,
             opts=child,
         )
-        content = pulumi.Output.all(args.plan_id, args.autoscale_setting_id).apply(
-            lambda ids: json.dumps(build_workbook(ids[0], ids[1]))
+        content = pulumi.Output.all(args.plan_id, workspace.id, args.autoscale_setting_id).apply(
+            lambda ids: json.dumps(build_workbook(ids[0], ids[1], ids[2]))
         )
         workbook = applicationinsights.Workbook(
             f"{name}-workbook",
@@ -78,4 +91,6 @@ class Monitoring(pulumi.ComponentResource):
         self.connection_string = insights.connection_string
         self.app_insights_name = insights.name
         self.workbook_id = workbook.id
+        self.workspace_id = workspace.id
+        self.publisher = RoleGrant("metrics-publisher", insights.id, MONITORING_METRICS_PUBLISHER)
         self.register_outputs({"appInsightsName": self.app_insights_name, "workbookId": self.workbook_id})

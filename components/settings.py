@@ -38,12 +38,16 @@ class Tier:
     max_instances: int
     slots: bool
     autoscale: bool
+    zone_redundancy: bool
 
 
-BASIC = Tier("Basic", max_instances=3, slots=False, autoscale=False)
-STANDARD = Tier("Standard", max_instances=10, slots=True, autoscale=True)
-PREMIUM_V2 = Tier("PremiumV2", max_instances=30, slots=True, autoscale=True)
-PREMIUM_V3 = Tier("PremiumV3", max_instances=30, slots=True, autoscale=True)
+BASIC = Tier("Basic", max_instances=3, slots=False, autoscale=False, zone_redundancy=False)
+STANDARD = Tier("Standard", max_instances=10, slots=True, autoscale=True, zone_redundancy=False)
+PREMIUM_V2 = Tier("PremiumV2", max_instances=30, slots=True, autoscale=True, zone_redundancy=True)
+PREMIUM_V3 = Tier("PremiumV3", max_instances=30, slots=True, autoscale=True, zone_redundancy=True)
+
+# A zone-redundant plan spreads its instances over three availability zones.
+MIN_ZONE_REDUNDANT_INSTANCES = 3
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,14 @@ class Sku:
     name: str
     tier: Tier
     cores: int
+    # ``sku.tier`` as Azure reports it on the plan. It differs from the tier's
+    # name for P0v3 and the memory-optimised P*mv3; sending anything else
+    # would show as a diff on every `pulumi up` after a `pulumi refresh`.
+    reported_tier: str = ""
+
+    @property
+    def azure_tier(self) -> str:
+        return self.reported_tier or self.tier.name
 
 
 # Linux plans that can run the app with alwaysOn (Free and Shared cannot).
@@ -66,15 +78,15 @@ SKUS: Mapping[str, Sku] = {
         Sku("P1v2", PREMIUM_V2, 1),
         Sku("P2v2", PREMIUM_V2, 2),
         Sku("P3v2", PREMIUM_V2, 4),
-        Sku("P0v3", PREMIUM_V3, 1),
+        Sku("P0v3", PREMIUM_V3, 1, "Premium0V3"),
         Sku("P1v3", PREMIUM_V3, 2),
         Sku("P2v3", PREMIUM_V3, 4),
         Sku("P3v3", PREMIUM_V3, 8),
-        Sku("P1mv3", PREMIUM_V3, 2),
-        Sku("P2mv3", PREMIUM_V3, 4),
-        Sku("P3mv3", PREMIUM_V3, 8),
-        Sku("P4mv3", PREMIUM_V3, 16),
-        Sku("P5mv3", PREMIUM_V3, 32),
+        Sku("P1mv3", PREMIUM_V3, 2, "PremiumMV3"),
+        Sku("P2mv3", PREMIUM_V3, 4, "PremiumMV3"),
+        Sku("P3mv3", PREMIUM_V3, 8, "PremiumMV3"),
+        Sku("P4mv3", PREMIUM_V3, 16, "PremiumMV3"),
+        Sku("P5mv3", PREMIUM_V3, 32, "PremiumMV3"),
     )
 }
 
@@ -83,6 +95,7 @@ _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 _KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 _RESOURCE_GROUP = re.compile(r"^[-\w._()]{0,89}[-\w_()]$")
+_EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 MIN_HANDLE_SECRET_LENGTH = 32
 
 # Every key of the project's config schema (Pulumi.yaml), in the order read.
@@ -96,12 +109,17 @@ KEYS = (
     "cpuScaleInThreshold",
     "stagingSlot",
     "swap",
+    "zoneRedundant",
     "resourceGroupName",
     "allowedOrigins",
     "authClientId",
     "authTenantId",
     "authScopes",
+    "authAllowedClientApps",
+    "alertEmails",
+    "keyVaultPurgeProtection",
     "handleKeys",
+    "requestStateKeys",
 )
 
 
@@ -121,6 +139,8 @@ class EasyAuth:
     tenant_id: str
     # Published as protected-resource metadata (RFC 9728) for MCP clients.
     scopes: tuple[str, ...]
+    # Client (application) ids whose tokens are accepted; empty: any client in the tenant.
+    allowed_applications: tuple[str, ...] = ()
 
     @property
     def issuer(self) -> str:
@@ -144,9 +164,13 @@ class StackSettings:
     cpu_scale_in_threshold: int
     staging_slot: bool
     swap: str | None
+    zone_redundant: bool
     handle_keys: pulumi.Output[str] | None = field(repr=False)
+    request_state_keys: pulumi.Output[str] | None = field(repr=False)
+    key_vault_purge_protection: bool
     easy_auth: EasyAuth | None
     allowed_origins: tuple[str, ...]
+    alert_emails: tuple[str, ...]
 
     @property
     def tags(self) -> dict[str, str]:
@@ -242,6 +266,7 @@ class _Reader:
         scale_in = self.integer("cpuScaleInThreshold", 30, 1, 98)
         staging_slot = self.boolean("stagingSlot", True)
         swap = self.text("swap", lambda v: len(v) <= 128, "expected a short label (at most 128 characters)")
+        zone_redundant = self.boolean("zoneRedundant", False)
         resource_group_name = self.text(
             "resourceGroupName",
             lambda v: bool(_RESOURCE_GROUP.match(v)),
@@ -250,10 +275,15 @@ class _Reader:
         )
         allowed_origins = self._origins()
         easy_auth = self._easy_auth()
-        handle_keys = self._handle_keys()
+        alert_emails = self._alert_emails()
+        purge_protection = self.boolean("keyVaultPurgeProtection", True)
+        handle_keys = self._key_ring("handleKeys")
+        request_state_keys = self._key_ring("requestStateKeys")
 
         self._check_unknown_keys()
         self._check_tier(sku, instance_count, autoscale, autoscale_max_count, staging_slot)
+        if zone_redundant:
+            self._check_zone_redundancy(sku, instance_count)
         if autoscale:
             self._check_autoscale(instance_count, autoscale_max_count, scale_out, scale_in)
         if swap is not None and not staging_slot:
@@ -275,9 +305,13 @@ class _Reader:
             cpu_scale_in_threshold=scale_in,
             staging_slot=staging_slot,
             swap=swap,
+            zone_redundant=zone_redundant,
             handle_keys=handle_keys,
+            request_state_keys=request_state_keys,
+            key_vault_purge_protection=purge_protection,
             easy_auth=easy_auth,
             allowed_origins=allowed_origins,
+            alert_emails=alert_emails,
         )
 
     def _check_unknown_keys(self) -> None:
@@ -322,6 +356,22 @@ class _Reader:
                 "choose e.g. S1 or P0v3, or set stagingSlot false",
             )
 
+    def _check_zone_redundancy(self, sku: Sku, instances: int) -> None:
+        if not sku.tier.zone_redundancy:
+            self._problem(
+                "zoneRedundant",
+                "true",
+                f"zone redundancy needs a Premium v2 or v3 sku, and sku {sku.name} is {sku.tier.name}; "
+                "choose e.g. P0v3, or set zoneRedundant false",
+            )
+        elif instances < MIN_ZONE_REDUNDANT_INSTANCES:
+            self._problem(
+                "zoneRedundant",
+                "true",
+                f"zone redundancy needs at least {MIN_ZONE_REDUNDANT_INSTANCES} instances (one per availability "
+                f"zone), and instanceCount is {instances}; raise instanceCount or set zoneRedundant false",
+            )
+
     def _check_autoscale(self, instances: int, max_count: int, scale_out: int, scale_in: int) -> None:
         if max_count < instances:
             self._problem(
@@ -351,29 +401,22 @@ class _Reader:
             )
 
     def _origins(self) -> tuple[str, ...]:
-        raw = self._raw("allowedOrigins")
-        if not raw:
-            return ()
-        origins = tuple(o.strip() for o in raw.split(",") if o.strip())
-        bad = [o for o in origins if not _ORIGIN.match(o)]
-        if bad:
-            self._problem(
-                "allowedOrigins",
-                raw,
-                "expected comma-separated origins like https://app.example.com (scheme://host[:port], "
-                f"no path); bad: {', '.join(bad)}",
-            )
-            return ()
-        return origins
+        return self._list(
+            "allowedOrigins",
+            _ORIGIN,
+            "expected comma-separated origins like https://app.example.com (scheme://host[:port], no path)",
+        )
 
     def _easy_auth(self) -> EasyAuth | None:
         guid = "expected a GUID like 00000000-0000-0000-0000-000000000000"
         client_id = self.text("authClientId", lambda v: bool(_GUID.match(v)), guid)
         tenant_id = self.text("authTenantId", lambda v: bool(_GUID.match(v)), guid)
         scopes_raw = self._raw("authScopes")
+        allowed_raw = self._raw("authAllowedClientApps")
         if client_id is None and tenant_id is None:
-            if scopes_raw:
-                self._problem("authScopes", scopes_raw, "only used with Easy Auth; set authClientId and authTenantId")
+            for key, raw in (("authScopes", scopes_raw), ("authAllowedClientApps", allowed_raw)):
+                if raw:
+                    self._problem(key, raw, "only used with Easy Auth; set authClientId and authTenantId")
             return None
         if client_id is None or tenant_id is None:
             missing = "authClientId" if client_id is None else "authTenantId"
@@ -383,10 +426,24 @@ class _Reader:
                 )
             return None
         scopes = tuple(s.strip() for s in (scopes_raw or "").split(",") if s.strip())
-        return EasyAuth(client_id, tenant_id, scopes or (f"api://{client_id}/user_impersonation",))
+        allowed = self._list("authAllowedClientApps", _GUID, "expected comma-separated client (application) ids, GUIDs")
+        return EasyAuth(client_id, tenant_id, scopes or (f"api://{client_id}/user_impersonation",), allowed)
 
-    def _handle_keys(self) -> pulumi.Output[str] | None:
-        key = "handleKeys"
+    def _list(self, key: str, item: re.Pattern[str], allowed: str) -> tuple[str, ...]:
+        raw = self._raw(key)
+        if not raw:
+            return ()
+        items = tuple(i.strip() for i in raw.split(",") if i.strip())
+        bad = [i for i in items if not item.match(i)]
+        if bad:
+            self._problem(key, raw, f"{allowed}; bad: {', '.join(bad)}")
+            return ()
+        return items
+
+    def _alert_emails(self) -> tuple[str, ...]:
+        return self._list("alertEmails", _EMAIL, "expected comma-separated e-mail addresses like ops@example.com")
+
+    def _key_ring(self, key: str) -> pulumi.Output[str] | None:
         raw = self._raw(key)
         if not raw:
             return None
@@ -410,7 +467,7 @@ class _Reader:
                 _HIDDEN,
                 "expected a key ring kid:secret[,kid:secret...] with unique key ids "
                 f"(letters, digits, '_', '.', '-'; at most 32) and secrets of at least "
-                f"{MIN_HANDLE_SECRET_LENGTH} characters; the first key signs",
+                f"{MIN_HANDLE_SECRET_LENGTH} characters; the first key seals",
             )
             return None
         return pulumi.Output.secret(",".join(ring))

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_random
 from pulumi_azure_native import web
 
 from components.auth import auth_settings
+from components.roles import RoleGrant, assign
 from components.settings import EasyAuth
 from components.site_config import PRODUCTION_SLOT, AppConfig, basic_auth_publishing_off, web_app_args
-
-# Key id of the generated handle key; set ``handleKeys`` to rotate keys.
-GENERATED_KEY_ID = "k1"
 
 
 @dataclass(frozen=True)
@@ -23,14 +19,21 @@ class SiteArgs:
     resource_group_name: pulumi.Input[str]
     location: str
     plan_id: pulumi.Input[str]
-    # ``app.handle_keys`` None: the site generates a key ring with one key.
     app: AppConfig
     easy_auth: EasyAuth | None
+    # Roles the site's system identity (and the slot's) must hold: reading the
+    # key rings, publishing telemetry.
+    grants: Sequence[RoleGrant]
     tags: Mapping[str, str]
 
 
+def principal_id(app: web.WebApp | web.WebAppSlot) -> pulumi.Output[str]:
+    """The object id of the app's system-assigned identity."""
+    return app.identity.apply(lambda identity: identity.principal_id)
+
+
 class Site(pulumi.ComponentResource):
-    """WebApp + basic-auth publishing off (FTP and SCM) + optional Easy Auth.
+    """WebApp + basic-auth publishing off (FTP and SCM) + its identity's roles + optional Easy Auth.
 
     Instances are interchangeable (the app is stateless), so client affinity
     is off and the platform load balancer spreads requests freely.
@@ -45,28 +48,26 @@ class Site(pulumi.ComponentResource):
     plan_id: pulumi.Input[str]
     easy_auth: EasyAuth | None
     app_config: AppConfig
-    """The app config actually used, key ring included; the staging slot reuses it."""
+    """The site's app config; the staging slot reuses it."""
+    grants: Sequence[RoleGrant]
+    """The roles the identity holds; the staging slot's identity gets the same."""
 
     def __init__(self, name: str, args: SiteArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mcpscale:azure:Site", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, "component": "site"}
 
-        app = args.app
-        if app.handle_keys is None:
-            key = pulumi_random.RandomPassword(f"{name}-handle-key", length=48, special=False, opts=child)
-            app = dataclasses.replace(app, handle_keys=pulumi.Output.concat(f"{GENERATED_KEY_ID}:", key.result))
-        self.app_config = app
-
         site = web.WebApp(
             name,
             resource_group_name=args.resource_group_name,
-            **web_app_args(app, PRODUCTION_SLOT, args.plan_id, args.location),
+            **web_app_args(args.app, PRODUCTION_SLOT, args.plan_id, args.location),
             tags=tags,
             opts=child,
         )
         site_only = pulumi.ResourceOptions(parent=self, depends_on=[site])
         basic_auth_publishing_off(name, site.name, args.resource_group_name, slot=None, opts=site_only)
+        for grant in args.grants:
+            assign(name, grant, principal_id(site), child)
         if args.easy_auth is not None:
             web.WebAppAuthSettingsV2(
                 f"{name}-auth",
@@ -82,6 +83,8 @@ class Site(pulumi.ComponentResource):
         self.location = args.location
         self.plan_id = args.plan_id
         self.easy_auth = args.easy_auth
+        self.app_config = args.app
+        self.grants = args.grants
         self.default_host_name = site.default_host_name
         self.url = pulumi.Output.concat("https://", site.default_host_name)
         self.register_outputs(

@@ -6,13 +6,15 @@ settings, or a swap promotes something that was never tested. Both call
 differs, and that setting is sticky (see components/staging_slot.py).
 
 App settings are part of the site config (not a separate settings resource)
-so that a site is never created without its key ring or telemetry. Because
-``MCP_HANDLE_KEYS`` is a secret, Pulumi stores the whole ``siteConfig`` as a
-secret in state and shows it as ``[secret]`` in diffs.
+so that a site is never created without its key rings or telemetry. Nothing
+in them is secret: the key rings are Key Vault references
+(components/secrets.py) and telemetry authenticates with the site's identity
+(components/monitoring.py), so ``siteConfig`` stays readable in every diff.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +28,15 @@ HEALTH_CHECK_PATH = "/health"
 PRODUCTION_SLOT = "production"
 STAGING_SLOT = "staging"
 
-# App settings that stay with their slot when slots swap.
+# App settings that stay with their slot when slots swap. The one
+# WebAppSlotConfigurationNames resource (components/staging_slot.py) sends
+# exactly this list, and that resource owns the site's whole list: a name
+# not here is not sticky, even if set by hand in the portal.
 STICKY_APP_SETTINGS = ("MCP_SLOT_NAME",)
+
+# The exporter authenticates to Application Insights with the instance's
+# system-assigned identity (local auth is off on the component).
+APP_INSIGHTS_AUTHENTICATION = "Authorization=AAD"
 
 
 @dataclass(frozen=True)
@@ -36,7 +45,8 @@ class AppConfig:
 
     python_version: str
     workers: int
-    handle_keys: pulumi.Input[str] | None
+    # App setting name -> Key Vault reference (components/secrets.py).
+    key_vault_settings: Mapping[str, pulumi.Input[str]]
     app_insights_connection_string: pulumi.Input[str]
     allowed_origins: tuple[str, ...] = ()
     # Scopes published as MCP protected-resource metadata when Easy Auth is on.
@@ -47,9 +57,10 @@ def app_settings(config: AppConfig, slot_name: str) -> list[web.NameValuePairArg
     settings = {
         # zip deploy runs Oryx: pip install -r requirements.txt on the server.
         "SCM_DO_BUILD_DURING_DEPLOYMENT": "true",
-        "MCP_HANDLE_KEYS": pulumi.Output.secret(config.handle_keys),
+        **config.key_vault_settings,
         "MCP_SLOT_NAME": slot_name,
         "APPLICATIONINSIGHTS_CONNECTION_STRING": config.app_insights_connection_string,
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": APP_INSIGHTS_AUTHENTICATION,
         "WEB_CONCURRENCY": str(config.workers),
         # A swap first warms every staging instance until /health answers 200.
         "WEBSITE_SWAP_WARMUP_PING_PATH": HEALTH_CHECK_PATH,
@@ -81,17 +92,17 @@ def site_config(config: AppConfig, slot_name: str) -> web.SiteConfigArgs:
 
 def web_app_args(config: AppConfig, slot_name: str, plan_id: pulumi.Input[str], location: str) -> dict[str, Any]:
     """Arguments that WebApp (production) and WebAppSlot share: plan, runtime and security baseline."""
-    return dict(
-        location=location,
-        kind="app,linux",
-        reserved=True,
-        server_farm_id=plan_id,
-        https_only=True,
+    return {
+        "location": location,
+        "kind": "app,linux",
+        "reserved": True,
+        "server_farm_id": plan_id,
+        "https_only": True,
         # The app is stateless, so no ARR affinity cookie: the load balancer spreads every request freely.
-        client_affinity_enabled=False,
-        identity=web.ManagedServiceIdentityArgs(type=web.ManagedServiceIdentityType.SYSTEM_ASSIGNED),
-        site_config=site_config(config, slot_name),
-    )
+        "client_affinity_enabled": False,
+        "identity": web.ManagedServiceIdentityArgs(type=web.ManagedServiceIdentityType.SYSTEM_ASSIGNED),
+        "site_config": site_config(config, slot_name),
+    }
 
 
 def basic_auth_publishing_off(

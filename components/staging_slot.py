@@ -9,7 +9,8 @@ import pulumi
 from pulumi_azure_native import web
 
 from components.auth import auth_settings
-from components.site import Site
+from components.roles import assign
+from components.site import Site, principal_id
 from components.site_config import STAGING_SLOT, STICKY_APP_SETTINGS, basic_auth_publishing_off, web_app_args
 
 
@@ -23,9 +24,10 @@ class StagingSlot(pulumi.ComponentResource):
     """A slot of ``site`` with the same site config, from the same function.
 
     ``MCP_SLOT_NAME`` is sticky, so after a swap each slot still reports its
-    own name; everything else (code, key ring, telemetry) travels with the
-    swap, and both slots share the key ring so handles minted before a swap
-    stay valid after it.
+    own name; everything else (code, key rings, telemetry) travels with the
+    swap, and both slots read the same Key Vault secrets, so handles and
+    request state sealed before a swap still open after it. The slot has its
+    own system identity, which gets the same roles as the site's.
     """
 
     slot_name: str
@@ -49,7 +51,9 @@ class StagingSlot(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         slot_only = pulumi.ResourceOptions(parent=self, depends_on=[slot])
-        # Slot-setting names are a property of the site (both slots), not of the slot.
+        # Slot-setting names are a property of the site (both slots), not of
+        # the slot, and this resource sends the site's whole list: it owns
+        # every sticky name, so STICKY_APP_SETTINGS is the only place to add one.
         sticky = web.WebAppSlotConfigurationNames(
             f"{name}-sticky-settings",
             name=site.name,
@@ -60,7 +64,8 @@ class StagingSlot(pulumi.ComponentResource):
         basic_auth = basic_auth_publishing_off(
             name, site.name, site.resource_group_name, slot=STAGING_SLOT, opts=slot_only
         )
-        self.resources = [slot, sticky, *basic_auth]
+        grants = [assign(name, grant, principal_id(slot), pulumi.ResourceOptions(parent=self)) for grant in site.grants]
+        self.resources = [slot, sticky, *basic_auth, *grants]
         if site.easy_auth is not None:
             self.resources.append(
                 web.WebAppAuthSettingsV2Slot(

@@ -2,13 +2,16 @@
 "is traffic spreading across my instances?", "which tool is slow or failing?"
 and "did autoscale react?" at a glance.
 
-``build_workbook(plan_id)`` is pure: it returns the workbook content as a dict;
-the monitoring component ``json.dumps`` it into the Workbook resource's
-``serializedData``. Logs queries name no resource, so they run against the
-workbook's ``sourceId``: the monitoring component must set ``sourceId`` to the
-Application Insights component. Queries use the classic Application Insights
-table names (``requests``, ``customMetrics``, ...), which a workspace-based
-component still serves.
+``build_workbook(plan_id, workspace_id)`` is pure: it returns the workbook
+content as a dict; the monitoring component ``json.dumps`` it into the
+Workbook resource's ``serializedData``. Telemetry queries name no resource,
+so they run against the workbook's ``sourceId``: the monitoring component
+must set ``sourceId`` to the Application Insights component. They use the
+classic Application Insights table names (``requests``, ``customMetrics``,
+...), which a workspace-based component still serves. The App Service log
+panels query the Log Analytics workspace itself (``crossComponentResources``),
+where the diagnostic settings (components/operations.py) write
+``AppServiceHTTPLogs`` and ``AppServiceConsoleLogs``.
 
 Telemetry contract (``app/telemetry.py`` emits exactly this; ``components``
 never imports ``app``, so the names are repeated there and a test in
@@ -54,6 +57,7 @@ _DEFAULT_RANGE_MS = 4 * 60 * 60 * 1000  # last 4 hours: long enough to see a sca
 _APP_INSIGHTS = "microsoft.insights/components"
 _PLAN_TYPE = "microsoft.web/serverfarms"
 _AUTOSCALE_TYPE = "microsoft.insights/autoscalesettings"
+_WORKSPACE_TYPE = "microsoft.operationalinsights/workspaces"
 
 # Workbook item type ids (Notebook/1.0).
 _MARKDOWN, _QUERY, _PARAMETERS, _METRICS, _GROUP = 1, 3, 9, 10, 12
@@ -318,6 +322,76 @@ def _tool_metrics() -> dict[str, Any]:
     )
 
 
+# Every App Service log panel starts from one of its tables in the time
+# range, with the slot (production, or the slot's name) taken from the
+# resource id the diagnostic setting wrote.
+def _app_service_log(table: str, query: str) -> str:
+    return f"""{table}
+| where TimeGenerated {_TIME_FILTER}
+| extend slot = iff(_ResourceId has "/slots/", extract(@"/slots/([^/]+)", 1, _ResourceId), "production")
+{query}"""
+
+
+def _workspace_logs(workspace_id: str, name: str, title: str, query: str, visualization: str) -> dict[str, Any]:
+    """A Logs item over the App Service tables in the Log Analytics workspace."""
+    return _logs(
+        name,
+        title,
+        query,
+        visualization,
+        resourceType=_WORKSPACE_TYPE,
+        crossComponentResources=[workspace_id],
+        noDataMessage="No App Service logs in this time range.",
+    )
+
+
+def _app_service(workspace_id: str) -> dict[str, Any]:
+    status = _app_service_log(
+        "AppServiceHTTPLogs",
+        f"""| summarize requests = count() by bin(TimeGenerated, {_GRAIN}), status = strcat(tostring(ScStatus / 100), "xx")
+| order by TimeGenerated asc""",
+    )
+    server_errors = _app_service_log(
+        "AppServiceHTTPLogs",
+        """| where ScStatus >= 500
+| summarize errors = count(), last_seen = max(TimeGenerated), p95_ms = percentile(TimeTaken, 95)
+    by slot, method = CsMethod, path = CsUriStem, status = ScStatus
+| order by errors desc""",
+    )
+    # Oryx build errors, Python tracebacks and a server that exits at start-up
+    # reach only the console; the app's own telemetry never starts then.
+    startup = _app_service_log(
+        "AppServiceConsoleLogs",
+        """| where Level =~ "Error"
+    or ResultDescription has_any ("Traceback", "ModuleNotFoundError", "ImportError", "exited with code", "Error:")
+| summarize lines = count(), first_seen = min(TimeGenerated), last_seen = max(TimeGenerated),
+    example = take_any(ResultDescription)
+    by slot, instance = Host
+| order by last_seen desc""",
+    )
+    return _group(
+        "app-service",
+        "App Service: HTTP status and start-up failures (platform logs)",
+        [
+            _half(
+                _workspace_logs(workspace_id, "http-status-over-time", "Responses by HTTP status", status, "timechart")
+            ),
+            _half(
+                _workspace_logs(
+                    workspace_id, "http-5xx-by-path", "HTTP 5xx by slot, method and path", server_errors, "table"
+                )
+            ),
+            _workspace_logs(
+                workspace_id,
+                "startup-failures",
+                "Start-up failures in the console (build errors, tracebacks, exits)",
+                startup,
+                "table",
+            ),
+        ],
+    )
+
+
 def _capacity(plan_id: str, autoscale_setting_id: str | None) -> dict[str, Any]:
     instances = f"""union requests, customMetrics, performanceCounters
 | where timestamp {_TIME_FILTER}
@@ -367,15 +441,17 @@ def _require_resource_id(name: str, value: str) -> None:
         raise ValueError(f"{name} must be an Azure resource id (/subscriptions/...), got {value!r}")
 
 
-def build_workbook(plan_id: str, autoscale_setting_id: str | None = None) -> dict[str, Any]:
+def build_workbook(plan_id: str, workspace_id: str, autoscale_setting_id: str | None = None) -> dict[str, Any]:
     """Workbook content (Notebook/1.0) for the fleet on App Service plan ``plan_id``.
 
-    ``plan_id`` feeds the platform CPU charts. An App Service plan has no
+    ``plan_id`` feeds the platform CPU charts; ``workspace_id`` is the Log
+    Analytics workspace holding the App Service logs. An App Service plan has no
     instance-count metric of its own; instance count over time comes from the
     instances reporting telemetry and, when ``autoscale_setting_id`` is given,
     from the autoscale setting's ``ObservedCapacity`` metric.
     """
     _require_resource_id("plan_id", plan_id)
+    _require_resource_id("workspace_id", workspace_id)
     if autoscale_setting_id is not None:
         _require_resource_id("autoscale_setting_id", autoscale_setting_id)
     return {
@@ -396,6 +472,7 @@ def build_workbook(plan_id: str, autoscale_setting_id: str | None = None) -> dic
             _failures(),
             _tool_metrics(),
             _slots(),
+            _app_service(workspace_id),
             _capacity(plan_id, autoscale_setting_id),
         ],
         "$schema": "https://github.com/Microsoft/Application-Insights-Workbooks/blob/master/schema/workbook.json",

@@ -1,20 +1,28 @@
-"""Inputs that the component tests share: a plan id, stack tags, an Easy Auth setup and SiteArgs."""
+"""Inputs that the component tests share: a plan id, stack tags, an Easy Auth setup, role grants and SiteArgs."""
 
 from __future__ import annotations
 
-import pulumi
-
+from components.roles import KEY_VAULT_SECRETS_USER, MONITORING_METRICS_PUBLISHER, RoleGrant
 from components.settings import EasyAuth
 from components.site import SiteArgs
 from components.site_config import AppConfig
 
 PLAN_ID = "/subscriptions/s/resourceGroups/rg-mcp/providers/Microsoft.Web/serverfarms/plan1"
+VAULT_ID = "/subscriptions/s/resourceGroups/rg-mcp/providers/Microsoft.KeyVault/vaults/kv1"
+INSIGHTS_ID = "/subscriptions/s/resourceGroups/rg-mcp/providers/Microsoft.Insights/components/ai1"
 TAGS = {"project": "mcpscale-azure", "stack": "test"}
 AUTH = EasyAuth("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "11111111-2222-3333-4444-555555555555", ("api://mcp/x",))
+KEY_VAULT_SETTINGS = {
+    "MCP_HANDLE_KEYS": "@Microsoft.KeyVault(SecretUri=https://kv1.vault.azure.net/secrets/mcp-handle-keys/)",
+    "MCP_REQUEST_STATE_KEYS": "@Microsoft.KeyVault(SecretUri=https://kv1.vault.azure.net/secrets/mcp-request-state-keys/)",
+}
+GRANTS = (
+    RoleGrant("secrets-user", VAULT_ID, KEY_VAULT_SECRETS_USER),
+    RoleGrant("metrics-publisher", INSIGHTS_ID, MONITORING_METRICS_PUBLISHER),
+)
 
 
 def site_args(
-    handle_keys: pulumi.Input[str] | None = None,
     easy_auth: EasyAuth | None = None,
     python_version: str = "3.12",
     workers: int = 1,
@@ -28,10 +36,11 @@ def site_args(
         app=AppConfig(
             python_version=python_version,
             workers=workers,
-            handle_keys=handle_keys,
+            key_vault_settings=KEY_VAULT_SETTINGS,
             app_insights_connection_string="InstrumentationKey=abc",
             allowed_origins=allowed_origins,
         ),
         easy_auth=easy_auth,
+        grants=GRANTS,
         tags=TAGS,
     )

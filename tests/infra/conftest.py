@@ -21,10 +21,12 @@ every test):
         Values are passed as the CLI passes them, as strings: ``3`` -> "3",
         ``True`` -> "true", dicts/lists -> JSON. ``computed(args)`` may return
         extra output properties for a ``MockResourceArgs`` (e.g. a Command's
-        ``stdout``); they are merged over the defaults of
-        :func:`default_outputs`. ``calls(args)`` answers invokes (a
-        ``MockCallArgs``) with a dict; without it an invoke fails the test,
-        since the program is expected to make none. Exceptions raised by the program (or in an
+        ``stdout``, or a ``pulumi:pulumi:StackReference``'s ``outputs``: the
+        last deployment's exports, none by default); they are merged over the
+        defaults of :func:`default_outputs`. ``calls(args)`` answers invokes
+        (a ``MockCallArgs``) with a dict, or None to leave the invoke to the
+        defaults: ``azure-native:authorization:getClientConfig`` answers
+        :data:`CLIENT_CONFIG`; any other invoke fails the test. Exceptions raised by the program (or in an
         apply) propagate, and the resources registered before the failure are
         still available as ``infra.last``.
     ``infra.run_main(config)`` runs the project's ``__main__.py`` the same way.
@@ -56,8 +58,12 @@ every test):
     or any container above it, is a Pulumi secret on the wire).
 
 The Pulumi SDK marks a whole object secret when any member is secret, so a
-secret app setting makes the enclosing ``siteConfig`` secret on the wire;
-``is_secret("siteConfig.appSettings")`` is then True.
+secret app setting would make the enclosing ``siteConfig`` secret on the
+wire; ``is_secret("siteConfig")`` is how a test proves it is not.
+
+The mocks give a site the system identity :data:`SITE_PRINCIPAL` and a slot
+:data:`SLOT_PRINCIPAL`, a Key Vault its ``properties.vaultUri``, and run as
+organization :data:`ORGANIZATION` (what the self-managed backend reports).
 
 Helper: :func:`unwrap_secrets` (a wire value with every secret marker
 replaced by the value it wraps).
@@ -97,7 +103,19 @@ ROOT = Path(__file__).resolve().parents[2]
 PROJECT_FILE = ROOT / "Pulumi.yaml"
 MAIN_PROGRAM = ROOT / "__main__.py"
 STACK_NAME = "test"
+# What `pulumi.get_organization()` answers with the DIY (self-managed) backend.
+ORGANIZATION = "organization"
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+TENANT = "99999999-8888-7777-6666-555555555555"
+CLIENT_CONFIG = {
+    "subscriptionId": SUBSCRIPTION,
+    "tenantId": TENANT,
+    "clientId": "77777777-7777-7777-7777-777777777777",
+    "objectId": "66666666-6666-6666-6666-666666666666",
+}
+# Principal ids of the system identities the mock gives a site and a slot.
+SITE_PRINCIPAL = "11111111-1111-1111-1111-111111111111"
+SLOT_PRINCIPAL = "55555555-5555-5555-5555-555555555555"
 
 
 def project_name() -> str:
@@ -216,16 +234,21 @@ _ARM_TYPES = {
     "azure-native:applicationinsights:Component": "Microsoft.Insights/components",
     "azure-native:applicationinsights:Workbook": "Microsoft.Insights/workbooks",
     "azure-native:monitor:AutoscaleSetting": "Microsoft.Insights/autoscalesettings",
+    "azure-native:keyvault:Vault": "Microsoft.KeyVault/vaults",
+    "azure-native:monitor:ActionGroup": "Microsoft.Insights/actionGroups",
+    "azure-native:monitor:MetricAlert": "Microsoft.Insights/metricAlerts",
 }
 
 # Inputs that carry an explicit Azure resource name; otherwise the provider auto-names.
-_NAME_INPUTS = ("name", "resourceName", "workspaceName", "autoscaleSettingName")
+_NAME_INPUTS = ("name", "resourceName", "workspaceName", "autoscaleSettingName", "vaultName", "secretName")
 
 
 def default_outputs(args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
     """Plausible provider outputs: inputs echoed, plus the computed properties we read."""
     inputs = dict(args.inputs)
     outputs = dict(inputs)
+    if args.typ == "pulumi:pulumi:StackReference":
+        return inputs["name"], {**outputs, "outputs": {}, "secretOutputNames": []}
     if args.typ == "azure-native:resources:ResourceGroup":
         name = inputs.get("resourceGroupName") or f"{args.name}-rg0001"
         outputs["name"] = name
@@ -240,11 +263,12 @@ def default_outputs(args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str,
         resource_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Web/sites/{inputs.get('name')}/slots/{slot}"
         outputs["defaultHostName"] = f"{inputs.get('name')}-{slot}.azurewebsites.net"
         outputs["name"] = f"{inputs.get('name')}/{slot}"
+        outputs["identity"] = {**inputs.get("identity", {}), "principalId": SLOT_PRINCIPAL}
     else:
         outputs["name"] = name
     if args.typ == "azure-native:web:WebApp":
         outputs["defaultHostName"] = f"{name}.azurewebsites.net"
-        outputs["identity"] = {**inputs.get("identity", {}), "principalId": "11111111-1111-1111-1111-111111111111"}
+        outputs["identity"] = {**inputs.get("identity", {}), "principalId": SITE_PRINCIPAL}
     if args.typ == "azure-native:applicationinsights:Component":
         outputs["instrumentationKey"] = "22222222-2222-2222-2222-222222222222"
         outputs["connectionString"] = (
@@ -252,6 +276,13 @@ def default_outputs(args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str,
             "IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/"
         )
         outputs["appId"] = "33333333-3333-3333-3333-333333333333"
+    if args.typ == "azure-native:keyvault:Vault":
+        outputs["properties"] = {**inputs.get("properties", {}), "vaultUri": f"https://{name}.vault.azure.net/"}
+    if args.typ == "azure-native:keyvault:Secret":
+        resource_id = (
+            f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.KeyVault/vaults/"
+            f"{inputs.get('vaultName')}/secrets/{name}"
+        )
     if args.typ == "azure-native:operationalinsights:Workspace":
         outputs["customerId"] = "44444444-4444-4444-4444-444444444444"
     if args.typ.startswith("random:index/random"):
@@ -264,7 +295,7 @@ class RecordingMocks(pulumi_mocks.Mocks):
     def __init__(
         self,
         computed: Callable[[pulumi_mocks.MockResourceArgs], Mapping[str, Any] | None] | None = None,
-        calls: Callable[[pulumi_mocks.MockCallArgs], Mapping[str, Any]] | None = None,
+        calls: Callable[[pulumi_mocks.MockCallArgs], Mapping[str, Any] | None] | None = None,
     ) -> None:
         self.computed = computed
         self.calls = calls
@@ -281,9 +312,12 @@ class RecordingMocks(pulumi_mocks.Mocks):
         return resource_id, outputs
 
     def call(self, args: pulumi_mocks.MockCallArgs):
-        if self.calls is None:
+        answer = self.calls(args) if self.calls is not None else None
+        if answer is None and args.token == "azure-native:authorization:getClientConfig":
+            answer = CLIENT_CONFIG
+        if answer is None:
             raise AssertionError(f"unexpected invoke {args.token} under mocks")
-        return dict(self.calls(args)), None
+        return dict(answer)
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -353,7 +387,7 @@ class Harness:
         secret_keys: Iterable[str] = (),
         preview: bool = False,
         computed: Callable[[pulumi_mocks.MockResourceArgs], Mapping[str, Any] | None] | None = None,
-        calls: Callable[[pulumi_mocks.MockCallArgs], Mapping[str, Any]] | None = None,
+        calls: Callable[[pulumi_mocks.MockCallArgs], Mapping[str, Any] | None] | None = None,
     ) -> StackRun:
         mocks = RecordingMocks(computed, calls)
         monitor = RecordingMonitor(mocks)
@@ -362,7 +396,9 @@ class Harness:
         pulumi_settings.ROOT.set(None)
         # An earlier asyncio.run() in the same process (the app tests) leaves no current loop.
         _ensure_event_loop()
-        pulumi_mocks.set_mocks(mocks, project=self.project, stack=STACK_NAME, preview=preview, monitor=monitor)
+        pulumi_mocks.set_mocks(
+            mocks, project=self.project, stack=STACK_NAME, preview=preview, monitor=monitor, organization=ORGANIZATION
+        )
         stack = pulumi_settings.get_root_resource()
         outputs: dict[str, Export] = {}
 

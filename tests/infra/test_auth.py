@@ -38,3 +38,18 @@ def test_auth_settings_on_the_wire(infra):
         },
         "login": {"tokenStore": {"enabled": False}},
     }
+
+
+def test_allowed_client_applications_become_the_default_authorization_policy(infra):
+    apps = ("aaaaaaaa-0000-0000-0000-000000000001", "aaaaaaaa-0000-0000-0000-000000000002")
+    auth = EasyAuth(CLIENT, TENANT, ("api://x/y",), allowed_applications=apps)
+    run = infra.run(
+        lambda: web.WebAppAuthSettingsV2("auth", name="site", resource_group_name="rg", **auth_settings(auth))
+    )
+    validation = run.one("azure-native:web:WebAppAuthSettingsV2").get(
+        "identityProviders.azureActiveDirectory.validation"
+    )
+    assert validation == {
+        "allowedAudiences": [CLIENT, f"api://{CLIENT}"],
+        "defaultAuthorizationPolicy": {"allowedApplications": list(apps)},
+    }

@@ -19,7 +19,7 @@ TAGS = {"project": "mcpscale-azure", "stack": "test"}
 SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "azure-schemas" / "autoscale_2022-10-01.schema.json"
 
 
-def run_autoscale(infra, min_count=3, max_count=10, scale_out=70, scale_in=30):
+def run_autoscale(infra, min_count=3, max_count=10, scale_out=70, scale_in=30, notify_emails=()):
     args = AutoscaleArgs(
         resource_group_name="rg-mcp",
         location="westeurope",
@@ -28,6 +28,7 @@ def run_autoscale(infra, min_count=3, max_count=10, scale_out=70, scale_in=30):
         max_count=max_count,
         scale_out_cpu=scale_out,
         scale_in_cpu=scale_in,
+        notify_emails=notify_emails,
         tags=TAGS,
     )
     return infra.run(lambda: Autoscale("autoscale", args)).one(SETTING)
@@ -116,11 +117,28 @@ def test_schema_check_would_catch_a_bad_duration(infra):
         jsonschema.validate(body, schema)
 
 
+def test_scale_actions_are_mailed_to_the_alert_addresses_only(infra):
+    assert run_autoscale(infra).get("notifications", None) is None
+    setting = run_autoscale(infra, notify_emails=("ops@example.com", "oncall@example.org"))
+    assert setting.get("notifications") == [
+        {
+            "operation": "Scale",
+            "email": {
+                "customEmails": ["ops@example.com", "oncall@example.org"],
+                "sendToSubscriptionAdministrator": False,
+                "sendToSubscriptionCoAdministrators": False,
+            },
+        }
+    ]
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.validate({k: v for k, v in setting.inputs.items() if k in ("profiles", "notifications")}, schema)
+
+
 def test_setting_is_a_child_of_the_autoscale_component(infra):
     def program():
         Autoscale(
             "autoscale",
-            AutoscaleArgs("rg-mcp", "westeurope", PLAN_ID, 1, 2, 70, 30, TAGS),
+            AutoscaleArgs("rg-mcp", "westeurope", PLAN_ID, 1, 2, 70, 30, (), TAGS),
         )
 
     run = infra.run(program)
@@ -133,4 +151,4 @@ def test_setting_is_a_child_of_the_autoscale_component(infra):
 )
 def test_args_refuse_a_range_or_thresholds_azure_would_reject(low, high, out, in_):
     with pytest.raises(ValueError):
-        AutoscaleArgs("rg", "westeurope", PLAN_ID, low, high, out, in_, TAGS)
+        AutoscaleArgs("rg", "westeurope", PLAN_ID, low, high, out, in_, (), TAGS)

@@ -16,7 +16,7 @@ import pulumi
 import pytest
 from pulumi_azure_native import web
 
-from components.delivery import DEPLOY_SCRIPT, SWAP_SCRIPT, Delivery, DeliveryArgs
+from components.delivery import DEPLOY_SCRIPT, MIN_AZ_VERSION, NO_OP_UPDATE, SWAP_SCRIPT, Delivery, DeliveryArgs
 from components.package import PROJECT_ROOT, AppPackage, build_package
 from components.site_config import STARTUP_COMMAND
 from tests.infra.conftest import SUBSCRIPTION, StackRun
@@ -73,7 +73,7 @@ def test_with_the_slot_code_goes_to_staging_on_each_package_hash(infra, packages
     staging = commands["staging-deploy"]
     assert staging.get("create") == DEPLOY_SCRIPT
     assert staging.get("interpreter") == ["/bin/bash", "-c"]
-    assert staging.get("triggers") == [package.sha256]
+    assert staging.get("triggers") == [SITE_ID, package.sha256]
     assert staging.get("environment") == {
         "SITE_ID": SITE_ID,
         "SLOT": "staging",
@@ -89,7 +89,7 @@ def test_with_the_slot_production_gets_the_package_once_at_site_creation(infra, 
     # Nothing in its inputs depends on the package, so a new package never
     # reruns it; only a new site (new SITE_ID) creates it again.
     assert production[0].inputs == production[1].inputs
-    assert production[0].get("triggers", None) in (None, [])
+    assert production[0].get("triggers") == [SITE_ID]
     assert production[0].get("environment") == {"SITE_ID": SITE_ID, "PACKAGE_PATH": "dist/app.zip"}
     assert "SLOT" not in production[0].get("environment")
 
@@ -97,8 +97,8 @@ def test_with_the_slot_production_gets_the_package_once_at_site_creation(infra, 
 def test_a_new_package_changes_only_the_staging_trigger(infra, packages):
     first, second = packages
     staging = [_commands(infra.run(_program(p, "staging", None)))["staging-deploy"] for p in (first, second)]
-    assert staging[0].get("triggers") == [first.sha256]
-    assert staging[1].get("triggers") == [second.sha256]
+    assert staging[0].get("triggers") == [SITE_ID, first.sha256]
+    assert staging[1].get("triggers") == [SITE_ID, second.sha256]
 
 
 def test_without_the_slot_every_package_hash_deploys_to_production(infra, packages):
@@ -106,7 +106,7 @@ def test_without_the_slot_every_package_hash_deploys_to_production(infra, packag
     commands = _commands(infra.run(_program(package, None, None)))
     assert set(commands) == {"production-deploy"}
     production = commands["production-deploy"]
-    assert production.get("triggers") == [package.sha256]
+    assert production.get("triggers") == [SITE_ID, package.sha256]
     assert production.get("environment") == {
         "SITE_ID": SITE_ID,
         "PACKAGE_PATH": "dist/app.zip",
@@ -154,6 +154,119 @@ def test_commands_wait_for_the_site_setup_and_are_children_of_delivery(infra, pa
         assert {site.urn, slot.urn} <= command.dependencies, name
 
 
+def test_every_command_has_a_no_op_update_and_is_replaced_only_on_its_triggers(infra, packages):
+    commands = _commands(infra.run(_program(packages[0], "staging", "1")))
+    assert set(commands) == {"staging-deploy", "production-deploy", "swap"}
+    for name, command in commands.items():
+        assert command.get("update") == NO_OP_UPDATE, name
+        assert set(command.replace_on_changes) == {"triggers[*]"}, name
+
+
+# What the engine does with a Command between two `pulumi up`s, as
+# pulumi-command documents it: a change under a ``replace_on_changes`` path is
+# a replacement (the new command's ``create`` runs); any other input change is
+# an update (``update`` runs, or ``create`` again when there is no ``update``).
+
+
+def _step(old, new) -> str:
+    if old is None:
+        return "none" if new is None else "create"
+    if new is None:
+        return "delete"
+    replace_paths = [path.removesuffix("[*]") for path in new.replace_on_changes]
+    if any(old.inputs.get(path) != new.inputs.get(path) for path in replace_paths):
+        return "replace"
+    return "update" if old.inputs != new.inputs else "same"
+
+
+def _script_for(step: str, command) -> str | None:
+    """The script that a step runs: ``create`` on create/replace, ``update`` (or ``create``) on update."""
+    if step in ("create", "replace"):
+        return command.get("create")
+    if step == "update":
+        return command.get("update", None) or command.get("create")
+    return None
+
+
+def _steps(infra, before, after) -> dict[str, str]:
+    old, new = _commands(infra.run(before)), _commands(infra.run(after))
+    return {name: _step(old.get(name), new.get(name)) for name in sorted({*old, *new})}
+
+
+def _edited_scripts(monkeypatch, program):
+    """``program`` as it registers after an edit to every script, the interpreter and an environment value."""
+
+    def edited() -> None:
+        monkeypatch.setattr("components.delivery.DEPLOY_SCRIPT", DEPLOY_SCRIPT + "# edited\n")
+        monkeypatch.setattr("components.delivery.SWAP_SCRIPT", SWAP_SCRIPT + "# edited\n")
+        monkeypatch.setattr("components.delivery.INTERPRETER", ["/usr/bin/env", "bash", "-c"])
+        monkeypatch.setattr("components.delivery.MIN_AZ_VERSION", "2.60.0")
+        program()
+
+    return edited
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("new package, slot on", {"production-deploy": "same", "staging-deploy": "replace"}),
+        ("new package, slot off", {"production-deploy": "replace"}),
+        ("swap unset -> set", {"production-deploy": "same", "staging-deploy": "same", "swap": "create"}),
+        ("swap set -> changed", {"production-deploy": "same", "staging-deploy": "same", "swap": "replace"}),
+        ("swap set -> unset", {"production-deploy": "same", "staging-deploy": "same", "swap": "delete"}),
+        ("swap set, unchanged", {"production-deploy": "same", "staging-deploy": "same", "swap": "same"}),
+        ("slot off -> on", {"production-deploy": "replace", "staging-deploy": "create"}),
+    ],
+)
+def test_config_changes_replace_exactly_the_commands_they_should(infra, packages, case, expected):
+    first, second = packages
+    before, after = {
+        "new package, slot on": ((first, "staging", None), (second, "staging", None)),
+        "new package, slot off": ((first, None, None), (second, None, None)),
+        "swap unset -> set": ((first, "staging", None), (first, "staging", "1")),
+        "swap set -> changed": ((first, "staging", "1"), (first, "staging", "2")),
+        "swap set -> unset": ((first, "staging", "1"), (first, "staging", None)),
+        "swap set, unchanged": ((first, "staging", "1"), (first, "staging", "1")),
+        "slot off -> on": ((first, None, None), (first, "staging", None)),
+    }[case]
+    assert _steps(infra, _program(*before), _program(*after)) == expected
+
+
+@pytest.mark.parametrize(("slot", "swap"), [("staging", "1"), (None, None)])
+def test_editing_scripts_interpreter_or_environment_only_updates_and_runs_nothing(
+    infra, packages, workdir, monkeypatch, slot, swap
+):
+    program = _program(packages[0], slot, swap)
+    old = _commands(infra.run(program))
+    new = _commands(infra.run(_edited_scripts(monkeypatch, program)))
+    assert set(new) == set(old)
+    for name, command in new.items():
+        assert command.get("create") != old[name].get("create"), name
+        step = _step(old[name], command)
+        assert step == "update", name
+        script = _script_for(step, command)
+        result = subprocess.run(
+            [*command.get("interpreter"), script], cwd=workdir, capture_output=True, text=True, timeout=30, check=False
+        )
+        assert result.returncode == 0 and "nothing deployed or swapped" in result.stdout, name
+
+
+def test_a_replaced_site_gets_the_package_in_production_once_more(infra, packages):
+    def on_site(site_name: str):
+        def program() -> None:
+            site = web.WebApp("site", resource_group_name="rg", server_farm_id="plan-id", name=site_name)
+            slot = web.WebAppSlot("slot", resource_group_name="rg", name=site.name, slot="staging")
+            Delivery(
+                "delivery",
+                DeliveryArgs(site_id=site.id, package=packages[0], staging_slot="staging", depends_on=[slot]),
+            )
+
+        return program
+
+    steps = _steps(infra, on_site("mcp-site0001"), on_site("mcp-site0002"))
+    assert steps == {"production-deploy": "replace", "staging-deploy": "replace"}
+
+
 def test_swap_without_the_staging_slot_is_refused_before_registration(infra, packages):
     with pytest.raises(ValueError, match="swap='1' needs the staging slot"):
         infra.run(_program(packages[0], None, "1"))
@@ -173,6 +286,7 @@ def test_bad_arguments_are_named(packages, slot, swap, message):
 # The scripts, run for real with a stand-in `az`
 
 FAKE_AZ = """#!/bin/bash
+if [[ "$1" == version ]]; then echo "${AZ_VERSION-2.67.0}"; exit 0; fi
 printf '%s\\n' "$@" >> "$AZ_LOG"
 echo '--' >> "$AZ_LOG"
 if [[ -n "${AZ_FAIL:-}" ]]; then echo "$AZ_FAIL" >&2; exit 1; fi
@@ -209,6 +323,7 @@ def _run_script(command, workdir: Path, **env: str) -> tuple[subprocess.Complete
         capture_output=True,
         text=True,
         timeout=30,
+        check=False,
     )
     calls = []
     if log.exists():
@@ -296,9 +411,27 @@ def test_a_missing_package_is_named(infra, packages, workdir):
 
 def test_a_missing_az_is_named(infra, packages, workdir):
     staging = _commands(infra.run(_program(packages[0], "staging", None)))["staging-deploy"]
-    result, calls = _run_script(staging, workdir, PATH=str(workdir / "empty"))
+    result, _calls = _run_script(staging, workdir, PATH=str(workdir / "empty"))
     assert result.returncode == 127
     assert "'az' is not on PATH" in result.stderr
+
+
+@pytest.mark.parametrize("version", ["2.40.0", "2.48.0", "", "garbage"])
+def test_an_az_older_than_needed_is_named_before_anything_runs(infra, packages, workdir, version):
+    staging = _commands(infra.run(_program(packages[0], "staging", None)))["staging-deploy"]
+    result, calls = _run_script(staging, workdir, AZ_VERSION=version)
+    assert result.returncode == 2
+    found = version if version else "(version unreadable)"
+    assert f"delivery: az {found} found, {MIN_AZ_VERSION} or later needed" in result.stderr
+    assert calls == []
+
+
+@pytest.mark.parametrize("version", [MIN_AZ_VERSION, "2.49.0", "2.100.1"])
+def test_an_az_at_or_above_the_minimum_deploys(infra, packages, workdir, version):
+    swap = _commands(infra.run(_program(packages[0], "staging", "1")))["swap"]
+    result, calls = _run_script(swap, workdir, AZ_VERSION=version)
+    assert result.returncode == 0, result.stderr
+    assert len(calls) == 1
 
 
 def test_a_malformed_site_id_is_named(infra, packages, workdir):
@@ -324,9 +457,9 @@ def test_the_stack_deploys_the_projects_package_after_site_and_slot(infra, stack
     package = build_package()
     assert run.outputs["packageSha256"].value == package.sha256
     deploy = commands["staging-deploy" if slot_on else "production-deploy"]
-    assert deploy.get("triggers") == [package.sha256]
-    assert deploy.get("environment")["PACKAGE_PATH"] == "dist/app.zip"
     site = run.one("azure-native:web:WebApp")
+    assert deploy.get("triggers") == [site.outputs["id"], package.sha256]
+    assert deploy.get("environment")["PACKAGE_PATH"] == "dist/app.zip"
     assert deploy.get("environment")["SITE_ID"] == site.outputs["id"]
     waits_for = {site.urn} | ({run.one("azure-native:web:WebAppSlot").urn} if slot_on else set())
     for name, command in commands.items():

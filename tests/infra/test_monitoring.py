@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 
+import pulumi
+
 from components.monitoring import LOG_RETENTION_DAYS, Monitoring, MonitoringArgs
 from components.settings import workbook_name
 from components.workbook import build_workbook
@@ -59,14 +61,17 @@ def test_app_insights_is_workspace_based(infra):
 
 
 def test_workbook_content_is_the_fleet_workbook_for_the_plan(infra):
-    workbook = run_monitoring(infra).one(WORKBOOK)
-    assert json.loads(workbook.get("serializedData")) == build_workbook(PLAN_ID, AUTOSCALE_ID)
+    run = run_monitoring(infra)
+    workbook, workspace = run.one(WORKBOOK), run.one(WORKSPACE)
+    assert json.loads(workbook.get("serializedData")) == build_workbook(PLAN_ID, workspace.outputs["id"], AUTOSCALE_ID)
+    assert workspace.urn in workbook.property_dependencies["serializedData"]
     assert json.loads(workbook.get("serializedData"))["version"] == "Notebook/1.0"
 
 
 def test_workbook_without_autoscale_charts_the_plan_only(infra):
-    workbook = run_monitoring(infra, autoscale_setting_id=None).one(WORKBOOK)
-    assert json.loads(workbook.get("serializedData")) == build_workbook(PLAN_ID)
+    run = run_monitoring(infra, autoscale_setting_id=None)
+    workbook = run.one(WORKBOOK)
+    assert json.loads(workbook.get("serializedData")) == build_workbook(PLAN_ID, run.one(WORKSPACE).outputs["id"])
 
 
 def test_workbook_is_a_shared_workbook_named_by_a_stable_guid_querying_app_insights(infra):
@@ -105,3 +110,21 @@ def test_outputs_connection_string_name_and_workbook_id(infra):
         "name": insights.outputs["name"],
         "workbook": workbook.outputs["id"],
     }
+
+
+def test_app_insights_accepts_only_entra_id_authenticated_telemetry(infra):
+    assert run_monitoring(infra).one(INSIGHTS).get("disableLocalAuth") is True
+
+
+def test_publishers_get_monitoring_metrics_publisher_on_app_insights(infra):
+    sink = []
+    run = run_monitoring(infra, sink=sink)
+    publisher = sink[0].publisher
+    assert publisher.role == "3913510d-42f4-4e42-8a64-420c390055eb"
+    seen = []
+
+    async def resolve():
+        seen.append(await pulumi.Output.from_input(publisher.scope).future())
+
+    infra.run(resolve)
+    assert seen == [run.one(INSIGHTS).outputs["id"]]

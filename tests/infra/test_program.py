@@ -9,15 +9,23 @@ import pytest
 import yaml
 
 from components.settings import ConfigError
-from tests.infra.conftest import PROJECT_FILE, ROOT
+from tests.infra.conftest import PROJECT_FILE, ROOT, SITE_PRINCIPAL, SLOT_PRINCIPAL
 
 PLAN = "azure-native:web:AppServicePlan"
 SETTING = "azure-native:monitor:AutoscaleSetting"
 WEBAPP = "azure-native:web:WebApp"
 SLOT = "azure-native:web:WebAppSlot"
 
+SECRET = "azure-native:keyvault:Secret"
+PASSWORD = "random:index/randomPassword:RandomPassword"
+ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 PROD_AZURE_RESOURCES = {
     "azure-native:resources:ResourceGroup": 1,
+    "azure-native:keyvault:Vault": 1,
+    SECRET: 2,
+    ROLE_ASSIGNMENT: 4,
+    "azure-native:monitor:DiagnosticSetting": 2,
+    "azure-native:monitor:MetricAlert": 4,
     PLAN: 1,
     SETTING: 1,
     "azure-native:operationalinsights:Workspace": 1,
@@ -33,6 +41,11 @@ PROD_AZURE_RESOURCES = {
 }
 DEV_AZURE_RESOURCES = {
     "azure-native:resources:ResourceGroup": 1,
+    "azure-native:keyvault:Vault": 1,
+    SECRET: 2,
+    ROLE_ASSIGNMENT: 2,
+    "azure-native:monitor:DiagnosticSetting": 1,
+    "azure-native:monitor:MetricAlert": 4,
     PLAN: 1,
     "azure-native:operationalinsights:Workspace": 1,
     "azure-native:applicationinsights:Component": 1,
@@ -78,10 +91,11 @@ def dev(infra):
 def test_prod_stack_resources(infra, prod):
     run = infra.run_main(prod)
     assert azure_resources(run) == PROD_AZURE_RESOURCES
-    assert len(run.of_type("random:index/randomPassword:RandomPassword")) == 1
+    assert len(run.of_type(PASSWORD)) == 2
     plan = run.one(PLAN)
-    assert plan.get("sku") == {"name": "P0v3", "tier": "PremiumV3", "capacity": 3}
-    assert plan.ignore_changes == ["sku.capacity"]
+    assert plan.get("sku") == {"name": "P0v3", "tier": "Premium0V3", "capacity": 3}
+    assert plan.get("zoneRedundant") is True
+    assert plan.ignore_changes == []
     (profile,) = run.one(SETTING).get("profiles")
     assert profile["capacity"] == {"minimum": "3", "default": "3", "maximum": "10"}
     assert run.one(SETTING).get("targetResourceUri") == plan.outputs["id"]
@@ -114,7 +128,7 @@ def test_dev_stack_is_one_basic_instance_without_slot_or_autoscale(infra, dev):
     assert azure_resources(run) == DEV_AZURE_RESOURCES
     plan = run.one(PLAN)
     assert plan.get("sku") == {"name": "B1", "tier": "Basic", "capacity": 1}
-    assert plan.ignore_changes == []
+    assert plan.get("zoneRedundant") is False
     assert app_settings(run.one(WEBAPP))["MCP_SLOT_NAME"] == "production"
     assert run.outputs["stagingMcpUrl"].value is None
     assert run.outputs["autoscaleRange"].value == "off"
@@ -135,7 +149,8 @@ def test_stack_files_only_set_keys_the_project_declares(infra):
 
 @pytest.mark.parametrize("count", range(1, 11))
 def test_instance_count_sets_plan_capacity_and_autoscale_minimum(infra, prod, count):
-    run = infra.run_main({**prod, "mcpscale-azure:instanceCount": count})
+    zones = count >= 3  # a zone-redundant plan needs three instances
+    run = infra.run_main({**prod, "mcpscale-azure:instanceCount": count, "mcpscale-azure:zoneRedundant": zones})
     assert run.one(PLAN).get("sku.capacity") == count
     (profile,) = run.one(SETTING).get("profiles")
     assert (profile["capacity"]["minimum"], profile["capacity"]["default"]) == (str(count), str(count))
@@ -154,9 +169,19 @@ def test_bad_instance_count_fails_before_any_resource_registers(infra, prod, val
 @pytest.mark.parametrize(
     ("change", "keys"),
     [
-        ({"mcpscale-azure:sku": "B1"}, ["mcpscale-azure:autoscale", "mcpscale-azure:stagingSlot"]),
-        ({"mcpscale-azure:sku": "B1", "mcpscale-azure:autoscale": False}, ["mcpscale-azure:stagingSlot"]),
-        ({"mcpscale-azure:sku": "S1", "mcpscale-azure:autoscaleMaxCount": 20}, ["mcpscale-azure:autoscaleMaxCount"]),
+        (
+            {"mcpscale-azure:sku": "B1"},
+            ["mcpscale-azure:autoscale", "mcpscale-azure:stagingSlot", "mcpscale-azure:zoneRedundant"],
+        ),
+        (
+            {"mcpscale-azure:sku": "B1", "mcpscale-azure:autoscale": False},
+            ["mcpscale-azure:stagingSlot", "mcpscale-azure:zoneRedundant"],
+        ),
+        (
+            {"mcpscale-azure:sku": "S1", "mcpscale-azure:autoscaleMaxCount": 20},
+            ["mcpscale-azure:autoscaleMaxCount", "mcpscale-azure:zoneRedundant"],
+        ),
+        ({"mcpscale-azure:instanceCount": 2}, ["mcpscale-azure:zoneRedundant"]),
         ({"mcpscale-azure:stagingSlot": False, "mcpscale-azure:swap": "1"}, ["mcpscale-azure:swap"]),
     ],
 )
@@ -167,31 +192,95 @@ def test_sku_and_feature_conflicts_fail_before_any_resource_registers(infra, pro
     assert infra.last.resources == []
 
 
-def test_dev_stack_rejects_turning_on_features_basic_lacks(infra, dev):
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("stagingSlot", "deployment slots need a Standard or Premium sku, and sku B1 is Basic"),
+        ("autoscale", "autoscale needs a Standard or Premium sku, and sku B1 is Basic"),
+        ("zoneRedundant", "zone redundancy needs a Premium v2 or v3 sku, and sku B1 is Basic"),
+    ],
+)
+def test_dev_stack_rejects_turning_on_features_basic_lacks(infra, dev, key, message):
     with pytest.raises(ConfigError) as raised:
-        infra.run_main({**dev, "mcpscale-azure:stagingSlot": True})
-    assert "deployment slots need a Standard or Premium sku, and sku B1 is Basic" in str(raised.value)
+        infra.run_main({**dev, f"mcpscale-azure:{key}": True})
+    assert message in str(raised.value)
     assert infra.last.resources == []
 
 
-def test_handle_keys_never_reach_outputs_in_plain(infra, prod):
-    ring = "k2:" + "n" * 40 + ",k1:" + "o" * 40
-    run = infra.run_main({**prod, "mcpscale-azure:handleKeys": ring}, secret_keys=["handleKeys"])
+def test_a_redeployment_never_lowers_the_instance_count_autoscale_set(infra, prod):
+    first = infra.run_main(prod)
+    plan_id = first.outputs["planId"].value
+    assert plan_id == first.one(PLAN).outputs["id"]
+
+    def last_deployment(args):
+        if args.typ == "pulumi:pulumi:StackReference":
+            assert args.inputs["name"] == "organization/mcpscale-azure/test"
+            return {"outputs": {"planId": plan_id}}
+        return None
+
+    def live_plan(args):
+        if args.token == "azure-native:web:getAppServicePlan":
+            return {"sku": {"name": "P0v3", "tier": "Premium0V3", "capacity": 7}}
+        return None
+
+    second = infra.run_main(prod, computed=last_deployment, calls=live_plan)
+    assert second.one(PLAN).get("sku.capacity") == 7
+
+
+def secret_values(run) -> dict[str, str]:
+    return {r.get("secretName"): r.get("properties.value") for r in run.of_type(SECRET)}
+
+
+def test_configured_key_rings_go_to_key_vault_as_secrets_and_nowhere_else(infra, prod):
+    handle = "k2:" + "n" * 40 + ",k1:" + "o" * 40
+    request_state = "r1:" + "q" * 40
+    config = {**prod, "mcpscale-azure:handleKeys": handle, "mcpscale-azure:requestStateKeys": request_state}
+    run = infra.run_main(config, secret_keys=["handleKeys", "requestStateKeys"])
+    assert run.of_type(PASSWORD) == []
+    assert secret_values(run) == {"mcp-handle-keys": handle, "mcp-request-state-keys": request_state}
+    for secret in run.of_type(SECRET):
+        assert secret.is_secret("properties.value")
+    for registration in run.resources:
+        if registration.type != SECRET:
+            assert "n" * 40 not in str(registration.inputs) and "q" * 40 not in str(registration.inputs)
     for registration in (run.one(WEBAPP), run.one(SLOT)):
-        assert app_settings(registration)["MCP_HANDLE_KEYS"] == ring
-        assert registration.is_secret("siteConfig.appSettings")
-    assert run.of_type("random:index/randomPassword:RandomPassword") == []
+        assert not registration.is_secret("siteConfig")
     for name, export in run.outputs.items():
-        assert "n" * 40 not in str(export.value) and "o" * 40 not in str(export.value), name
+        assert "n" * 40 not in str(export.value) and "q" * 40 not in str(export.value), name
 
 
-def test_generated_handle_key_never_reaches_outputs_in_plain(infra, prod):
+def test_generated_key_rings_never_reach_outputs_in_plain(infra, prod):
     run = infra.run_main(prod)
-    secret = run.one("random:index/randomPassword:RandomPassword").outputs["result"]
-    assert app_settings(run.one(WEBAPP))["MCP_HANDLE_KEYS"].endswith(secret)
-    assert run.one(WEBAPP).is_secret("siteConfig.appSettings")
+    generated = {p.outputs["result"] for p in run.of_type(PASSWORD)}
+    assert len(generated) == 2
+    values = secret_values(run)
+    assert {v.removeprefix("k1:") for v in values.values()} == generated
     for name, export in run.outputs.items():
-        assert secret not in str(export.value) or export.secret, name
+        assert not any(g in str(export.value) for g in generated) or export.secret, name
+
+
+def test_site_and_slot_read_both_rings_from_the_vault_with_their_identities(infra, prod):
+    run = infra.run_main(prod)
+    vault = run.one("azure-native:keyvault:Vault")
+    uri = vault.outputs["properties"]["vaultUri"]
+    for registration in (run.one(WEBAPP), run.one(SLOT)):
+        settings = app_settings(registration)
+        assert settings["MCP_HANDLE_KEYS"] == f"@Microsoft.KeyVault(SecretUri={uri}secrets/mcp-handle-keys/)"
+        assert settings["MCP_REQUEST_STATE_KEYS"] == (
+            f"@Microsoft.KeyVault(SecretUri={uri}secrets/mcp-request-state-keys/)"
+        )
+        assert {s.urn for s in run.of_type(SECRET)} <= registration.dependencies
+    readers = [a for a in run.of_type(ROLE_ASSIGNMENT) if a.get("scope") == vault.outputs["id"]]
+    assert sorted(a.get("principalId") for a in readers) == sorted([SITE_PRINCIPAL, SLOT_PRINCIPAL])
+    assert {a.get("roleDefinitionId").rsplit("/", 1)[1] for a in readers} == {"4633458b-17de-408a-b874-0445c86b69e6"}
+
+
+def test_code_is_deployed_only_after_the_identities_hold_their_roles(infra, prod):
+    run = infra.run_main(prod)
+    grants = {a.urn for a in run.of_type(ROLE_ASSIGNMENT)}
+    assert len(grants) == 4
+    for command in run.of_type("command:local:Command"):
+        assert grants <= command.dependencies, command.name
 
 
 def test_every_taggable_resource_carries_project_stack_and_component_tags(infra, prod):
@@ -208,7 +297,7 @@ def test_every_taggable_resource_carries_project_stack_and_component_tags(infra,
         assert tags.keys() == {"project", "stack", "component"}, registration.name
         assert (tags["project"], tags["stack"]) == ("mcpscale-azure", "test")
         checked += 1
-    assert checked == 8
+    assert checked == 15
 
 
 def test_easy_auth_guards_site_and_slot_and_publishes_protected_resource_metadata(infra, prod):
@@ -237,3 +326,68 @@ def test_components_are_wired_to_each_other(infra, prod):
 def test_program_runs_as_a_preview(infra, prod):
     run = infra.run_main(prod, preview=True)
     assert azure_resources(run) == PROD_AZURE_RESOURCES
+
+
+def test_site_and_slot_publish_telemetry_with_their_identities(infra, prod):
+    run = infra.run_main(prod)
+    insights = run.one("azure-native:applicationinsights:Component")
+    assert insights.get("disableLocalAuth") is True
+    publishers = [a for a in run.of_type(ROLE_ASSIGNMENT) if a.get("scope") == insights.outputs["id"]]
+    assert sorted(a.get("principalId") for a in publishers) == sorted([SITE_PRINCIPAL, SLOT_PRINCIPAL])
+    assert {a.get("roleDefinitionId").rsplit("/", 1)[1] for a in publishers} == {"3913510d-42f4-4e42-8a64-420c390055eb"}
+    for registration in (run.one(WEBAPP), run.one(SLOT)):
+        assert app_settings(registration)["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "Authorization=AAD"
+
+
+def test_logs_flow_before_code_is_deployed(infra, prod):
+    run = infra.run_main(prod)
+    site, slot = run.one(WEBAPP), run.one(SLOT)
+    logged = {d.get("resourceUri") for d in run.of_type("azure-native:monitor:DiagnosticSetting")}
+    assert logged == {site.outputs["id"], slot.outputs["id"]}
+    workspace = run.one("azure-native:operationalinsights:Workspace")
+    assert {d.get("workspaceId") for d in run.of_type("azure-native:monitor:DiagnosticSetting")} == {
+        workspace.outputs["id"]
+    }
+    diagnostics = {d.urn for d in run.of_type("azure-native:monitor:DiagnosticSetting")}
+    for command in run.of_type("command:local:Command"):
+        assert diagnostics <= command.dependencies, command.name
+
+
+def test_the_dev_stack_on_basic_still_logs_and_alerts(infra, dev):
+    run = infra.run_main(dev)
+    assert len(run.of_type("azure-native:monitor:MetricAlert")) == 4
+    assert run.of_type("azure-native:monitor:ActionGroup") == []
+
+
+def test_alert_emails_reach_alerts_and_autoscale(infra, prod):
+    run = infra.run_main({**prod, "mcpscale-azure:alertEmails": "ops@example.com"})
+    group = run.one("azure-native:monitor:ActionGroup")
+    assert [r["emailAddress"] for r in group.get("emailReceivers")] == ["ops@example.com"]
+    for alert in run.of_type("azure-native:monitor:MetricAlert"):
+        assert alert.get("actions") == [{"actionGroupId": group.outputs["id"]}]
+    (notification,) = run.one(SETTING).get("notifications")
+    assert notification["email"]["customEmails"] == ["ops@example.com"]
+
+
+def test_allowed_client_apps_guard_site_and_slot(infra, prod):
+    app = "aaaaaaaa-0000-0000-0000-000000000001"
+    run = infra.run_main({**prod, **EASY_AUTH, "authAllowedClientApps": app})
+    path = "identityProviders.azureActiveDirectory.validation.defaultAuthorizationPolicy.allowedApplications"
+    for token in ("azure-native:web:WebAppAuthSettingsV2", "azure-native:web:WebAppAuthSettingsV2Slot"):
+        assert run.one(token).get(path) == [app], token
+    for setting in run.of_type("azure-native:monitor:DiagnosticSetting"):
+        assert setting.get("logs")[-1] == {"category": "AppServiceAuthenticationLogs", "enabled": True}
+
+
+def test_one_slot_configuration_names_resource_owns_every_sticky_setting(infra, prod):
+    run = infra.run_main(prod)
+    sticky = run.one("azure-native:web:WebAppSlotConfigurationNames")
+    assert sticky.inputs == {
+        "name": run.one(WEBAPP).outputs["name"],
+        "resourceGroupName": run.one(WEBAPP).get("resourceGroupName"),
+        "appSettingNames": ["MCP_SLOT_NAME"],
+    }
+    # The key rings and telemetry settings travel with a swap: both slots share them.
+    shared = set(app_settings(run.one(WEBAPP))) - {"MCP_SLOT_NAME"}
+    assert {"MCP_HANDLE_KEYS", "MCP_REQUEST_STATE_KEYS", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"} <= shared
+    assert not shared & set(sticky.get("appSettingNames"))

@@ -4,6 +4,21 @@ from __future__ import annotations
 
 GROUP = "azure-native:resources:ResourceGroup"
 LOCATION = {"azure-native:location": "westeurope"}
+# Extension resources: no group of their own, they live on a resource (their scope) in the group.
+SCOPED = {"azure-native:authorization:RoleAssignment": "scope", "azure-native:monitor:DiagnosticSetting": "resourceUri"}
+
+
+def groups_of(run) -> set[str]:
+    """The resource group of every Azure resource in ``run`` (for extension resources, their scope's group)."""
+    found = set()
+    for r in run.resources:
+        if not (r.custom and r.type.startswith("azure-native:")) or r.type.endswith(":ResourceGroup"):
+            continue
+        if r.type in SCOPED:
+            found.add(r.get(SCOPED[r.type]).split("/")[4])
+        else:
+            found.add(r.get("resourceGroupName"))
+    return found
 
 
 def test_a_new_group_is_created_in_the_stack_location_and_tagged(infra):
@@ -19,13 +34,10 @@ def test_a_new_group_is_created_in_the_stack_location_and_tagged(infra):
 def test_an_existing_group_is_used_and_not_created(infra):
     run = infra.run_main({**LOCATION, "resourceGroupName": "platform-mcp"})
     assert run.of_type(GROUP) == []
-    groups = {r.get("resourceGroupName") for r in run.resources if r.custom and r.type.startswith("azure-native:")}
-    assert groups == {"platform-mcp"}
+    assert groups_of(run) == {"platform-mcp"}
     assert run.outputs["resourceGroup"].value == "platform-mcp"
 
 
 def test_every_resource_is_in_the_new_group(infra):
     run = infra.run_main({**LOCATION})
-    name = run.one(GROUP).outputs["name"]
-    in_group = [r for r in run.resources if r.type.startswith("azure-native:") and r.type != GROUP]
-    assert in_group and all(r.get("resourceGroupName") == name for r in in_group)
+    assert groups_of(run) == {run.one(GROUP).outputs["name"]}

@@ -48,6 +48,10 @@ def test_defaults_are_the_documented_ones(infra):
     assert settings.staging_slot is True
     assert settings.swap is None
     assert settings.handle_keys is None
+    assert settings.request_state_keys is None
+    assert settings.key_vault_purge_protection is True
+    assert settings.zone_redundant is False
+    assert settings.alert_emails == ()
     assert settings.easy_auth is None
     assert settings.allowed_origins == ()
     assert settings.resource_group_name is None
@@ -242,24 +246,32 @@ def test_swap_without_a_staging_slot_is_rejected(infra):
     )
 
 
-def test_handle_keys_are_kept_as_a_secret(infra):
+KEY_RINGS = {"handleKeys": "handle_keys", "requestStateKeys": "request_state_keys"}
+
+
+@pytest.mark.parametrize("key", sorted(KEY_RINGS))
+def test_key_rings_are_kept_as_a_secret(infra, key):
     ring = f"k2:{GOOD_SECRET},k1:{'t' * 40}"
-    settings = load(infra, {"handleKeys": ring}, secret_keys=["handleKeys"])
+    settings = load(infra, {key: ring}, secret_keys=[key])
     assert ring not in repr(settings)
+    value = getattr(settings, KEY_RINGS[key])
+    other = getattr(settings, KEY_RINGS[next(k for k in KEY_RINGS if k != key)])
+    assert other is None
     seen = []
 
     async def resolve():
-        seen.append((await settings.handle_keys.future(), await settings.handle_keys.is_secret()))
+        seen.append((await value.future(), await value.is_secret()))
 
     infra.run(lambda: resolve())
     assert seen == [(ring, True)]
 
 
-def test_handle_keys_in_plain_text_are_rejected_without_echoing_them(infra):
-    (found,) = problems(infra, {"handleKeys": f"k1:{GOOD_SECRET}"})
+@pytest.mark.parametrize("key", sorted(KEY_RINGS))
+def test_key_rings_in_plain_text_are_rejected_without_echoing_them(infra, key):
+    (found,) = problems(infra, {key: f"k1:{GOOD_SECRET}"})
     assert GOOD_SECRET not in found
-    assert found.startswith("mcpscale-azure:handleKeys is stored in plain text")
-    assert "pulumi config set --secret handleKeys" in found
+    assert found.startswith(f"mcpscale-azure:{key} is stored in plain text")
+    assert f"pulumi config set --secret {key}" in found
 
 
 @pytest.mark.parametrize(
@@ -272,9 +284,10 @@ def test_handle_keys_in_plain_text_are_rejected_without_echoing_them(infra):
         f"k1:{GOOD_SECRET},",
     ],
 )
-def test_malformed_handle_key_rings_are_rejected_without_echoing_them(infra, ring):
-    (found,) = problems(infra, {"handleKeys": ring}, secret_keys=["handleKeys"])
-    assert found.startswith("mcpscale-azure:handleKeys = <secret> is not allowed: expected a key ring kid:secret")
+@pytest.mark.parametrize("key", sorted(KEY_RINGS))
+def test_malformed_key_rings_are_rejected_without_echoing_them(infra, ring, key):
+    (found,) = problems(infra, {key: ring}, secret_keys=[key])
+    assert found.startswith(f"mcpscale-azure:{key} = <secret> is not allowed: expected a key ring kid:secret")
     assert GOOD_SECRET[: MIN_HANDLE_SECRET_LENGTH - 1] not in found
 
 
@@ -303,9 +316,79 @@ def test_easy_auth_ids_must_be_guids(infra):
     found = problems(infra, {"authClientId": "my-app", "authTenantId": "contoso.onmicrosoft.com"})
     assert found == [
         "mcpscale-azure:authClientId = 'my-app' is not allowed: expected a GUID like 00000000-0000-0000-0000-000000000000",
-        "mcpscale-azure:authTenantId = 'contoso.onmicrosoft.com' is not allowed: "
-        "expected a GUID like 00000000-0000-0000-0000-000000000000",
+        (
+            "mcpscale-azure:authTenantId = 'contoso.onmicrosoft.com' is not allowed: "
+            "expected a GUID like 00000000-0000-0000-0000-000000000000"
+        ),
     ]
+
+
+def test_easy_auth_allowed_client_apps_are_guids(infra):
+    config = {
+        "authClientId": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+        "authTenantId": "11111111-2222-3333-4444-555555555555",
+        "authAllowedClientApps": "aaaaaaaa-0000-0000-0000-000000000001, aaaaaaaa-0000-0000-0000-000000000002",
+    }
+    assert load(infra, config).easy_auth.allowed_applications == (
+        "aaaaaaaa-0000-0000-0000-000000000001",
+        "aaaaaaaa-0000-0000-0000-000000000002",
+    )
+    assert load(infra, {**config, "authAllowedClientApps": ""}).easy_auth.allowed_applications == ()
+    (found,) = problems(infra, {**config, "authAllowedClientApps": "vscode,aaaaaaaa-0000-0000-0000-000000000001"})
+    assert found.startswith("mcpscale-azure:authAllowedClientApps = 'vscode,aaaaaaaa-0000-0000-0000-000000000001'")
+    assert found.endswith("expected comma-separated client (application) ids, GUIDs; bad: vscode")
+
+
+def test_easy_auth_allowed_client_apps_without_easy_auth_are_rejected(infra):
+    (found,) = problems(infra, {"authAllowedClientApps": "aaaaaaaa-0000-0000-0000-000000000001"})
+    assert found == (
+        "mcpscale-azure:authAllowedClientApps = 'aaaaaaaa-0000-0000-0000-000000000001' is not allowed: "
+        "only used with Easy Auth; set authClientId and authTenantId"
+    )
+
+
+def test_alert_emails_are_addresses(infra):
+    settings = load(infra, {"alertEmails": "ops@example.com, oncall@example.org"})
+    assert settings.alert_emails == ("ops@example.com", "oncall@example.org")
+    (found,) = problems(infra, {"alertEmails": "ops@example.com,team"})
+    assert found == (
+        "mcpscale-azure:alertEmails = 'ops@example.com,team' is not allowed: "
+        "expected comma-separated e-mail addresses like ops@example.com; bad: team"
+    )
+
+
+def test_purge_protection_is_a_boolean_on_by_default(infra):
+    assert load(infra, {"keyVaultPurgeProtection": False}).key_vault_purge_protection is False
+    (found,) = problems(infra, {"keyVaultPurgeProtection": "sometimes"})
+    assert found == "mcpscale-azure:keyVaultPurgeProtection = 'sometimes' is not allowed: expected true or false"
+
+
+@pytest.mark.parametrize("sku", ["P1v2", "P0v3", "P3v3", "P1mv3"])
+def test_zone_redundancy_on_premium_v2_or_v3_with_three_instances_is_accepted(infra, sku):
+    assert load(infra, {"sku": sku, "zoneRedundant": True, "instanceCount": 3}).zone_redundant is True
+
+
+@pytest.mark.parametrize(("sku", "tier"), [("B1", "Basic"), ("S2", "Standard")])
+def test_zone_redundancy_on_a_tier_without_zones_names_the_feature_and_the_tier_it_needs(infra, sku, tier):
+    config = {"sku": sku, "zoneRedundant": True, "instanceCount": 3, "autoscale": False, "stagingSlot": False}
+    (found,) = problems(infra, config)
+    assert found == (
+        f"mcpscale-azure:zoneRedundant = 'true' is not allowed: zone redundancy needs a Premium v2 or v3 sku, "
+        f"and sku {sku} is {tier}; choose e.g. P0v3, or set zoneRedundant false"
+    )
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_zone_redundancy_needs_three_instances(infra, count):
+    (found,) = problems(infra, {"zoneRedundant": True, "instanceCount": count})
+    assert found.startswith("mcpscale-azure:zoneRedundant = 'true' is not allowed: zone redundancy needs at least 3")
+    assert f"instanceCount is {count}" in found
+
+
+def test_the_dev_stack_validates_with_every_feature_basic_lacks_off(infra):
+    settings = load(infra, infra.stack_config("dev"))
+    assert settings.sku.tier.name == "Basic"
+    assert (settings.autoscale, settings.staging_slot, settings.zone_redundant) == (False, False, False)
 
 
 def test_allowed_origins_are_scheme_host_port(infra):
@@ -326,8 +409,10 @@ def test_location_is_required(infra):
     with pytest.raises(ConfigError) as raised:
         infra.run(StackSettings.load, {})
     assert raised.value.problems == [
-        "azure-native:location is not set: expected an Azure region, "
-        "e.g. `pulumi config set azure-native:location westeurope`"
+        (
+            "azure-native:location is not set: expected an Azure region, "
+            "e.g. `pulumi config set azure-native:location westeurope`"
+        )
     ]
 
 

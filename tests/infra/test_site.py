@@ -1,20 +1,19 @@
-"""Site: the production WebApp, secure by default, with its key ring and optional Easy Auth."""
+"""Site: the production WebApp, secure by default, reading its key rings from Key Vault, optional Easy Auth."""
 
 from __future__ import annotations
 
-import pulumi
-
-from components.site import GENERATED_KEY_ID, Site
+from components.site import Site
 from components.site_config import STARTUP_COMMAND
-from tests.infra.builders import AUTH, PLAN_ID, TAGS, site_args
+from tests.infra.builders import AUTH, INSIGHTS_ID, KEY_VAULT_SETTINGS, PLAN_ID, TAGS, VAULT_ID, site_args
+from tests.infra.conftest import SITE_PRINCIPAL
 
 WEBAPP = "azure-native:web:WebApp"
-RING = "k7:" + "r" * 40
+ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 
 
-def run_site(infra, handle_keys=None, easy_auth=None, sink=None):
+def run_site(infra, easy_auth=None, sink=None):
     def program():
-        site = Site("mcp", site_args(handle_keys=handle_keys, easy_auth=easy_auth))
+        site = Site("mcp", site_args(easy_auth=easy_auth))
         if sink is not None:
             sink.append(site)
 
@@ -56,38 +55,47 @@ def test_every_resource_is_a_child_of_the_site_component(infra):
     children = run.children_of(component)
     assert sorted(r.type for r in children) == sorted(
         [
-            "random:index/randomPassword:RandomPassword",
             WEBAPP,
             "azure-native:web:WebAppFtpAllowed",
             "azure-native:web:WebAppScmAllowed",
             "azure-native:web:WebAppAuthSettingsV2",
+            ROLE_ASSIGNMENT,
+            ROLE_ASSIGNMENT,
         ]
     )
     assert len(children) == len(run.resources) - 1
 
 
-def test_without_handle_keys_a_random_key_is_generated_and_used_as_a_secret(infra):
+def test_key_rings_are_key_vault_references_and_site_config_is_no_secret(infra):
+    site = run_site(infra).one(WEBAPP)
+    for name, reference in KEY_VAULT_SETTINGS.items():
+        assert app_setting(site, name) == reference
+    assert not site.is_secret("siteConfig")
+    assert not site.is_secret("siteConfig.appSettings")
+
+
+def test_the_site_identity_holds_each_grant_on_its_resource(infra):
     run = run_site(infra)
-    password = run.one("random:index/randomPassword:RandomPassword")
-    assert password.inputs == {"length": 48, "special": False}
     site = run.one(WEBAPP)
-    assert app_setting(site, "MCP_HANDLE_KEYS") == f"{GENERATED_KEY_ID}:{password.outputs['result']}"
-    assert site.is_secret("siteConfig.appSettings")
-    assert password.urn in site.property_dependencies["siteConfig"]
-
-
-def test_configured_handle_keys_are_used_and_nothing_is_generated(infra):
-    run = run_site(infra, handle_keys=pulumi.Output.secret(RING))
-    assert run.of_type("random:index/randomPassword:RandomPassword") == []
-    site = run.one(WEBAPP)
-    assert app_setting(site, "MCP_HANDLE_KEYS") == RING
-    assert site.is_secret("siteConfig.appSettings")
-
-
-def test_site_exposes_its_key_ring_config_for_the_slot(infra):
-    sink = []
-    run_site(infra, handle_keys=RING, sink=sink)
-    assert sink[0].app_config.handle_keys == RING
+    assignments = {a.name: a for a in run.of_type(ROLE_ASSIGNMENT)}
+    assert {name: a.inputs for name, a in assignments.items()} == {
+        "mcp-secrets-user": {
+            "scope": VAULT_ID,
+            "roleDefinitionId": "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/"
+            "4633458b-17de-408a-b874-0445c86b69e6",
+            "principalId": SITE_PRINCIPAL,
+            "principalType": "ServicePrincipal",
+        },
+        "mcp-metrics-publisher": {
+            "scope": INSIGHTS_ID,
+            "roleDefinitionId": "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/"
+            "3913510d-42f4-4e42-8a64-420c390055eb",
+            "principalId": SITE_PRINCIPAL,
+            "principalType": "ServicePrincipal",
+        },
+    }
+    for assignment in assignments.values():
+        assert site.urn in assignment.property_dependencies["principalId"]
 
 
 def test_easy_auth_is_off_by_default(infra):

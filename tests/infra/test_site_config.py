@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import pulumi
 import pytest
 from pulumi_azure_native import web
 
 from components.site_config import STARTUP_COMMAND, AppConfig, site_config
 
 CONNECTION = "InstrumentationKey=abc;IngestionEndpoint=https://example.in.applicationinsights.azure.com/"
-RING = "k1:" + "x" * 40
+KEY_VAULT_SETTINGS = {
+    "MCP_HANDLE_KEYS": "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/h/)",
+    "MCP_REQUEST_STATE_KEYS": "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/r/)",
+}
 
 
 def wire_config(infra, config: AppConfig, slot: str) -> dict:
@@ -19,12 +21,12 @@ def wire_config(infra, config: AppConfig, slot: str) -> dict:
 
 
 def app_config(**overrides) -> AppConfig:
-    values = dict(
-        python_version="3.12",
-        workers=2,
-        handle_keys=pulumi.Output.secret(RING),
-        app_insights_connection_string=CONNECTION,
-    )
+    values = {
+        "python_version": "3.12",
+        "workers": 2,
+        "key_vault_settings": KEY_VAULT_SETTINGS,
+        "app_insights_connection_string": CONNECTION,
+    }
     values.update(overrides)
     return AppConfig(**values)
 
@@ -61,19 +63,18 @@ def test_runtime_health_and_security_baseline(infra):
 def test_app_settings_carry_the_app_contract(infra):
     assert settings_of(wire_config(infra, app_config(), "production")) == {
         "SCM_DO_BUILD_DURING_DEPLOYMENT": "true",
-        "MCP_HANDLE_KEYS": RING,
+        **KEY_VAULT_SETTINGS,
         "MCP_SLOT_NAME": "production",
         "APPLICATIONINSIGHTS_CONNECTION_STRING": CONNECTION,
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=AAD",
         "WEB_CONCURRENCY": "2",
         "WEBSITE_SWAP_WARMUP_PING_PATH": "/health",
         "WEBSITE_SWAP_WARMUP_PING_STATUSES": "200",
     }
 
 
-def test_handle_keys_are_a_secret_on_the_wire_even_when_given_in_plain(infra):
-    app = wire_config(infra, app_config(handle_keys=RING), "production")
-    assert app.is_secret("siteConfig.appSettings")
-    assert settings_of(app)["MCP_HANDLE_KEYS"] == RING
+def test_site_config_carries_no_secret_so_diffs_stay_readable(infra):
+    assert not wire_config(infra, app_config(), "production").is_secret("siteConfig")
 
 
 def test_optional_settings_appear_only_when_configured(infra):

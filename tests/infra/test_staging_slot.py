@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from components.site import Site
 from components.staging_slot import StagingSlot, StagingSlotArgs
-from tests.infra.builders import AUTH, PLAN_ID, TAGS, site_args
+from tests.infra.builders import AUTH, KEY_VAULT_SETTINGS, PLAN_ID, TAGS, site_args
+from tests.infra.conftest import SLOT_PRINCIPAL
 
 WEBAPP = "azure-native:web:WebApp"
 SLOT = "azure-native:web:WebAppSlot"
+ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 
 
-def run_slot(infra, easy_auth=None, handle_keys=None, sink=None):
+def run_slot(infra, easy_auth=None, sink=None):
     def program():
         args = site_args(
-            handle_keys=handle_keys,
             easy_auth=easy_auth,
             python_version="3.11",
             workers=2,
@@ -62,13 +63,28 @@ def test_slot_config_is_the_site_config_but_for_the_slot_name(infra):
     assert (slot_name_setting(site), slot_name_setting(slot)) == ("production", "staging")
 
 
-def test_slot_shares_the_generated_key_ring_as_a_secret(infra):
+def test_slot_reads_the_same_key_vault_secrets_and_its_config_is_no_secret(infra):
+    slot = run_slot(infra).one(SLOT)
+    settings = {p["name"]: p["value"] for p in slot.get("siteConfig.appSettings")}
+    assert {name: settings[name] for name in KEY_VAULT_SETTINGS} == KEY_VAULT_SETTINGS
+    assert not slot.is_secret("siteConfig")
+
+
+def test_the_slot_identity_holds_the_same_grants_as_the_site(infra):
     run = run_slot(infra)
-    (password,) = run.of_type("random:index/randomPassword:RandomPassword")
     slot = run.one(SLOT)
-    (ring,) = [p["value"] for p in slot.get("siteConfig.appSettings") if p["name"] == "MCP_HANDLE_KEYS"]
-    assert ring.endswith(password.outputs["result"])
-    assert slot.is_secret("siteConfig.appSettings")
+    component = run.one("mcpscale:azure:StagingSlot")
+    site_grants = {a.name.removeprefix("mcp-"): a for a in run.of_type(ROLE_ASSIGNMENT) if a.name.startswith("mcp-")}
+    slot_grants = {
+        a.name.removeprefix("staging-"): a for a in run.of_type(ROLE_ASSIGNMENT) if a.name.startswith("staging-")
+    }
+    assert set(slot_grants) == set(site_grants) == {"secrets-user", "metrics-publisher"}
+    for label, assignment in slot_grants.items():
+        assert assignment.get("principalId") == SLOT_PRINCIPAL
+        assert assignment.parent == component.urn
+        assert slot.urn in assignment.property_dependencies["principalId"]
+        expected = {**site_grants[label].inputs, "principalId": SLOT_PRINCIPAL}
+        assert assignment.inputs == expected, label
 
 
 def test_slot_name_setting_is_sticky(infra):
@@ -119,6 +135,8 @@ def test_slot_resources_are_children_of_the_slot_component_and_listed_for_delive
             "azure-native:web:WebAppFtpAllowedSlot",
             "azure-native:web:WebAppScmAllowedSlot",
             "azure-native:web:WebAppAuthSettingsV2Slot",
+            ROLE_ASSIGNMENT,
+            ROLE_ASSIGNMENT,
         ]
     )
     slot = sink[0]

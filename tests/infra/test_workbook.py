@@ -22,6 +22,10 @@ PLAN_ID = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-mcp"
     "/providers/Microsoft.Web/serverfarms/plan-mcp"
 )
+WORKSPACE_ID = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-mcp"
+    "/providers/Microsoft.OperationalInsights/workspaces/logs-mcp"
+)
 AUTOSCALE_ID = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-mcp"
     "/providers/Microsoft.Insights/autoscalesettings/autoscale-mcp"
@@ -67,7 +71,7 @@ def errors(diagnostics: list[dict]) -> list[dict]:
 @pytest.fixture(scope="module")
 def content() -> dict[str, Any]:
     # What Azure receives: the JSON text the monitoring component puts in serializedData.
-    return json.loads(json.dumps(build_workbook(PLAN_ID)))
+    return json.loads(json.dumps(build_workbook(PLAN_ID, WORKSPACE_ID)))
 
 
 @pytest.fixture(scope="module")
@@ -77,13 +81,20 @@ def validator() -> jsonschema.Draft7Validator:
 
 @pytest.fixture(scope="module")
 def kusto_results(content) -> dict[str, list[dict]]:
-    """Diagnostics for every Logs query under every time range form, from one checker run."""
-    queries = {
-        f"{form}:{item['name']}": substitute_parameters(item["content"]["query"], time_range)
-        for form, time_range in TIME_RANGE_FORMS.items()
-        for item in logs_items(content)
-    }
-    return kql_diagnostics(queries)
+    """Diagnostics for every Logs query under every time range form, one checker run per resource type.
+
+    Each query is checked against the tables of the resource it runs on (its item's resourceType).
+    """
+    results: dict[str, list[dict]] = {}
+    for resource_type in {item["content"]["resourceType"] for item in logs_items(content)}:
+        queries = {
+            f"{form}:{item['name']}": substitute_parameters(item["content"]["query"], time_range)
+            for form, time_range in TIME_RANGE_FORMS.items()
+            for item in logs_items(content)
+            if item["content"]["resourceType"] == resource_type
+        }
+        results.update(kql_diagnostics(queries, resource_type))
+    return results
 
 
 # --- Notebook/1.0 schema -----------------------------------------------------
@@ -91,7 +102,7 @@ def kusto_results(content) -> dict[str, list[dict]]:
 
 @pytest.mark.parametrize("autoscale_setting_id", [None, AUTOSCALE_ID])
 def test_serialized_workbook_validates_against_the_notebook_schema(validator, autoscale_setting_id):
-    serialized = json.dumps(build_workbook(PLAN_ID, autoscale_setting_id=autoscale_setting_id))
+    serialized = json.dumps(build_workbook(PLAN_ID, WORKSPACE_ID, autoscale_setting_id=autoscale_setting_id))
     content = json.loads(serialized)
     validator.validate(content)
     assert content["version"] == "Notebook/1.0"
@@ -111,9 +122,11 @@ def test_item_names_are_unique(content):
 
 def test_plan_id_must_be_a_resource_id():
     with pytest.raises(ValueError, match="plan_id must be an Azure resource id.*'plan-mcp'"):
-        build_workbook("plan-mcp")
+        build_workbook("plan-mcp", WORKSPACE_ID)
+    with pytest.raises(ValueError, match="workspace_id must be an Azure resource id"):
+        build_workbook(PLAN_ID, "logs-mcp")
     with pytest.raises(ValueError, match="autoscale_setting_id must be an Azure resource id"):
-        build_workbook(PLAN_ID, autoscale_setting_id="")
+        build_workbook(PLAN_ID, WORKSPACE_ID, autoscale_setting_id="")
 
 
 # --- KQL -----------------------------------------------------------------------
@@ -220,7 +233,7 @@ def test_plan_cpu_per_instance_from_azure_monitor_metrics(content):
 
 def test_autoscale_capacity_panel_only_with_an_autoscale_setting(content):
     assert not [i for i in walk(content["items"]) if i["name"] == "autoscale-capacity"]
-    with_autoscale = build_workbook(PLAN_ID, autoscale_setting_id=AUTOSCALE_ID)
+    with_autoscale = build_workbook(PLAN_ID, WORKSPACE_ID, autoscale_setting_id=AUTOSCALE_ID)
     panel = item(with_autoscale, "autoscale-capacity")["content"]
     assert panel["resourceIds"] == [AUTOSCALE_ID]
     assert [m["metric"] for m in panel["metrics"]] == [
@@ -230,4 +243,47 @@ def test_autoscale_capacity_panel_only_with_an_autoscale_setting(content):
 
 
 def test_build_is_pure_and_deterministic():
-    assert json.dumps(build_workbook(PLAN_ID)) == json.dumps(build_workbook(PLAN_ID))
+    assert json.dumps(build_workbook(PLAN_ID, WORKSPACE_ID)) == json.dumps(build_workbook(PLAN_ID, WORKSPACE_ID))
+
+
+# --- App Service logs (Log Analytics workspace) ---------------------------------
+
+
+def test_app_service_log_panels_query_the_workspace(content):
+    names = ("http-status-over-time", "http-5xx-by-path", "startup-failures")
+    for name in names:
+        panel = item(content, name)["content"]
+        assert panel["resourceType"] == "microsoft.operationalinsights/workspaces", name
+        assert panel["crossComponentResources"] == [WORKSPACE_ID], name
+        assert "TimeGenerated {TimeRange}" in panel["query"], name
+    telemetry = [i for i in logs_items(content) if i["name"] not in names]
+    assert telemetry and all(i["content"]["resourceType"] == "microsoft.insights/components" for i in telemetry)
+
+
+def test_http_status_and_5xx_panels_read_the_http_logs(content):
+    status = item(content, "http-status-over-time")["content"]
+    assert status["query"].startswith("AppServiceHTTPLogs") and status["visualization"] == "timechart"
+    assert "ScStatus / 100" in status["query"]
+    errors = item(content, "http-5xx-by-path")["content"]
+    assert errors["query"].startswith("AppServiceHTTPLogs") and "where ScStatus >= 500" in errors["query"]
+    assert re.search(r"by slot, method = CsMethod, path = CsUriStem, status = ScStatus", errors["query"])
+
+
+def test_startup_failures_panel_reads_the_console_logs(content):
+    panel = item(content, "startup-failures")["content"]
+    assert panel["query"].startswith("AppServiceConsoleLogs")
+    assert "Traceback" in panel["query"] and 'Level =~ "Error"' in panel["query"]
+
+
+def test_checker_rejects_an_app_insights_table_on_the_workspace(content):
+    query = substitute_parameters(item(content, "http-5xx-by-path")["content"]["query"], TIME_RANGE_FORMS["relative"])
+    results = kql_diagnostics(
+        {
+            "good": query,
+            "wrong_table": query.replace("AppServiceHTTPLogs", "requests"),
+            "wrong_column": query.replace("ScStatus >= 500", "ScStatu >= 500"),
+        },
+        "microsoft.operationalinsights/workspaces",
+    )
+    assert not errors(results["good"])
+    assert errors(results["wrong_table"]) and errors(results["wrong_column"])

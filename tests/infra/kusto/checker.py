@@ -122,17 +122,76 @@ APP_INSIGHTS_TABLES: dict[str, list[tuple[str, str]]] = {
 }
 
 
+# The App Service tables the diagnostic settings write into the Log Analytics
+# workspace, from Microsoft's Azure Monitor Logs table reference
+# (MicrosoftDocs/azure-reference-other, azure-monitor-ref/tables/appservicehttplogs.md
+# and appserviceconsolelogs.md).
+_WORKSPACE_COMMON = [
+    ("_ResourceId", "string"),
+    ("SourceSystem", "string"),
+    ("_SubscriptionId", "string"),
+    ("TenantId", "string"),
+    ("TimeGenerated", "datetime"),
+    ("Type", "string"),
+]
+APP_SERVICE_TABLES: dict[str, list[tuple[str, str]]] = {
+    "AppServiceHTTPLogs": _WORKSPACE_COMMON
+    + [
+        ("CIp", "string"),
+        ("ComputerName", "string"),
+        ("Cookie", "string"),
+        ("CsBytes", "int"),
+        ("CsHost", "string"),
+        ("CsMethod", "string"),
+        ("CsUriQuery", "string"),
+        ("CsUriStem", "string"),
+        ("CsUsername", "string"),
+        ("Referer", "string"),
+        ("Result", "string"),
+        ("ScBytes", "int"),
+        ("ScStatus", "int"),
+        ("ScSubStatus", "string"),
+        ("ScWin32Status", "string"),
+        ("SPort", "string"),
+        ("TimeTaken", "int"),
+        ("UserAgent", "string"),
+    ],
+    "AppServiceConsoleLogs": _WORKSPACE_COMMON
+    + [
+        ("Category", "string"),
+        ("ContainerId", "string"),
+        ("Host", "string"),
+        ("Level", "string"),
+        ("OperationName", "string"),
+        ("ResultDescription", "string"),
+    ],
+}
+# Which tables a workbook item of each resourceType queries.
+TABLES_BY_RESOURCE_TYPE = {
+    "microsoft.insights/components": ("ApplicationInsights", APP_INSIGHTS_TABLES),
+    "microsoft.operationalinsights/workspaces": ("LogAnalytics", APP_SERVICE_TABLES),
+}
+
+
 def _schema(columns: list[tuple[str, str]]) -> str:
     return "(" + ", ".join(f"{name}:{kind}" for name, kind in columns) + ")"
 
 
-def kql_diagnostics(queries: dict[str, str]) -> dict[str, list[dict]]:
-    """Errors and warnings the Kusto language service reports for each named query."""
+def kql_diagnostics(
+    queries: dict[str, str], resource_type: str = "microsoft.insights/components"
+) -> dict[str, list[dict]]:
+    """Errors and warnings the Kusto language service reports for each named query.
+
+    The queries are checked against the tables of ``resource_type`` alone (a
+    workbook item's ``resourceType``), so a query reading a table its
+    resource does not hold is an error.
+    """
+    database, tables = TABLES_BY_RESOURCE_TYPE[resource_type]
     prefix = npm_install(KUSTO_SPEC)
     request = {
         "packageDir": str(package_dir(prefix, KUSTO_PACKAGE)),
-        "database": "ApplicationInsights",
-        "tables": {table: _schema(columns) for table, columns in APP_INSIGHTS_TABLES.items()},
+        "database": database,
+        "tables": {table: _schema(columns) for table, columns in tables.items()},
         "queries": [{"name": name, "text": text} for name, text in queries.items()],
     }
     result = subprocess.run(

@@ -1,0 +1,128 @@
+"""The app's key rings in Key Vault, read by site and slot through Key Vault references.
+
+Two rings, both ``kid:secret[,kid:secret...]`` (first key seals, all keys
+open): ``MCP_HANDLE_KEYS`` seals tool handles and ``MCP_REQUEST_STATE_KEYS``
+seals multi-round ``requestState``. Each comes from its secret config key or,
+unset, is one generated key kept (encrypted) in the stack state. They are
+Key Vault secrets; the app settings hold only
+``@Microsoft.KeyVault(SecretUri=...)`` references, which App Service resolves
+with the site's (and the slot's) system identity, so the settings and every
+diff of ``siteConfig`` show no secret.
+
+The references carry no secret version: App Service resolves the latest
+version, caches it, and fetches again within 24 hours, or at once when the
+app's configuration changes or it restarts. A new ring therefore reaches
+every instance of both slots at the latest a day after ``pulumi up`` writes
+it, at once after ``az webapp restart`` (README: "Rotating keys").
+
+On the first ``pulumi up`` the site exists before its identity is granted
+access (the grant needs the identity's principal id), so its first reference
+resolution may fail; code is deployed only after the grants (Delivery waits
+for the site and slot components, grants included), and the deploy restarts
+the app, which resolves the references again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_random
+from pulumi_azure_native import authorization, keyvault
+
+from components.roles import KEY_VAULT_SECRETS_USER, RoleGrant
+
+# Key id of a generated key; set the config key to rotate (README: "Rotating keys").
+GENERATED_KEY_ID = "k1"
+GENERATED_SECRET_LENGTH = 48
+# The longest soft-delete retention Key Vault allows: a deleted secret or vault stays recoverable.
+SOFT_DELETE_RETENTION_DAYS = 90
+
+# App setting the app reads -> Key Vault secret name.
+KEY_RINGS = {
+    "MCP_HANDLE_KEYS": "mcp-handle-keys",
+    "MCP_REQUEST_STATE_KEYS": "mcp-request-state-keys",
+}
+
+
+@dataclass(frozen=True)
+class SecretsArgs:
+    resource_group_name: pulumi.Input[str]
+    location: str
+    # Each None: one key is generated.
+    handle_keys: pulumi.Input[str] | None
+    request_state_keys: pulumi.Input[str] | None
+    # Irreversible once on: Key Vault refuses to turn it off again.
+    purge_protection: bool
+    tags: Mapping[str, str]
+
+
+def key_vault_reference(vault_uri: pulumi.Input[str], secret_name: pulumi.Input[str]) -> pulumi.Output[str]:
+    """An app setting value App Service replaces with the latest version of the secret."""
+    # The documented form is .../secrets/<name>/<version>; an empty version
+    # (the trailing slash) is the latest one.
+    return pulumi.Output.concat("@Microsoft.KeyVault(SecretUri=", vault_uri, "secrets/", secret_name, "/)")
+
+
+class Secrets(pulumi.ComponentResource):
+    """A Key Vault (RBAC authorization, soft delete, optional purge protection) with the two key rings."""
+
+    vault_id: pulumi.Output[str]
+    vault_name: pulumi.Output[str]
+    app_settings: dict[str, pulumi.Output[str]]
+    """App setting name -> Key Vault reference, for site and slot alike."""
+    reader: RoleGrant
+    """What an identity needs to resolve the references: Key Vault Secrets User on the vault."""
+
+    def __init__(self, name: str, args: SecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mcpscale:azure:Secrets", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {**args.tags, "component": "secrets"}
+
+        client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        vault = keyvault.Vault(
+            f"{name}-kv",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            properties=keyvault.VaultPropertiesArgs(
+                tenant_id=client.tenant_id,
+                sku=keyvault.SkuArgs(family=keyvault.SkuFamily.A, name=keyvault.SkuName.STANDARD),
+                # Access by Azure roles only (no access policies), so grants are role assignments.
+                enable_rbac_authorization=True,
+                enable_soft_delete=True,
+                soft_delete_retention_in_days=SOFT_DELETE_RETENTION_DAYS,
+                # The API refuses false once it was true, so "off" leaves it out.
+                enable_purge_protection=True if args.purge_protection else None,
+            ),
+            tags=tags,
+            opts=child,
+        )
+
+        rings = {"MCP_HANDLE_KEYS": args.handle_keys, "MCP_REQUEST_STATE_KEYS": args.request_state_keys}
+        self.app_settings = {}
+        for setting, ring in rings.items():
+            secret_name = KEY_RINGS[setting]
+            if ring is None:
+                key = pulumi_random.RandomPassword(
+                    f"{name}-{secret_name}-generated", length=GENERATED_SECRET_LENGTH, special=False, opts=child
+                )
+                ring = pulumi.Output.concat(f"{GENERATED_KEY_ID}:", key.result)
+            secret = keyvault.Secret(
+                f"{name}-{secret_name}",
+                resource_group_name=args.resource_group_name,
+                vault_name=vault.name,
+                secret_name=secret_name,
+                properties=keyvault.SecretPropertiesArgs(value=pulumi.Output.secret(ring)),
+                tags=tags,
+                opts=child,
+            )
+            # Through the secret's id, so whatever reads the reference waits for the secret.
+            self.app_settings[setting] = key_vault_reference(
+                vault.properties.vault_uri, secret.id.apply(lambda _, n=secret_name: n)
+            )
+
+        self.vault_id = vault.id
+        self.vault_name = vault.name
+        self.reader = RoleGrant("secrets-user", vault.id, KEY_VAULT_SECRETS_USER)
+        self.register_outputs({"vaultId": self.vault_id, "vaultName": self.vault_name})

@@ -1,0 +1,167 @@
+"""Every Azure payload the program sends, checked against Azure's published request shape.
+
+The engine sees the SDK's property names; the azure-native provider turns
+them into the ARM request body (resource-level fields at the top, the rest
+under ``properties``, a few renamed). :func:`arm_body` does that conversion
+explicitly for each resource type, with the renames Azure's specs declare, and
+the body is validated against the schema transcribed from the spec at the
+API version azure-native uses (tests/infra/schemas/README.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+SCHEMAS = Path(__file__).with_name("schemas")
+SHARED_AUTOSCALE = Path(__file__).resolve().parents[3] / "shared" / "azure-schemas" / "autoscale_2022-10-01.schema.json"
+
+# Resource type -> (schema file, definition, inputs that are the request path, inputs at the body's top level).
+SHAPES = {
+    "azure-native:keyvault:Vault": (
+        "keyvault_2024-11-01", "VaultCreateOrUpdateParameters", {"resourceGroupName", "vaultName"}, {"location", "tags"}
+    ),
+    "azure-native:keyvault:Secret": (
+        "keyvault_2024-11-01", "SecretCreateOrUpdateParameters", {"resourceGroupName", "vaultName", "secretName"}, {"tags"}
+    ),
+    "azure-native:authorization:RoleAssignment": (
+        "roleassignments_2022-04-01", "RoleAssignmentCreateParameters", {"scope", "roleAssignmentName"}, set()
+    ),
+    "azure-native:monitor:DiagnosticSetting": (
+        "diagnosticsettings_2021-05-01-preview", "DiagnosticSettingsResource", {"resourceUri", "name"}, set()
+    ),
+    "azure-native:monitor:MetricAlert": (
+        "metricalerts_2018-03-01", "MetricAlertResource", {"resourceGroupName", "ruleName"}, {"location", "tags"}
+    ),
+    "azure-native:monitor:ActionGroup": (
+        "actiongroups_2024-10-01-preview", "ActionGroupResource", {"resourceGroupName", "actionGroupName"},
+        {"location", "tags", "identity"},
+    ),
+    "azure-native:applicationinsights:Component": (
+        "components_2020-02-02", "ApplicationInsightsComponent", {"resourceGroupName", "resourceName"},
+        {"location", "tags", "kind", "etag"},
+    ),
+    "azure-native:web:AppServicePlan": (
+        "serverfarms_2025-05-01", "AppServicePlan", {"resourceGroupName", "name"}, {"location", "tags", "kind", "sku"}
+    ),
+    "azure-native:web:WebAppAuthSettingsV2": (
+        "authsettingsv2_2021-02-01", "SiteAuthSettingsV2", {"resourceGroupName", "name"}, {"kind"}
+    ),
+    "azure-native:web:WebAppAuthSettingsV2Slot": (
+        "authsettingsv2_2021-02-01", "SiteAuthSettingsV2", {"resourceGroupName", "name", "slot"}, {"kind"}
+    ),
+}  # fmt: skip
+
+# SDK name -> wire name, where the spec's x-ms-client-name differs from the wire name.
+RENAMES = {
+    "azure-native:applicationinsights:Component": {
+        "applicationType": "Application_Type",
+        "flowType": "Flow_Type",
+        "requestSource": "Request_Source",
+        "ingestionMode": "IngestionMode",
+        "workspaceResourceId": "WorkspaceResourceId",
+        "disableLocalAuth": "DisableLocalAuth",
+        "disableIpMasking": "DisableIpMasking",
+        "samplingPercentage": "SamplingPercentage",
+    },
+}
+CRITERIA_RENAMES = {"odataType": "odata.type"}
+
+
+def arm_body(registration) -> dict[str, Any]:
+    """The ARM PUT body for ``registration``'s inputs."""
+    _, _, path, top = SHAPES[registration.type]
+    inputs = {k: v for k, v in registration.inputs.items() if k not in path}
+    body = {k: inputs.pop(k) for k in list(inputs) if k in top}
+    renames = RENAMES.get(registration.type, {})
+    properties = dict(inputs.pop("properties", {}))
+    for key, value in inputs.items():
+        properties[renames.get(key, key)] = value
+    if "criteria" in properties:
+        properties["criteria"] = {CRITERIA_RENAMES.get(k, k): v for k, v in properties["criteria"].items()}
+    if properties:
+        body["properties"] = properties
+    return body
+
+
+def validator(resource_type: str) -> jsonschema.Draft7Validator:
+    name, definition, _, _ = SHAPES[resource_type]
+    schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    return jsonschema.Draft7Validator({**schema, "$ref": f"#/definitions/{definition}"})
+
+
+FULL = {
+    "authClientId": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+    "authTenantId": "11111111-2222-3333-4444-555555555555",
+    "authAllowedClientApps": "aaaaaaaa-0000-0000-0000-000000000001",
+    "alertEmails": "ops@example.com,oncall@example.org",
+}
+
+
+def runs(infra) -> dict[str, Any]:
+    return {
+        "prod, every option": infra.run_main({**infra.stack_config("prod"), **FULL}),
+        "dev": infra.run_main(infra.stack_config("dev")),
+    }
+
+
+def test_every_payload_of_the_stacks_matches_its_azure_shape(infra):
+    checked = set()
+    for stack, run in runs(infra).items():
+        for registration in run.resources:
+            if registration.type not in SHAPES:
+                continue
+            errors = [e.message for e in validator(registration.type).iter_errors(arm_body(registration))]
+            assert not errors, f"{stack}: {registration.type} {registration.name}: {errors}"
+            checked.add(registration.type)
+    assert checked == set(SHAPES)
+
+
+def test_the_autoscale_setting_with_notifications_matches_its_azure_shape(infra):
+    run = infra.run_main({**infra.stack_config("prod"), **FULL})
+    setting = run.one("azure-native:monitor:AutoscaleSetting")
+    schema = json.loads(SHARED_AUTOSCALE.read_text())
+    properties = schema["definitions"]["AutoscaleSetting"]["properties"]
+    body = {k: v for k, v in setting.inputs.items() if k in properties}
+    assert "notifications" in body
+    jsonschema.validate({"location": setting.get("location"), "tags": setting.get("tags"), "properties": body}, schema)
+
+
+def _broken(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    broken = copy.deepcopy(body)
+    target = broken
+    *parents, last = path.split(".")
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    target[last] = value
+    return broken
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "path", "value"),
+    [
+        ("azure-native:keyvault:Vault", "properties.enablePurgeProtection", False),
+        ("azure-native:keyvault:Vault", "properties.enableRbacAuthorisation", True),
+        ("azure-native:keyvault:Secret", "properties.secretUri", "https://x"),
+        ("azure-native:authorization:RoleAssignment", "properties.principalType", "Application"),
+        ("azure-native:monitor:DiagnosticSetting", "properties.logAnalyticsDestinationType", "AzureDiagnostics"),
+        ("azure-native:monitor:MetricAlert", "properties.severity", 5),
+        ("azure-native:monitor:MetricAlert", "properties.criteria.odataType", "x"),
+        ("azure-native:monitor:ActionGroup", "properties.groupShortName", "mcp-alerts-prod"),
+        ("azure-native:applicationinsights:Component", "properties.disableLocalAuth", True),
+        ("azure-native:web:AppServicePlan", "sku.tier", "PremiumV3x"),
+        ("azure-native:web:AppServicePlan", "properties.zoneRedundent", True),
+        ("azure-native:web:WebAppAuthSettingsV2", ("properties.identityProviders.azureActiveDirectory.validation."
+         "defaultAuthorizationPolicy.allowedApps"), []),
+    ],
+)  # fmt: skip
+def test_the_shapes_reject_a_wrong_value_or_wire_name(infra, resource_type, path, value):
+    run = infra.run_main({**infra.stack_config("prod"), **FULL})
+    body = arm_body(run.of_type(resource_type)[0])
+    assert not list(validator(resource_type).iter_errors(body))
+    assert list(validator(resource_type).iter_errors(_broken(body, path, value))), path

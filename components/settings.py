@@ -92,7 +92,7 @@ SKUS: Mapping[str, Sku] = {
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
-_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+_KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # as app.handles.KEY_ID_PATTERN
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 _RESOURCE_GROUP = re.compile(r"^[-\w._()]{0,89}[-\w_()]$")
 _EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
@@ -466,7 +466,7 @@ class _Reader:
                 key,
                 _HIDDEN,
                 "expected a key ring kid:secret[,kid:secret...] with unique key ids "
-                f"(letters, digits, '_', '.', '-'; at most 32) and secrets of at least "
+                f"(letters, digits, '_', '-'; at most 32) and secrets of at least "
                 f"{MIN_HANDLE_SECRET_LENGTH} characters; the first key seals",
             )
             return None

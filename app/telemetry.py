@@ -23,6 +23,13 @@ are independent). Metric: histogram ``mcp.server.operation.duration``
 (seconds) by ``mcp.method.name``, ``gen_ai.tool.name`` and ``error.type``
 (absent = success): its count is the tool call count, unsampled.
 
+Keyless: on App Service the infrastructure sets
+``APPLICATIONINSIGHTS_AUTHENTICATION_STRING=Authorization=AAD`` (Application
+Insights has local auth off), and the Azure Monitor exporter reads it itself:
+it then authenticates every export with the site's managed identity, which
+holds "Monitoring Metrics Publisher" on the component. Locally the variable
+is unset and the connection string alone is used.
+
 Resource: ``service.name`` = ``"mcp-server-<slot>"`` with slot =
 ``MCP_SLOT_NAME`` (production / staging / local) -> ``cloud_RoleName``, so
 the workbook splits production from staging; ``service.instance.id`` =

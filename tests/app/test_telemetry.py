@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import gzip
 import http.server
+import itertools
 import json
+import random
 import subprocess
 import sys
 import threading
@@ -384,9 +386,12 @@ def duration_outcomes(ingestion: FakeIngestion) -> set[tuple[str | None, str | N
     }
 
 
-def test_end_to_end_requests_rows_carry_the_workbook_contract():
+def test_end_to_end_requests_rows_carry_the_workbook_contract(tmp_path):
     ingestion = FakeIngestion()
     env = {
+        # The exporter keeps telemetry it could not send under the temp folder, keyed by instrumentation key, and
+        # retries it from any later process with the same key: a private temp folder keeps others' rows out.
+        "TMPDIR": str(tmp_path),
         telemetry.CONNECTION_STRING_ENV: "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
         f"IngestionEndpoint={ingestion.url};LiveEndpoint={ingestion.url}",
         "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",  # statsbeat would go to Microsoft's endpoint
@@ -447,3 +452,46 @@ def test_end_to_end_requests_rows_carry_the_workbook_contract():
         and e["data"]["baseData"].get("severityLevel", 0) < 2  # below Warning
     ]
     assert not chatter, chatter
+
+
+def test_the_fast_djb2_score_is_the_distros():
+    from azure.monitor.opentelemetry.exporter.export.trace._utils import _get_DJB2_sample_score
+    from opentelemetry.trace import format_trace_id
+
+    rng = random.Random(7)
+    ids = [0, 1, 2**128 - 1, *(rng.getrandbits(128) for _ in range(20_000))]
+    for trace_id in ids:
+        assert telemetry.djb2_sample_score(trace_id) == _get_DJB2_sample_score(format_trace_id(trace_id).lower())
+
+
+def test_the_same_decision_sampler_decides_and_stamps_as_the_distros_sampler(monkeypatch):
+    """Same clock, same trace ids: the same decision, sample rate (-> itemCount) and trace state, span for span."""
+    from azure.monitor.opentelemetry.exporter.export.trace import _rate_limited_sampling
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    rng = random.Random(11)
+    trace_ids = [rng.getrandbits(128) for _ in range(3000)]
+    # Bursts and pauses, so the rate limiter moves through several sample rates, 100 % included.
+    clock = list(itertools.accumulate(rng.choice((10_000, 100_000, 5_000_000, 900_000_000)) for _ in trace_ids))
+    remote_parent = trace.set_span_in_context(
+        NonRecordingSpan(SpanContext(trace_ids[0], 0x1234, is_remote=True, trace_flags=TraceFlags(1)))
+    )
+
+    def decisions(make_sampler):
+        ticks = iter([0, *clock])
+        monkeypatch.setattr(_rate_limited_sampling.time, "time_ns", lambda: next(ticks))
+        sampler = make_sampler(_rate_limited_sampling.RateLimitedSampler(5.0))
+        return [
+            (result.decision, dict(result.attributes or {}) if result.decision.is_sampled() else None)
+            for result in (
+                sampler.should_sample(remote_parent if i % 7 == 0 else None, trace_id, "tools/call")
+                for i, trace_id in enumerate(trace_ids)
+            )
+        ]
+
+    distro = decisions(lambda sampler: sampler)
+    ours = decisions(telemetry.SameDecisionSampler)
+    assert ours == distro
+    sampled = [attributes for decision, attributes in distro if decision.is_sampled()]
+    assert 10 < len(sampled) < len(trace_ids)  # both outcomes exercised
+    assert {a.get("_MS.sampleRate") for a in sampled} - {None}  # sample rates below 100 % were stamped

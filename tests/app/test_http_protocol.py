@@ -56,7 +56,9 @@ def _modern(method: str, params: dict | None = None, name: str | None = None, **
 CASES = {
     "tools/list": _modern("tools/list"),
     "tools/call echo": _modern("tools/call", {"name": "echo", "arguments": {"message": "é ✓"}}, "echo"),
-    "tool error (isError)": _modern("tools/call", {"name": "compute_primes", "arguments": {"limit": 1}}, "compute_primes"),
+    "tool error (isError)": _modern(
+        "tools/call", {"name": "compute_primes", "arguments": {"limit": 1}}, "compute_primes"
+    ),
     "string id": (
         "POST",
         json.dumps({**modern_request("tools/list"), "id": "req-7"}).encode(),
@@ -188,7 +190,9 @@ def test_an_http_1_0_request_is_answered_and_the_connection_closed(direct: Serve
 def test_keep_alive_serves_many_requests_on_one_connection(direct: ServerProcess):
     with rawhttp.connect(direct.url, timeout=30) as sock:
         for request_id in range(5):
-            _, body, headers = _modern("tools/call", {"name": "echo", "arguments": {"message": str(request_id)}}, "echo")
+            _, body, headers = _modern(
+                "tools/call", {"name": "echo", "arguments": {"message": str(request_id)}}, "echo"
+            )
             sock.sendall(_post(direct, body, headers))
             status, _, reply = rawhttp.read_response(sock, timeout=30)
             assert (status, json.loads(reply)["result"]["structuredContent"]["message"]) == (200, str(request_id))

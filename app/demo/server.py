@@ -165,9 +165,8 @@ def build_server(settings: DemoSettings) -> MCPServer:
         cache_hints={method: CATALOGUE_CACHE_HINT for method in CACHEABLE_METHODS},
         subscriptions=False,
     )
-    instance_id = settings.instance_id
     identity = Identity(
-        instance_id=instance_id,
+        instance_id=settings.instance_id,
         hostname=socket.gethostname(),
         site_name=settings.site_name,
         slot_name=settings.slot_name,
@@ -191,7 +190,7 @@ def build_server(settings: DemoSettings) -> MCPServer:
         message: Annotated[str, Field(max_length=ECHO_MAX_CHARS, description="Message to echo")],
     ) -> Echo:
         """Echo a message back, tagged with the serving instance."""
-        return Echo(message=message, instance_id=instance_id)
+        return Echo(message=message, instance_id=settings.instance_id)
 
     @server.tool(annotations=_READ_ONLY)
     async def lookup_fact(topic: Annotated[str, Field(description=f"One of: {', '.join(FACTS)}")]) -> FactLookup:
@@ -210,7 +209,7 @@ def build_server(settings: DemoSettings) -> MCPServer:
         ] = PRIMES_DEFAULT_LIMIT,
     ) -> PrimeCount:
         """Count the primes up to `limit` (CPU work, run off the event loop)."""
-        return PrimeCount(limit=limit, prime_count=await primes.count(limit), instance_id=instance_id)
+        return PrimeCount(limit=limit, prime_count=await primes.count(limit), instance_id=settings.instance_id)
 
     @server.tool(
         annotations=ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=False),

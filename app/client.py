@@ -1,18 +1,23 @@
 """Verify a deployment like a user: ``python -m app.client URL``.
 
-Against a deployed site (``pulumi stack output mcpUrl``) or a local server
-(``http://127.0.0.1:8000/mcp``; a URL without a path gets ``/mcp``), with the
-official MCP SDK client:
+Against any MCP server: a deployed site (``pulumi stack output mcpUrl``), a
+local one (``http://127.0.0.1:8000/mcp``; a URL without a path gets ``/mcp``),
+the bundled demo or a team's own server. With the official MCP SDK client:
 
 1. connect: ``server/discover`` (mode ``auto`` falls back to the legacy
    handshake for old servers), print the negotiated version and server info;
 2. ``tools/list``: every tool with the list's cache hints (``ttlMs``, ``cacheScope``);
-3. ``whoami`` N times: the distribution of serving instances, so you can see
-   the load balancer spread calls over the plan's instances;
-4. ``tally`` over several calls with a handle passed from call to call: the
-   instance serving each step is printed, and the final total must equal the
-   sum of what was added, wherever each step ran (the state lives in the
-   signed handle, not in an instance).
+3. the spread: N calls of the probe, ``--call NAME JSON`` (any tool, with
+   those arguments), else ``whoami`` where the server has it, else
+   ``tools/list``. The serving instances are counted from each response's
+   ``X-Served-By`` header (any server on this host), and, for ``whoami``,
+   from the ``instance_id`` it reports, so you can see the load balancer
+   spread calls over the plan's instances;
+4. where the server has a ``tally`` tool: ``tally`` over several calls with a
+   handle passed from call to call; the instance serving each step is
+   printed, and the final total must equal the sum of what was added,
+   wherever each step ran (the state lives in the signed handle, not in an
+   instance).
 
 Exit status: 0 when every step passed; 1 on any protocol error, tool error,
 transport failure or wrong total; 2 on bad usage. ``--json`` prints the
@@ -28,7 +33,7 @@ import json
 import logging
 import random
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -40,12 +45,26 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, Implementation
 
 SERVED_BY_HEADER = "x-served-by"
+NO_HEADER = "(no X-Served-By header)"
+LIST_PROBE = "tools/list"
 CLIENT_INFO = Implementation(name="mcpscale-verify", version="1.0")
 MODES = ("auto", "2026-07-28", "legacy")
 
 
 class VerificationFailed(Exception):
     """A check failed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the spread calls: a tool with its arguments, or ``tools/list`` (``tool`` None)."""
+
+    tool: str | None
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.tool or LIST_PROBE
 
 
 @dataclass
@@ -64,8 +83,11 @@ class Report:
     discover_cache: dict[str, Any] | None = None
     tools: list[str] = field(default_factory=list)
     tools_cache: dict[str, Any] | None = None
-    whoami: list[ToolCall] = field(default_factory=list)
+    probe: str | None = None
+    calls: list[ToolCall] = field(default_factory=list)
+    served_by: dict[str, int] = field(default_factory=dict)
     instances: dict[str, int] = field(default_factory=dict)
+    tally_skipped: bool = False
     tally: list[ToolCall] = field(default_factory=list)
     tally_expected: int | None = None
     tally_total: int | None = None
@@ -84,27 +106,23 @@ def mcp_endpoint(url: str) -> str:
     return urlunsplit(parts)
 
 
-def tool_payload(result: CallToolResult, tool: str) -> dict[str, Any]:
-    """The tool's structured result; a tool error or an unreadable result fails the check."""
+def tool_value(result: CallToolResult, tool: str) -> Any:
+    """The tool's structured content, else its text parsed as JSON, else the text; a tool error fails the check."""
+    text = " ".join(getattr(block, "text", "") for block in result.content)
     if result.is_error:
-        text = " ".join(getattr(block, "text", "") for block in result.content)
         raise VerificationFailed(f"tool {tool!r} returned an error result: {text or result.content!r}")
-    payload = result.structured_content
-    if payload is None and result.content and getattr(result.content[0], "text", None):
-        try:
-            payload = json.loads(result.content[0].text)
-        except json.JSONDecodeError:
-            payload = None
-    if not isinstance(payload, dict):
-        raise VerificationFailed(f"tool {tool!r} returned no structured object: {result.content!r}")
-    return payload
+    if result.structured_content is not None:
+        return result.structured_content
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
-def _instance_of(whoami: dict[str, Any]) -> str:
-    for key in ("instance", "instance_id", "instanceId"):
-        if isinstance(whoami.get(key), str) and whoami[key]:
-            return whoami[key]
-    raise VerificationFailed(f"whoami result names no instance: {whoami!r}")
+def _instance_of(whoami: Any) -> str | None:
+    """The ``instance_id`` a whoami result reports (the seed sample's field), if it reports one."""
+    instance = whoami.get("instance_id") if isinstance(whoami, dict) else None
+    return instance if isinstance(instance, str) and instance else None
 
 
 class _ServedBy:
@@ -124,6 +142,7 @@ class _ServedBy:
 async def verify(
     url: str,
     *,
+    call: Probe | None = None,
     calls: int = 20,
     tally_steps: int = 6,
     mode: str = "auto",
@@ -145,8 +164,13 @@ async def verify(
             ) as client:
                 await _connect(client, report, log)
                 await _list_tools(client, report, log)
-                await _whoami(client, report, calls, served_by, log)
-                await _tally(client, report, tally_steps, served_by, log)
+                probe = _probe(report.tools, call)
+                await _spread(client, report, probe, calls, served_by, log)
+                if "tally" in report.tools:
+                    await _tally(client, report, tally_steps, served_by, log)
+                else:
+                    report.tally_skipped = True
+                    log("tally: skipped, the server has no 'tally' tool")
         report.ok = True
     except Exception as error:  # noqa: BLE001 -- any failure, protocol or transport, fails the verification
         report.error = _describe(error)
@@ -188,23 +212,51 @@ async def _list_tools(client: Client, report: Report, log: Callable[[str], None]
     log(f"tools/list: {len(listing.tools)} tools, cache hints ttlMs={listing.ttl_ms} cacheScope={listing.cache_scope}")
     for tool in listing.tools:
         log(f"  {tool.name}: {(tool.description or '').splitlines()[0] if tool.description else ''}")
-    for needed in ("whoami", "tally"):
-        if needed not in report.tools:
-            raise VerificationFailed(f"the server does not offer the {needed!r} tool (it offers {report.tools})")
 
 
-async def _whoami(client: Client, report: Report, calls: int, served_by: _ServedBy, log: Callable[[str], None]) -> None:
-    counts: collections.Counter[str] = collections.Counter()
+def _probe(tools: list[str], call: Probe | None) -> Probe:
+    """``call`` (checked to be offered), else whoami where the server has it, else tools/list."""
+    if call is not None:
+        if call.tool not in tools:
+            raise VerificationFailed(f"--call {call.tool!r}: the server has no such tool (it offers {tools})")
+        return call
+    return Probe("whoami") if "whoami" in tools else Probe(None)
+
+
+async def _spread(
+    client: Client, report: Report, probe: Probe, calls: int, served_by: _ServedBy, log: Callable[[str], None]
+) -> None:
+    report.probe = probe.name
     for step in range(1, calls + 1):
-        payload = tool_payload(await client.call_tool("whoami", {}), "whoami")
-        instance = _instance_of(payload)
-        counts[instance] += 1
-        report.whoami.append(ToolCall(step, served_by.take(), instance, payload))
-    report.instances = dict(counts.most_common())
-    log(f"whoami x{calls}: {len(counts)} serving instance(s)")
+        if probe.tool is None:
+            await client.list_tools()
+            value = None
+        else:
+            value = tool_value(await client.call_tool(probe.tool, probe.arguments), probe.tool)
+            if step == 1:
+                log(f"{probe.tool} {json.dumps(probe.arguments)} -> {_clip(json.dumps(value, ensure_ascii=False))}")
+        instance = _instance_of(value) if probe.tool == "whoami" else None
+        report.calls.append(ToolCall(step, served_by.take(), instance, value))
+    report.served_by = _counts(call.served_by or NO_HEADER for call in report.calls)
+    _log_spread(f"{probe.name} x{calls}", "X-Served-By", report.served_by, calls, log)
+    report.instances = _counts(call.instance for call in report.calls if call.instance)
+    if report.instances:
+        _log_spread(f"{probe.name} x{calls}", "whoami's instance_id", report.instances, calls, log)
+
+
+def _counts(names: Iterable[str]) -> dict[str, int]:
+    return dict(collections.Counter(names).most_common())
+
+
+def _log_spread(what: str, source: str, counts: dict[str, int], calls: int, log: Callable[[str], None]) -> None:
+    log(f"{what}: {len(counts)} serving instance(s) by {source}")
     width = max(len(name) for name in counts)
-    for instance, count in counts.most_common():
-        log(f"  {instance:<{width}}  {count:>4}  {'#' * round(40 * count / calls)}")
+    for name, count in counts.items():
+        log(f"  {name:<{width}}  {count:>4}  {'#' * round(40 * count / calls)}")
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 async def _tally(client: Client, report: Report, steps: int, served_by: _ServedBy, log: Callable[[str], None]) -> None:
@@ -218,8 +270,8 @@ async def _tally(client: Client, report: Report, steps: int, served_by: _ServedB
         arguments: dict[str, Any] = {"add": amount}
         if handle is not None:
             arguments["handle"] = handle
-        payload = tool_payload(await client.call_tool("tally", arguments), "tally")
-        handle, total = payload.get("handle"), payload.get("total")
+        payload = tool_value(await client.call_tool("tally", arguments), "tally")
+        handle, total = (payload.get("handle"), payload.get("total")) if isinstance(payload, dict) else (None, None)
         if not isinstance(handle, str) or not isinstance(total, int):
             raise VerificationFailed(f"tally returned no handle and total: {payload!r}")
         who = served_by.take()
@@ -234,11 +286,21 @@ async def _tally(client: Client, report: Report, steps: int, served_by: _ServedB
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m app.client", description="Verify an MCP deployment: discover, tools, load spread, handles."
+        prog="python -m app.client",
+        description="Verify any MCP server: discover, tools, the spread over instances, and handles where it has tally.",
     )
     parser.add_argument("url", help="MCP endpoint (https://<site>.azurewebsites.net/mcp); a bare site URL gets /mcp")
-    parser.add_argument("--calls", type=_count(1, 10_000), default=20, help="whoami calls (default 20)")
-    parser.add_argument("--tally-steps", type=_count(1, 1_000), default=6, help="tally calls (default 6)")
+    parser.add_argument(
+        "--call",
+        nargs=2,
+        metavar=("NAME", "JSON"),
+        help='the tool the spread calls and its arguments as a JSON object, e.g. --call echo \'{"message": "hi"}\' '
+        "(default whoami where the server has it, else tools/list)",
+    )
+    parser.add_argument("--calls", type=_count(1, 10_000), default=20, help="calls for the spread (default 20)")
+    parser.add_argument(
+        "--tally-steps", type=_count(1, 1_000), default=6, help="tally calls, if it has tally (default 6)"
+    )
     parser.add_argument("--mode", choices=MODES, default="auto", help="protocol negotiation (default auto)")
     parser.add_argument("--timeout", type=_seconds, default=30.0, help="seconds per request (default 30)")
     parser.add_argument(
@@ -284,11 +346,25 @@ def _count(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def parse_call(name: str, raw: str) -> Probe:
+    """``--call NAME JSON`` as a probe; the arguments must be a JSON object."""
+    try:
+        arguments = json.loads(raw)
+    except json.JSONDecodeError:
+        arguments = None
+    if not isinstance(arguments, dict):
+        raise ValueError(
+            f'--call {name}: JSON must be an object of arguments, e.g. \'{{"message": "hi"}}\', got {raw!r}'
+        )
+    return Probe(name, arguments)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         mcp_endpoint(args.url)
+        call = parse_call(*args.call) if args.call else None
     except ValueError as error:
         parser.error(str(error))
     if not args.verbose:
@@ -298,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     report = asyncio.run(
         verify(
             args.url,
+            call=call,
             calls=args.calls,
             tally_steps=args.tally_steps,
             mode=args.mode,

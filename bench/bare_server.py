@@ -24,10 +24,11 @@ from bench.tools import mcp_server
 
 _SERVER_INFO = {"io.modelcontextprotocol/serverInfo": {"name": SERVER_NAME, "version": SERVER_VERSION}}
 _IDENTITY = {
-    "instance": os.environ.get("WEBSITE_INSTANCE_ID", "local"),
+    "instance_id": os.environ.get("WEBSITE_INSTANCE_ID", "local"),
     "hostname": socket.gethostname(),
+    "site_name": os.environ.get("WEBSITE_SITE_NAME", "local"),
+    "slot_name": os.environ.get("MCP_SLOT_NAME", "local"),
     "pid": os.getpid(),
-    "slot": os.environ.get("MCP_SLOT_NAME", "local"),
 }
 
 

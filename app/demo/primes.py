@@ -20,38 +20,28 @@ import asyncio
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
-TAIL = 10
 
-
-def sieve_summary(limit: int) -> dict[str, object]:
-    """Primes <= ``limit``: count, largest and the last few (the full list can be 150k numbers)."""
+def count_primes(limit: int) -> int:
+    """How many primes are <= ``limit`` (a sieve of Eratosthenes)."""
     if limit < 2:
-        return {"limit": limit, "count": 0, "largest": None, "tail": []}
+        return 0
     sieve = bytearray([1]) * (limit + 1)
     sieve[0] = sieve[1] = 0
     for n in range(2, int(limit**0.5) + 1):
         if sieve[n]:
             sieve[n * n :: n] = bytes(len(range(n * n, limit + 1, n)))
-    count = sieve.count(1)
-    tail: list[int] = []
-    n = limit
-    while n >= 2 and len(tail) < TAIL:
-        if sieve[n]:
-            tail.append(n)
-        n -= 1
-    tail.reverse()
-    return {"limit": limit, "count": count, "largest": tail[-1], "tail": tail}
+    return sieve.count(1)
 
 
 class PrimeWorkers:
-    """A lazily started, bounded process pool for `sieve_summary`."""
+    """A lazily started, bounded process pool for `count_primes`."""
 
     def __init__(self, concurrency: int) -> None:
         self.concurrency = concurrency
         self._pool: ProcessPoolExecutor | None = None
         self._slots: asyncio.Semaphore | None = None
 
-    async def summary(self, limit: int) -> dict[str, object]:
+    async def count(self, limit: int) -> int:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.concurrency)
         async with self._slots:
@@ -59,7 +49,7 @@ class PrimeWorkers:
                 self._pool = ProcessPoolExecutor(
                     max_workers=self.concurrency, mp_context=multiprocessing.get_context("spawn")
                 )
-            return await asyncio.get_running_loop().run_in_executor(self._pool, sieve_summary, limit)
+            return await asyncio.get_running_loop().run_in_executor(self._pool, count_primes, limit)
 
     def shutdown(self) -> None:
         if self._pool is not None:

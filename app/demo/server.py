@@ -1,5 +1,12 @@
 """The bundled demo server: tools, a prompt and resources on the official SDK's `MCPServer`.
 
+The tool surface is the seed sample's (the App Service stateless MCP sample),
+so its k6 script and clients work unchanged: ``whoami()``, ``echo(message)``,
+``lookup_fact(topic)`` and ``compute_primes(limit)``, each answering with the
+seed's JSON as its text content (and the same fields as structured content).
+``tally``, ``pick_fact``, the ``explain_fact`` prompt and the ``fact://``
+resources are this project's own.
+
 Written exactly as a team writes its own server: SDK decorators, the SDK's
 `Context` where a tool needs the request, and nothing from the host but its
 public helpers (`app.handles` for explicit handles). The host serves it as the
@@ -16,7 +23,7 @@ Environment (read once, at import; a bad value stops start-up naming it):
 | ``MCP_HANDLE_KEYS`` / ``MCP_HANDLE_TTL_SECONDS`` | ``tally``'s handle key ring and handle lifetime (`app.handles`) | random per-process key + warning / 3600 |
 | ``MCP_PRIMES_LIMIT`` | largest ``limit`` ``compute_primes`` accepts | 10000000 |
 | ``MCP_PRIMES_CONCURRENCY`` | ``compute_primes`` jobs run at once per worker (others queue) | 2 |
-| ``MCP_SLOT_NAME`` / ``WEBSITE_INSTANCE_ID`` | what ``whoami`` reports | ``local`` |
+| ``WEBSITE_INSTANCE_ID`` / ``WEBSITE_SITE_NAME`` / ``MCP_SLOT_NAME`` | ``instance_id`` / ``site_name`` / ``slot_name`` in results | ``local`` |
 """
 
 # No `from __future__ import annotations`: the SDK evaluates tool annotations, and
@@ -28,7 +35,7 @@ import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, TypedDict
+from typing import Annotated, NotRequired, TypedDict
 
 from mcp.server.caching import CACHEABLE_METHODS, CacheHint
 from mcp.server.mcpserver import Context, MCPServer
@@ -61,16 +68,32 @@ INSTRUCTIONS = (
 TALLY_STEP_LIMIT = 1_000_000
 PICK_FACT_INPUT = "fact"
 ECHO_MAX_CHARS = 100_000
+PRIMES_DEFAULT_LIMIT = 5000  # the seed's default
 
 CATALOGUE_CACHE_HINT = CacheHint(ttl_ms=300_000, scope="public")
 _READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=False)
 
 
 class Identity(TypedDict):
-    instance: str
+    instance_id: str
     hostname: str
+    site_name: str
+    slot_name: str
     pid: int
-    slot: str
+
+
+class Echo(TypedDict):
+    message: str
+    instance_id: str
+
+
+class FactLookup(TypedDict):
+    """The fact when the topic is known; otherwise found is false and available_topics lists the topics."""
+
+    topic: str
+    fact: NotRequired[str]
+    found: bool
+    available_topics: NotRequired[list[str]]
 
 
 class Fact(TypedDict):
@@ -79,11 +102,10 @@ class Fact(TypedDict):
     uri: str
 
 
-class PrimeSummary(TypedDict):
+class PrimeCount(TypedDict):
     limit: int
-    count: int
-    largest: int | None
-    tail: list[int]
+    prime_count: int
+    instance_id: str
 
 
 class Tally(TypedDict):
@@ -101,8 +123,9 @@ class DemoSettings:
     handle_ttl_seconds: int
     primes_limit: int
     primes_concurrency: int
-    slot_name: str
     instance_id: str
+    site_name: str
+    slot_name: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "DemoSettings":
@@ -112,8 +135,9 @@ class DemoSettings:
             handle_ttl_seconds=env_number(env, "MCP_HANDLE_TTL_SECONDS", 3600, 1, 30 * 24 * 3600),
             primes_limit=env_number(env, "MCP_PRIMES_LIMIT", 10_000_000, 2, 100_000_000),
             primes_concurrency=env_number(env, "MCP_PRIMES_CONCURRENCY", 2, 1, 64),
-            slot_name=env.get("MCP_SLOT_NAME", "").strip() or "local",
             instance_id=env.get("WEBSITE_INSTANCE_ID", "").strip() or "local",
+            site_name=env.get("WEBSITE_SITE_NAME", "").strip() or "local",
+            slot_name=env.get("MCP_SLOT_NAME", "").strip() or "local",
         )
 
 
@@ -142,7 +166,11 @@ def build_server(settings: DemoSettings) -> MCPServer:
         subscriptions=False,
     )
     identity = Identity(
-        instance=settings.instance_id, hostname=socket.gethostname(), pid=os.getpid(), slot=settings.slot_name
+        instance_id=settings.instance_id,
+        hostname=socket.gethostname(),
+        site_name=settings.site_name,
+        slot_name=settings.slot_name,
+        pid=os.getpid(),
     )
 
     # The identity never changes while the process runs, so its whole result is built once; the SDK still
@@ -154,28 +182,34 @@ def build_server(settings: DemoSettings) -> MCPServer:
 
     @server.tool(annotations=_READ_ONLY)
     async def whoami() -> Identity:
-        """Name the serving instance: App Service instance id, host name, process id and deployment slot."""
+        """Name the serving instance: App Service instance id, host name, site, deployment slot and process id."""
         return identity_result  # type: ignore[return-value]
 
     @server.tool(annotations=_READ_ONLY)
-    async def echo(text: Annotated[str, Field(max_length=ECHO_MAX_CHARS, description="Text to return")]) -> str:
-        """Return the given text unchanged."""
-        return text
+    async def echo(
+        message: Annotated[str, Field(max_length=ECHO_MAX_CHARS, description="Message to echo")],
+    ) -> Echo:
+        """Echo a message back, tagged with the serving instance."""
+        return Echo(message=message, instance_id=settings.instance_id)
 
     @server.tool(annotations=_READ_ONLY)
-    async def lookup_fact(key: Annotated[str, Field(description=f"One of: {', '.join(FACTS)}")]) -> Fact:
-        """Look up a short fact by key (the same facts are resources at fact://{key})."""
-        text = FACTS.get(key)
-        if text is None:
-            raise ToolError(f"unknown fact key {key!r}; known keys: {', '.join(FACTS)}")
-        return Fact(key=key, text=text, uri=fact_uri(key))
+    async def lookup_fact(topic: Annotated[str, Field(description=f"One of: {', '.join(FACTS)}")]) -> FactLookup:
+        """Look up a short fact by topic; an unknown topic answers found=false with the available topics."""
+        # The seed's matching: surrounding space and case do not matter.
+        topic = topic.strip().lower()
+        fact = FACTS.get(topic)
+        if fact is None:
+            return FactLookup(topic=topic, found=False, available_topics=sorted(FACTS))
+        return FactLookup(topic=topic, fact=fact, found=True)
 
     @server.tool(annotations=_READ_ONLY)
     async def compute_primes(
-        limit: Annotated[int, Field(ge=2, le=settings.primes_limit, description="Count primes up to this number")],
-    ) -> PrimeSummary:
-        """Count the primes up to `limit` (CPU work, run off the event loop); returns count, largest and the last ten."""
-        return await primes.summary(limit)  # type: ignore[return-value]
+        limit: Annotated[
+            int, Field(ge=2, le=settings.primes_limit, description="Count primes up to this number")
+        ] = PRIMES_DEFAULT_LIMIT,
+    ) -> PrimeCount:
+        """Count the primes up to `limit` (CPU work, run off the event loop)."""
+        return PrimeCount(limit=limit, prime_count=await primes.count(limit), instance_id=settings.instance_id)
 
     @server.tool(
         annotations=ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=False),

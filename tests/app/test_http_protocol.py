@@ -55,8 +55,10 @@ def _modern(method: str, params: dict | None = None, name: str | None = None, **
 
 CASES = {
     "tools/list": _modern("tools/list"),
-    "tools/call echo": _modern("tools/call", {"name": "echo", "arguments": {"text": "é ✓"}}, "echo"),
-    "tool error (isError)": _modern("tools/call", {"name": "lookup_fact", "arguments": {"key": "x"}}, "lookup_fact"),
+    "tools/call echo": _modern("tools/call", {"name": "echo", "arguments": {"message": "é ✓"}}, "echo"),
+    "tool error (isError)": _modern(
+        "tools/call", {"name": "compute_primes", "arguments": {"limit": 1}}, "compute_primes"
+    ),
     "string id": (
         "POST",
         json.dumps({**modern_request("tools/list"), "id": "req-7"}).encode(),
@@ -151,7 +153,7 @@ def test_pipelined_requests_are_answered_in_order(direct: ServerProcess):
     """A slow call first, two quick ones behind it in the same write: the answers come back in request order."""
     requests = [
         _modern("tools/call", {"name": "compute_primes", "arguments": {"limit": 2_000_000}}, "compute_primes"),
-        _modern("tools/call", {"name": "echo", "arguments": {"text": "second"}}, "echo"),
+        _modern("tools/call", {"name": "echo", "arguments": {"message": "second"}}, "echo"),
         _modern("tools/list"),
     ]
     with rawhttp.connect(direct.url, timeout=30) as sock:
@@ -160,7 +162,7 @@ def test_pipelined_requests_are_answered_in_order(direct: ServerProcess):
     assert [status for status, _, _ in answers] == [200, 200, 200]
     results = [json.loads(body)["result"] for _, _, body in answers]
     assert results[0]["structuredContent"]["limit"] == 2_000_000
-    assert results[1]["structuredContent"] == {"result": "second"}
+    assert results[1]["structuredContent"]["message"] == "second"
     assert "tools" in results[2]
 
 
@@ -188,10 +190,12 @@ def test_an_http_1_0_request_is_answered_and_the_connection_closed(direct: Serve
 def test_keep_alive_serves_many_requests_on_one_connection(direct: ServerProcess):
     with rawhttp.connect(direct.url, timeout=30) as sock:
         for request_id in range(5):
-            _, body, headers = _modern("tools/call", {"name": "echo", "arguments": {"text": str(request_id)}}, "echo")
+            _, body, headers = _modern(
+                "tools/call", {"name": "echo", "arguments": {"message": str(request_id)}}, "echo"
+            )
             sock.sendall(_post(direct, body, headers))
             status, _, reply = rawhttp.read_response(sock, timeout=30)
-            assert (status, json.loads(reply)["result"]["structuredContent"]) == (200, {"result": str(request_id)})
+            assert (status, json.loads(reply)["result"]["structuredContent"]["message"]) == (200, str(request_id))
 
 
 # ------------------------------------------------------------------ in process

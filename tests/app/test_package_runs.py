@@ -133,8 +133,8 @@ def test_the_startup_command_serves_mcp_from_the_package(site):
                 return result.structured_content
 
         whoami = asyncio.run(call())
-        assert whoami["instance"] == "packaged-instance"
-        assert whoami["slot"] == "staging"
+        assert whoami["instance_id"] == "packaged-instance"
+        assert whoami["slot_name"] == "staging"
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

@@ -125,8 +125,8 @@ def test_contract_with_the_workbook_is_the_same_on_both_sides():
 
 
 def test_tools_call_continues_the_trace_from_meta_with_mcp_attributes(recorder):
-    (response,) = recorder.send(tools_call("echo", request_id=7, arguments={"text": "hi"}))
-    assert response.status_code == 200 and response.json()["result"]["content"][0]["text"] == "hi"
+    (response,) = recorder.send(tools_call("echo", request_id=7, arguments={"message": "hi"}))
+    assert response.status_code == 200 and response.json()["result"]["structuredContent"]["message"] == "hi"
 
     (span,) = recorder.finished()
     assert span.kind is SpanKind.SERVER
@@ -163,7 +163,7 @@ def test_ambient_transport_span_is_linked_not_parent(recorder):
     ("tool", "arguments", "http_status", "error_type", "rpc_code"),
     [
         ("no_such_tool", {}, 400, "-32602", "-32602"),  # JSON-RPC error
-        ("lookup_fact", {"key": "no-such-fact"}, 200, "tool_error", None),  # isError result
+        ("compute_primes", {"limit": 1}, 200, "tool_error", None),  # isError result
     ],
 )
 def test_failing_call_records_error_type_and_error_status(recorder, tool, arguments, http_status, error_type, rpc_code):
@@ -268,15 +268,15 @@ def test_other_methods_legacy_requests_and_notifications(recorder):
 
 def test_duration_metric_by_tool_and_outcome(recorder):
     recorder.send(
-        *(tools_call("echo", n, arguments={"text": "x"}) for n in range(3)),
+        *(tools_call("echo", n, arguments={"message": "x"}) for n in range(3)),
         tools_call("no_such_tool"),
-        tools_call("lookup_fact", arguments={"key": "no-such-fact"}),
+        tools_call("compute_primes", arguments={"limit": 1}),
     )
     counts = {
         (p.attributes["gen_ai.tool.name"], p.attributes.get("error.type", "ok")): p.count
         for p in recorder.duration_points()
     }
-    assert counts == {("echo", "ok"): 3, ("no_such_tool", "-32602"): 1, ("lookup_fact", "tool_error"): 1}
+    assert counts == {("echo", "ok"): 3, ("no_such_tool", "-32602"): 1, ("compute_primes", "tool_error"): 1}
     assert all(p.attributes["mcp.method.name"] == "tools/call" and p.sum > 0 for p in recorder.duration_points())
 
 
@@ -404,7 +404,7 @@ def test_end_to_end_requests_rows_carry_the_workbook_contract(tmp_path):
     try:
         with running_server(env=env) as server:
             meta = {**META, "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"}}
-            ok = post_mcp(server.mcp_url, tools_call("echo", 11, meta=meta, arguments={"text": "hi"}))
+            ok = post_mcp(server.mcp_url, tools_call("echo", 11, meta=meta, arguments={"message": "hi"}))
             assert ok.status_code == 200, ok.text
             bad = post_mcp(server.mcp_url, tools_call("no_such_tool", 12, meta=meta))
             assert bad.status_code == 400, bad.text

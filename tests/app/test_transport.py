@@ -90,7 +90,7 @@ def test_chunked_oversized_body_is_413_while_streaming(http):
 
 
 def test_body_just_under_the_limit_is_served(http):
-    body = modern_request("tools/call", {"name": "echo", "arguments": {"text": "x"}})
+    body = modern_request("tools/call", {"name": "echo", "arguments": {"message": "x"}})
     raw = json.dumps(body).encode()
     padded = raw[:-1] + b" " * (1024 * 1024 - len(raw)) + b"}"
     assert len(padded) == 1024 * 1024
@@ -163,7 +163,7 @@ def test_a_large_but_allowed_request_head_is_served(server):
 
 def test_a_large_body_sent_with_its_head_in_one_write_is_not_mistaken_for_a_large_head(server):
     # head and a 70 KB body in one write arrive in one read on loopback: only head bytes count against 64 KiB
-    body = json.dumps(modern_request("tools/call", {"name": "echo", "arguments": {"text": "A" * 70_000}}))
+    body = json.dumps(modern_request("tools/call", {"name": "echo", "arguments": {"message": "A" * 70_000}}))
     headers = "".join(f"{k}: {v}\r\n" for k, v in modern_headers("tools/call", "echo").items())
     request = f"POST /mcp HTTP/1.1\r\nHost: localhost\r\n{headers}Content-Length: {len(body)}\r\n\r\n{body}"
     address = urlparse(server.url)

@@ -97,6 +97,6 @@ def check_primes(result: Mapping[str, Any], limit: int, sieve_size: int | None =
     assert not result.get("isError"), f"compute_primes({limit}) failed: {result}"
     value = structured(result)
     assert isinstance(value, dict), f"compute_primes result is not an object: {result}"
-    assert value.get("count") == prime_count(limit, sieve_size), (
-        f"compute_primes({limit}) count {value.get('count')}: {value}"
+    assert value.get("prime_count") == prime_count(limit, sieve_size), (
+        f"compute_primes({limit}) prime_count {value.get('prime_count')}: {value}"
     )

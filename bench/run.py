@@ -45,6 +45,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -52,6 +53,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bench.ingestion import Ingestion
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LUA_SCRIPT = PROJECT_ROOT / "bench" / "mcp.lua"
@@ -77,10 +80,14 @@ PROCESSES = {
     "ours-byo": [*_OURS, "--server", "bench.byo_server:server"],
     "sdk-byo-json": [*_UVICORN, "bench.byo_server:sdk_json_app"],
     "sdk-byo-sse": [*_UVICORN, "bench.byo_server:sdk_sse_app"],
+    "ours-traced": _OURS,
+    "sdk-traced": [*_UVICORN, "bench.sdk_telemetry_server:app"],
 }
 """Every server process the scenarios use; a scenario names which of them plays each role."""
-SERVERS = ("ours", "sdk", "bare")
-"""The roles: ours, the SDK's transport, the bare ceiling (a scenario may lack one)."""
+TRACED = frozenset({"ours-traced", "sdk-traced"})
+"""Processes that export telemetry, as deployed, to the ingestion stand-in (bench/ingestion.py)."""
+SERVERS = ("ours", "sdk", "bare", "untraced")
+"""The roles: ours, the SDK's transport, the bare ceiling, ours with telemetry off (a scenario may lack some)."""
 _DEMO = {"ours": "ours", "sdk": "sdk", "bare": "bare"}
 _LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 STARTUP_TIMEOUT_S = 30.0
@@ -128,6 +135,14 @@ SCENARIOS = {
         "tools/call",
         {"name": "quote", "arguments": {"symbol": "ACME"}},
         {"ours": "ours-byo", "sdk": "sdk-byo-json"},
+    ),
+    # Production: telemetry on, as every deployed instance runs, against the SDK with its own OpenTelemetry
+    # middleware and the same distro; "untraced" is ours with telemetry off, for what telemetry costs.
+    "prod-whoami": Scenario(
+        "prod whoami",
+        "tools/call",
+        {"name": "whoami", "arguments": {}},
+        {"ours": "ours-traced", "sdk": "sdk-traced", "untraced": "ours"},
     ),
     "byo-progress": Scenario(
         "byo 3x progress",
@@ -197,10 +212,13 @@ class RunningServer:
 
 
 @contextmanager
-def serving(name: str, server_prefix: list[str]) -> Iterator[RunningServer]:
+def serving(name: str, server_prefix: list[str], telemetry_env: dict[str, str]) -> Iterator[RunningServer]:
     """Run one server under uvicorn until the block ends, then stop it (SIGTERM, then SIGKILL)."""
     command = [*server_prefix, sys.executable, *PROCESSES[name]]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(PROJECT_ROOT)}
+    env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
+    if name in TRACED:
+        env |= telemetry_env
     process = subprocess.Popen(
         command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -336,26 +354,32 @@ _RATIOS = (
     ("req/s ours/bare", "bare", False, "{:.0%}"),
     ("CPU/req sdk/ours", "sdk", True, "{:.2f}x"),
     ("CPU/req bare/ours", "bare", True, "{:.0%}"),
+    # Inverted (ours/untraced): what telemetry multiplies the CPU per request by.
+    ("CPU/req ours/untraced", "untraced", True, "{:.2f}x"),
 )
+
+
+def _shown(value: float | None, under: str) -> float | None:
+    return 1 / value if value and under == "untraced" else value
 
 
 def render(results: list[Measurement], scenarios: list[Scenario]) -> str:
     lines = [
         (
-            f"{'scenario':<18} {'server':<5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>10}"
+            f"{'scenario':<18} {'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>10}"
             f" {'bad':>6} {'sock err':>8}"
         ),
     ]
     for scenario in scenarios:
         for m in (m for m in results if m.scenario == scenario.name):
             lines.append(
-                f"{m.scenario:<18} {m.server:<5} {m.ok_per_s:>9.0f} {m.p50_ms:>8.2f} {m.p99_ms:>8.2f}"
+                f"{m.scenario:<18} {m.server:<8} {m.ok_per_s:>9.0f} {m.p50_ms:>8.2f} {m.p99_ms:>8.2f}"
                 f" {m.cpu_us_per_ok:>10.0f} {m.bad:>6} {m.socket_errors:>8}"
             )
         parts = [
             f"{label} = {fmt.format(value)}"
             for label, under, by_cpu, fmt in _RATIOS
-            if (value := ratio(results, scenario.name, under, by_cpu=by_cpu)) is not None
+            if (value := _shown(ratio(results, scenario.name, under, by_cpu=by_cpu), under)) is not None
         ]
         if parts:
             lines.append(f"{'':<18} " + ", ".join(parts))
@@ -369,11 +393,13 @@ def render_spread(rounds: list[list[Measurement]], scenarios: list[Scenario]) ->
         for server in servers:
             rows = [m for r in rounds for m in r if m.scenario == scenario.name and m.server == server]
             lines.append(
-                f"  {scenario.name:<18} {server:<5} req/s {_spread([m.ok_per_s for m in rows], '{:.0f}')}"
+                f"  {scenario.name:<18} {server:<8} req/s {_spread([m.ok_per_s for m in rows], '{:.0f}')}"
                 f"   CPU us/req {_spread([m.cpu_us_per_ok for m in rows], '{:.0f}')}"
             )
         for label, under, by_cpu, fmt in _RATIOS:
-            values = [v for r in rounds if (v := ratio(r, scenario.name, under, by_cpu=by_cpu)) is not None]
+            values = [
+                v for r in rounds if (v := _shown(ratio(r, scenario.name, under, by_cpu=by_cpu), under)) is not None
+            ]
             if values:
                 lines.append(f"  {scenario.name:<18} {label:<18} {_spread(values, fmt)}")
     return "\n".join(lines)
@@ -436,7 +462,21 @@ def main(argv: list[str] | None = None) -> None:
     )
     with ExitStack() as stack:
         cast = {(s.name, role): s.roles[role] for s in scenarios for role in args.servers if role in s.roles}
-        processes = {name: stack.enter_context(serving(name, server_prefix)) for name in dict.fromkeys(cast.values())}
+        telemetry_env: dict[str, str] = {}
+        if TRACED & set(cast.values()):
+            ingestion = Ingestion()
+            stack.callback(ingestion.close)
+            telemetry_env = {
+                "APPLICATIONINSIGHTS_CONNECTION_STRING": ingestion.connection_string(),
+                "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",  # statsbeat would go to Microsoft's endpoint
+                # The exporter keeps what it could not send under the temp folder and retries it from any process
+                # with the same key: a private one keeps runs apart.
+                "TMPDIR": stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-telemetry-")),
+            }
+        processes = {
+            name: stack.enter_context(serving(name, server_prefix, telemetry_env))
+            for name in dict.fromkeys(cast.values())
+        }
         for scenario in scenarios:
             for role in args.servers:
                 if (scenario.name, role) in cast:
@@ -458,7 +498,7 @@ def main(argv: list[str] | None = None) -> None:
                     measurement = drive(wrk, load_prefix, server, scenario, seconds=args.duration, args=args, role=role)
                     results.append(measurement)
                     print(
-                        f"  round {round_number}: {role:<5} {scenario.name:<18} {measurement.ok_per_s:>8.0f} req/s",
+                        f"  round {round_number}: {role:<8} {scenario.name:<18} {measurement.ok_per_s:>8.0f} req/s",
                         flush=True,
                     )
             for server in processes.values():

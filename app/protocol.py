@@ -219,7 +219,6 @@ class Dispatcher:
 
     def __init__(self, server: MCPServer, easy_auth: bool = False, tool_roles: ToolRoles | None = None) -> None:
         self._server = server
-        self._easy_auth = easy_auth
         self._tool_roles = tool_roles
         self._caller_free: frozenset[str] = frozenset({"initialize", "ping"})
         """Methods answered without anything able to observe the caller: their callers are never parsed."""
@@ -246,6 +245,8 @@ class Dispatcher:
         self._fast["tools/call"] = self._call_tool
         if tool_roles is not None:
             self._fast["tools/list"] = self._tools_for_caller
+        # Chosen once, not tested per request: without Easy Auth a request pays nothing for identity.
+        self._route = self._serve_as_caller if easy_auth else self._serve
         self._fast_legacy: dict[str, FastHandler] = {**self._fast, "initialize": self._initialize, "ping": self._ping}
 
     async def start(self, lifespan_state: Any = None) -> None:
@@ -421,7 +422,7 @@ class Dispatcher:
             )
         if meta_version not in MODERN_PROTOCOL_VERSIONS:
             raise self._unsupported_version(meta_version)
-        return await self._serve(exchange)
+        return await self._route(exchange)
 
     def _unsupported_version(self, requested: Any) -> RpcError:
         # data.supported is what server/discover lists (the per-request versions); the handshake-era versions
@@ -443,7 +444,7 @@ class Dispatcher:
                     f"Method not found: {exchange.method} needs a session to send resource updates on, and this "
                     "server is stateless; MCP 2026-07-28 clients subscribe with subscriptions/listen",
                 )
-            return await self._serve(exchange)
+            return await self._route(exchange)
         except RpcError as error:
             # JSON-RPC errors go back with HTTP 200 in the handshake era: a legacy client reads 404 as "session
             # expired" and would re-initialize in a loop.
@@ -462,13 +463,14 @@ class Dispatcher:
 
     # ----------------------------------------------------------- methods
 
-    async def _serve(self, exchange: Exchange) -> Reply:
-        if not self._easy_auth or exchange.method in self._caller_free:
-            return await self._answer(exchange)
+    async def _serve_as_caller(self, exchange: Exchange) -> Reply:
+        """`_serve` behind Easy Auth: the caller parsed and current for a request that can observe it."""
+        if exchange.method in self._caller_free:
+            return await self._serve(exchange)
         exchange.caller = self._caller_of(exchange)
         token = serve_as(exchange.caller)
         try:
-            return await self._answer(exchange)
+            return await self._serve(exchange)
         finally:
             stop_serving(token)
 
@@ -479,7 +481,7 @@ class Dispatcher:
         except CallerError as error:
             raise AccessRefused(INVALID_REQUEST, f"Unauthorized: {error}", status=401) from None
 
-    async def _answer(self, exchange: Exchange) -> Reply:
+    async def _serve(self, exchange: Exchange) -> Reply:
         """The fast path's answer when it has one, else the kernel's."""
         fast = (self._fast if exchange.era == "modern" else self._fast_legacy).get(exchange.method)  # type: ignore[arg-type]
         if fast is not None:
@@ -524,8 +526,7 @@ class Dispatcher:
         if scoped is None:
             result = json.loads(await self._cached_result(exchange) or await self._via_kernel(exchange))
             result["tools"] = [tool for tool in result["tools"] if tool["name"] not in hidden]
-            if exchange.era == "modern":
-                result["cacheScope"] = "private"
+            result["cacheScope"] = "private"
             scoped = _dumps(result)
             if self._sdk_chain_only:  # a team's middleware may answer differently each time: nothing to keep
                 self._scoped_tool_lists[key] = scoped

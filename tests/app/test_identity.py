@@ -239,11 +239,14 @@ def test_a_caller_without_the_role_neither_sees_nor_runs_the_tool(easy_auth):
     assert anonymous.status_code == 401 and anonymous.json()["error"]["message"].endswith("no one is signed in")
 
 
-def test_the_refusal_keeps_its_status_for_a_legacy_client(easy_auth):
+def test_a_legacy_client_is_held_to_the_roles_too(easy_auth):
     body = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "compute_primes"}}
     headers = {"Accept": "application/json, text/event-stream", **BOB_HEADERS}
     refused = httpx.post(easy_auth.mcp_url, json=body, headers=headers, timeout=30)
     assert refused.status_code == 403 and PRIMES_ROLE in refused.json()["error"]["message"]
+    listing = {"jsonrpc": "2.0", "id": 4, "method": "tools/list"}
+    listed = httpx.post(easy_auth.mcp_url, json=listing, headers=headers, timeout=30).json()["result"]
+    assert "compute_primes" not in {tool["name"] for tool in listed["tools"]} and listed["cacheScope"] == "private"
 
 
 def test_a_caller_with_the_role_sees_and_runs_the_tool(easy_auth):

@@ -90,6 +90,7 @@ site = Site(
             app_insights_connection_string=monitoring.connection_string,
             allowed_origins=settings.allowed_origins,
             auth_scopes=settings.easy_auth.scopes if settings.easy_auth else (),
+            tool_roles=settings.tool_roles,
         ),
         easy_auth=settings.easy_auth,
         grants=[secrets.reader, monitoring.publisher],

@@ -11,9 +11,17 @@ Wire form (ASCII, URL-safe)::
     v1.<kid>.<payload>.<signature>
 
 ``payload`` is base64url (unpadded) of compact JSON ``{"s": state, "exp":
-unix-seconds}``, ``signature`` base64url HMAC-SHA256 over ``v1.<kid>.<payload>``
-with the secret of key ``kid``. The payload is signed, not encrypted: a
-handle must not carry secrets (a tally total is not one).
+unix-seconds}``, plus ``"c"`` for a handle bound to a caller, ``signature``
+base64url HMAC-SHA256 over ``v1.<kid>.<payload>`` with the secret of key
+``kid``. The payload is signed, not encrypted: a handle must not carry
+secrets (a tally total is not one).
+
+Caller binding: minted with ``caller=`` (`app.identity.current_caller()`
+behind Easy Auth), a handle opens only for the same caller, on any instance
+(`WrongCaller` otherwise, and for a bound handle presented without a caller
+or the reverse). ``"c"`` is a digest of the caller's principal, not the id
+itself, since handles end up in client logs. Without Easy Auth every caller is
+None, and handles behave as they always did.
 
 Why the standard library and not a token library (PyJWT, itsdangerous): the
 whole format is one HMAC and one constant-time compare, both in ``hmac``;
@@ -22,8 +30,8 @@ negotiation (``alg`` headers) that this closed format does not want, and none
 of them gives the four distinct verification errors the API promises.
 
 Verification order matters: the key id is looked up, then the signature is
-checked, and only then is the (now trusted) expiry read, so an attacker
-cannot learn anything from expiry errors on forged tokens.
+checked, and only then are the (now trusted) expiry and caller read, so an
+attacker cannot learn anything from their errors on forged tokens.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from app.identity import Caller
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +81,10 @@ class ForgedHandle(HandleError):
 
 class ExpiredHandle(HandleError):
     kind = "expired"
+
+
+class WrongCaller(HandleError):
+    kind = "wrong-caller"
 
 
 class KeyRingError(ValueError):
@@ -137,6 +151,10 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _caller_digest(caller: Caller) -> str:
+    return _b64(hashlib.sha256(caller.principal.encode()).digest()[:16])
+
+
 class HandleCodec:
     """Mints and verifies handles with a key ring and a lifetime."""
 
@@ -150,16 +168,19 @@ class HandleCodec:
     def _sign(self, kid: str, signed_part: str) -> str:
         return _b64(hmac.new(self.ring.keys[kid], signed_part.encode("ascii"), hashlib.sha256).digest())
 
-    def mint(self, state: Any) -> tuple[str, int]:
-        """Return ``(handle, expires_at)`` for ``state`` (any JSON value)."""
+    def mint(self, state: Any, caller: Caller | None = None) -> tuple[str, int]:
+        """Return ``(handle, expires_at)`` for ``state`` (any JSON value), bound to ``caller`` if given."""
         expires_at = int(self._clock()) + self.ttl_seconds
-        payload = _b64(json.dumps({"s": state, "exp": expires_at}, separators=(",", ":")).encode())
+        body = {"s": state, "exp": expires_at}
+        if caller is not None:
+            body["c"] = _caller_digest(caller)
+        payload = _b64(json.dumps(body, separators=(",", ":")).encode())
         kid = self.ring.signing_kid
         signed_part = f"{VERSION}.{kid}.{payload}"
         return f"{signed_part}.{self._sign(kid, signed_part)}", expires_at
 
-    def open(self, handle: str) -> Any:
-        """Return the state inside ``handle``, or raise a `HandleError` subclass naming the problem."""
+    def open(self, handle: str, caller: Caller | None = None) -> Any:
+        """Return the state inside ``handle`` (minted for ``caller``), or raise a `HandleError` naming the problem."""
         if not isinstance(handle, str) or len(handle) > MAX_HANDLE_LENGTH or not handle.isascii():
             raise MalformedHandle(
                 f"handle is malformed: expected an ASCII string of at most {MAX_HANDLE_LENGTH} characters"
@@ -196,5 +217,17 @@ class HandleCodec:
             raise ExpiredHandle(
                 f"handle expired at {when} ({int(now - expires_at)} s ago; handles live {self.ttl_seconds} s); "
                 "start a new one by calling without a handle"
+            )
+        bound_to = body.get("c")
+        if bound_to != (_caller_digest(caller) if caller is not None else None):
+            if caller is None:
+                problem = "was minted for a signed-in caller, and this request has none"
+            elif bound_to is None:
+                problem = "was minted without a signed-in caller, and this request has one"
+            else:
+                problem = "was minted for another caller"
+            raise WrongCaller(
+                f"handle {problem}; a handle works only for the caller it was minted for "
+                "(start a new one by calling without a handle)"
             )
         return state

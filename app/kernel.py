@@ -32,6 +32,10 @@ transport owns:
 - the SDK's OpenTelemetry middleware is taken out of the chain, because the
   host records one span per message for every path (`app.telemetry`), the
   fast path included; keeping both would record each kernel request twice;
+- its ``requestState`` is bound to the caller (`app.identity.current_caller`)
+  besides whatever principal the server's own policy binds, so a round
+  started by one caller is refused for another (-32602, as for any state that
+  does not verify) and completes for the same caller on any instance;
 - `prompt_argument_errors` joins the chain, innermost: the SDK reports a
   prompt's bad or missing arguments (and an unknown prompt) as an internal
   error, where the spec's answer is -32602 naming the argument.
@@ -40,7 +44,8 @@ transport owns:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +65,7 @@ from mcp.types import INVALID_PARAMS, INVALID_REQUEST, ErrorData
 from pydantic import ValidationError
 
 from app.handles import KeyRing
+from app.identity import current_caller
 
 KEEPALIVE_S = 15.0
 """Seconds of handler silence before SSE is committed and between keep-alive pings (the SDK's figure)."""
@@ -212,13 +218,30 @@ def problems(error: ValidationError) -> str:
     )
 
 
+PrincipalBinding = Callable[[ServerRequestContext[Any, Any]], str | None]
+
+
+def _with_caller(own: PrincipalBinding | None) -> PrincipalBinding:
+    """The server's own principal binding, joined by the Easy Auth caller when there is one."""
+
+    def bind(ctx: ServerRequestContext[Any, Any]) -> str | None:
+        caller = current_caller()
+        theirs = own(ctx) if own is not None else None
+        if caller is None:
+            return theirs
+        return caller.principal if theirs is None else json.dumps([caller.principal, theirs])
+
+    return bind
+
+
 def host_server(server: MCPServer, request_state_keys: KeyRing) -> MCPServer:
     """Adapt ``server`` to a fleet, in place (see the module docstring); returns it.
 
     The server's request-state policy keeps its lifetime, audience and
-    principal binding; only the built-in AES-GCM codec's key (per-process by
-    default, or a key held in the team's code) is replaced by the shared ring.
-    A server that brings its own codec (e.g. backed by a KMS) keeps it.
+    principal binding (joined by the caller's); only the built-in AES-GCM
+    codec's key (per-process by default, or a key held in the team's code) is
+    replaced by the shared ring. A server that brings its own codec (e.g.
+    backed by a KMS) keeps it.
     """
     chain = server.middleware
     chain[:] = [m for m in chain if not isinstance(m, OpenTelemetryMiddleware)]
@@ -226,15 +249,19 @@ def host_server(server: MCPServer, request_state_keys: KeyRing) -> MCPServer:
         if not isinstance(middleware, RequestStateBoundary):
             continue
         security: RequestStateSecurity = middleware._security
-        if not isinstance(security.codec, AESGCMRequestStateCodec):
-            continue
-        shared = RequestStateSecurity(
-            keys=list(request_state_keys.keys.values()),
+        # A codec of the team's own is kept; the built-in one (a per-process key) gives way to the shared ring.
+        sealing = (
+            {"keys": list(request_state_keys.keys.values())}
+            if isinstance(security.codec, AESGCMRequestStateCodec)
+            else {"codec": security.codec}
+        )
+        hosted = RequestStateSecurity(
+            **sealing,
             ttl=security.ttl,
-            bind_principal=security.bind_principal,
+            bind_principal=_with_caller(security.bind_principal),
             audience=security.audience,
         )
-        chain[position] = RequestStateBoundary(shared, default_audience=middleware._audience)
+        chain[position] = RequestStateBoundary(hosted, default_audience=middleware._audience)
     if prompt_argument_errors not in chain:
         chain.append(prompt_argument_errors)
     return server

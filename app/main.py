@@ -80,7 +80,7 @@ def create_app(
     env = os.environ if environ is None else environ
     settings = Settings.from_env(env)
     server = host_server(server if server is not None else load_server(server_spec(env)), settings.request_state_keys)
-    dispatcher = Dispatcher(server)
+    dispatcher = Dispatcher(server, settings.easy_auth, settings.tool_roles)
     lowlevel = dispatcher.kernel.lowlevel
     identity = {
         "service": server.name,

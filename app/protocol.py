@@ -44,6 +44,22 @@ load, ``bench/``; the kernel path for the same request in brackets):
 
 Both fast paths answer byte-for-byte what a client would parse from the
 kernel's answer (tests/app/test_protocol.py compares them).
+
+The caller (`app.identity`): behind Easy Auth, a request that can observe
+the caller (a tool call, a role-scoped ``tools/list``, anything the kernel
+runs) has it parsed from its headers into ``Exchange.caller`` and made
+`app.identity.current_caller()` while it is served; answers from the
+start-up cache never parse it. Headers that do not parse are HTTP 401.
+
+Tool roles (``MCP_TOOL_ROLES``, `app.identity.ToolRoles`): a tool the caller
+lacks every listed role for is left out of its ``tools/list`` and its call is
+refused. The code is -32602, the spec's code for a tool the server will not
+run under that name (which, for this caller, it is: its list does not name
+it), with ``data.requiredRoles``; the HTTP status is the MCP authorization
+spec's 403 (signed in, not permitted), or 401 when no one is signed in. With
+roles, every ``tools/list`` answer depends on who asks, so it is
+``cacheScope: "private"``; its bytes are kept per set of hidden tools, at
+most one per combination of the listed tools.
 """
 
 from __future__ import annotations
@@ -86,7 +102,9 @@ from mcp.types import (
 from mcp.types.version import LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ValidationError
 
+from app.identity import Caller, CallerError, ToolRoles, caller_from_headers, serve_as, stop_serving
 from app.kernel import EventSink, Kernel, prompt_argument_errors, sse_frame
+from app.settings import TOOL_ROLES_ENV, SettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +155,9 @@ class Exchange:
     error_code: int | None = None
     tool_error: bool = False
     status: int = 0
+    caller: Caller | None = None
+    """Who called (behind Easy Auth, once the dispatcher needed it; see the module docstring); telemetry records
+    ``caller.id``, never ``caller.name``."""
 
     def header_pairs(self) -> list[tuple[str, str]]:
         return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in self.raw_headers]
@@ -167,6 +188,10 @@ class RpcError(Exception):
         self.status = status
 
 
+class AccessRefused(RpcError):
+    """An identity refusal (401, 403): its HTTP status stands in both eras, since it is about the caller."""
+
+
 class _HeaderPairs:
     """Raw header pairs behind the ``.items()`` the SDK's Mcp-Param check reads, so it sees duplicates."""
 
@@ -192,8 +217,12 @@ def _header_mismatch(header: str, header_value: str | None, body_name: str, body
 class Dispatcher:
     """Decides every MCP message for one `MCPServer` (adapted to the fleet by `app.kernel.host_server`)."""
 
-    def __init__(self, server: MCPServer) -> None:
+    def __init__(self, server: MCPServer, easy_auth: bool = False, tool_roles: ToolRoles | None = None) -> None:
         self._server = server
+        self._tool_roles = tool_roles
+        self._caller_free: frozenset[str] = frozenset({"initialize", "ping"})
+        """Methods answered without anything able to observe the caller: their callers are never parsed."""
+        self._scoped_tool_lists: dict[tuple[str | None, frozenset[str]], bytes] = {}
         self.kernel = Kernel(server)
         # One context for every fast-path call: those tools take no Context, so none of them can read it, and
         # building a fresh one per call cost a third of a call_tool.
@@ -214,6 +243,10 @@ class Dispatcher:
             method: self._cached_result for method in ("server/discover", *LIST_METHODS)
         }
         self._fast["tools/call"] = self._call_tool
+        if tool_roles is not None:
+            self._fast["tools/list"] = self._tools_for_caller
+        # Chosen once, not tested per request: without Easy Auth a request pays nothing for identity.
+        self._route = self._serve_as_caller if easy_auth else self._serve
         self._fast_legacy: dict[str, FastHandler] = {**self._fast, "initialize": self._initialize, "ping": self._ping}
 
     async def start(self, lifespan_state: Any = None) -> None:
@@ -222,6 +255,12 @@ class Dispatcher:
         self.kernel.lifespan_state = lifespan_state
         tools = await self._server.list_tools()
         self._tool_names = frozenset(tool.name for tool in tools)
+        unknown = sorted(set(self._tool_roles.roles) - self._tool_names) if self._tool_roles is not None else []
+        if unknown:
+            raise SettingsError(
+                f"{TOOL_ROLES_ENV} names tool(s) the server does not have: {', '.join(unknown)}; "
+                f"its tools: {', '.join(sorted(self._tool_names))}"
+            )
         self._prompt_names = frozenset(prompt.name for prompt in await self._server.list_prompts())
         self._param_header_schemas = {
             tool.name: tool.input_schema for tool in tools if x_mcp_header_map(tool.input_schema)
@@ -235,6 +274,8 @@ class Dispatcher:
             return
         registered = {tool.name: tool for tool in self._server._tool_manager.list_tools()}
         self._fast_tools = frozenset(name for name, tool in registered.items() if _context_free(tool))
+        cached = {"server/discover", *LIST_METHODS} - ({"tools/list"} if self._tool_roles is not None else set())
+        self._caller_free |= cached
         for version in MODERN_PROTOCOL_VERSIONS:
             envelope = {"_meta": {PROTOCOL_VERSION_META_KEY: version, CLIENT_CAPABILITIES_META_KEY: {}}}
             for method in ("server/discover", *LIST_METHODS):
@@ -381,7 +422,7 @@ class Dispatcher:
             )
         if meta_version not in MODERN_PROTOCOL_VERSIONS:
             raise self._unsupported_version(meta_version)
-        return await self._serve(exchange)
+        return await self._route(exchange)
 
     def _unsupported_version(self, requested: Any) -> RpcError:
         # data.supported is what server/discover lists (the per-request versions); the handshake-era versions
@@ -403,11 +444,12 @@ class Dispatcher:
                     f"Method not found: {exchange.method} needs a session to send resource updates on, and this "
                     "server is stateless; MCP 2026-07-28 clients subscribe with subscriptions/listen",
                 )
-            return await self._serve(exchange)
+            return await self._route(exchange)
         except RpcError as error:
             # JSON-RPC errors go back with HTTP 200 in the handshake era: a legacy client reads 404 as "session
             # expired" and would re-initialize in a loop.
-            error.status = _JSON_STATUS_OK
+            if not isinstance(error, AccessRefused):
+                error.status = _JSON_STATUS_OK
             raise
 
     def _notification(self, exchange: Exchange) -> Reply:
@@ -420,6 +462,24 @@ class Dispatcher:
         return Reply(202, None)
 
     # ----------------------------------------------------------- methods
+
+    async def _serve_as_caller(self, exchange: Exchange) -> Reply:
+        """`_serve` behind Easy Auth: the caller parsed and current for a request that can observe it."""
+        if exchange.method in self._caller_free:
+            return await self._serve(exchange)
+        exchange.caller = self._caller_of(exchange)
+        token = serve_as(exchange.caller)
+        try:
+            return await self._serve(exchange)
+        finally:
+            stop_serving(token)
+
+    @staticmethod
+    def _caller_of(exchange: Exchange) -> Caller | None:
+        try:
+            return caller_from_headers(exchange.raw_headers)
+        except CallerError as error:
+            raise AccessRefused(INVALID_REQUEST, f"Unauthorized: {error}", status=401) from None
 
     async def _serve(self, exchange: Exchange) -> Reply:
         """The fast path's answer when it has one, else the kernel's."""
@@ -458,6 +518,20 @@ class Dispatcher:
             raise RpcError(INVALID_PARAMS, f"Invalid cursor: {exchange.method} results are never paginated here")
         return self._cached.get((exchange.method, exchange.protocol_version))  # type: ignore[arg-type]
 
+    async def _tools_for_caller(self, exchange: Exchange) -> bytes:
+        """``tools/list`` without the tools the caller may not call, ``cacheScope: "private"`` (module docstring)."""
+        hidden = self._tool_roles.hidden_from(exchange.caller)  # type: ignore[union-attr]
+        key = (exchange.protocol_version, hidden)
+        scoped = self._scoped_tool_lists.get(key)
+        if scoped is None:
+            result = json.loads(await self._cached_result(exchange) or await self._via_kernel(exchange))
+            result["tools"] = [tool for tool in result["tools"] if tool["name"] not in hidden]
+            result["cacheScope"] = "private"
+            scoped = _dumps(result)
+            if self._sdk_chain_only:  # a team's middleware may answer differently each time: nothing to keep
+                self._scoped_tool_lists[key] = scoped
+        return scoped
+
     async def _initialize(self, exchange: Exchange) -> bytes | None:
         # Without params or protocolVersion (the seed sample's k6 script sends neither), the latest handshake
         # version: version negotiation lets a server answer the version it prefers.
@@ -483,6 +557,8 @@ class Dispatcher:
             raise RpcError(
                 INVALID_PARAMS, f"Unknown tool: {name}", data={"name": name, "tools": sorted(self._tool_names)}
             )
+        if self._tool_roles is not None and not self._tool_roles.allows(exchange.caller, name):
+            raise self._role_refusal(exchange.caller, name)
         if exchange.era == "modern" and name in self._param_header_schemas:
             self._check_param_headers(exchange, name, arguments or {})
         if name not in self._fast_tools or params.get("inputResponses") is not None or params.get("requestState"):
@@ -497,6 +573,16 @@ class Dispatcher:
         if exchange.era == "modern":
             return self._with_server_info(result)
         return result.model_dump_json(by_alias=True, exclude_none=True, exclude={"result_type"}).encode()
+
+    def _role_refusal(self, caller: Caller | None, name: str) -> AccessRefused:
+        needed = sorted(self._tool_roles.roles[name])  # type: ignore[union-attr]
+        has = f"the caller has {', '.join(sorted(caller.roles)) or 'no app roles'}" if caller else "no one is signed in"
+        return AccessRefused(
+            INVALID_PARAMS,
+            f"Forbidden: tool {name} needs the app role {' or '.join(needed)}; {has}",
+            data={"name": name, "requiredRoles": needed},
+            status=403 if caller else 401,
+        )
 
     def _check_param_headers(self, exchange: Exchange, name: str, arguments: Mapping[str, Any]) -> None:
         """SEP-2243: each ``x-mcp-header`` argument must arrive as its ``Mcp-Param-*`` header too (-32020)."""

@@ -7,6 +7,8 @@
 | ``MCP_ALLOWED_ORIGINS`` | comma-separated allowed ``Origin`` values (``*`` = any); an absent Origin is always allowed | loopback origins only |
 | ``MCP_SLOT_NAME`` | deployment slot (sticky app setting) | ``local`` |
 | ``WEBSITE_INSTANCE_ID`` | App Service instance id | ``local`` |
+| ``WEBSITE_AUTH_ENABLED`` | ``True`` (App Service sets it with Easy Auth on): trust the caller headers (`app.identity`) | unset: ignore them |
+| ``MCP_TOOL_ROLES`` | JSON object, tool name -> list of Entra app roles, any of which may call it | every tool open |
 
 The served server reads its own variables (the bundled demo's are listed in
 `app.demo.server`).
@@ -25,6 +27,7 @@ allowed values, rather than surfacing later as a failing request.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -32,11 +35,14 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from app.handles import KeyRing
+from app.identity import ToolRoles
 
 REQUEST_STATE_KEYS_ENV = "MCP_REQUEST_STATE_KEYS"
 REQUEST_STATE_MIN_SECRET = 32
 """The SDK's AES-GCM request-state codec refuses shorter secrets."""
 SERVER_ENV = "MCP_SERVER"
+EASY_AUTH_ENV = "WEBSITE_AUTH_ENABLED"
+TOOL_ROLES_ENV = "MCP_TOOL_ROLES"
 DEFAULT_SERVER = "app.demo.server:server"
 
 _LOOPBACK_ORIGIN = re.compile(r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$")
@@ -88,6 +94,22 @@ def _origins(raw: str) -> frozenset[str]:
     return frozenset(origins)
 
 
+def _tool_roles(raw: str) -> ToolRoles:
+    expected = 'expected a JSON object of tool name -> non-empty list of role names, e.g. {"tally": ["Tally.Use"]}'
+    try:
+        spec = json.loads(raw)
+    except ValueError as error:
+        raise SettingsError(f"{TOOL_ROLES_ENV} is not JSON ({error}); {expected}") from None
+    if not isinstance(spec, dict):
+        raise SettingsError(f"{TOOL_ROLES_ENV} is a JSON {type(spec).__name__}; {expected}")
+    roles = {}
+    for tool, names in spec.items():
+        if not tool or not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+            raise SettingsError(f"{TOOL_ROLES_ENV} entry {tool!r}: {names!r} is not allowed; {expected}")
+        roles[tool] = frozenset(names)
+    return ToolRoles(roles)
+
+
 def server_spec(environ: Mapping[str, str]) -> str:
     """``MCP_SERVER``, or the bundled demo when unset."""
     return environ.get(SERVER_ENV, "").strip() or DEFAULT_SERVER
@@ -100,6 +122,10 @@ class Settings:
     """None: MCP_ALLOWED_ORIGINS unset, loopback origins only."""
     slot_name: str
     instance_id: str
+    easy_auth: bool = False
+    """WEBSITE_AUTH_ENABLED is True: App Service Authentication vouches for the caller headers."""
+    tool_roles: ToolRoles | None = None
+    """None: MCP_TOOL_ROLES unset, every tool open to every caller."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -113,6 +139,9 @@ class Settings:
             else None,
             slot_name=env.get("MCP_SLOT_NAME", "").strip() or "local",
             instance_id=env.get("WEBSITE_INSTANCE_ID", "").strip() or "local",
+            # App Service writes "True"; Microsoft.Identity.Web compares it case-insensitively, and so do we.
+            easy_auth=env.get(EASY_AUTH_ENV, "").strip().lower() == "true",
+            tool_roles=_tool_roles(env[TOOL_ROLES_ENV]) if env.get(TOOL_ROLES_ENV, "").strip() else None,
         )
 
     def origin_allowed(self, origin: str) -> bool:

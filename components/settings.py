@@ -13,6 +13,7 @@ the ``default:`` entries in Pulumi.yaml (a test holds them equal).
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -120,7 +121,11 @@ KEYS = (
     "keyVaultPurgeProtection",
     "handleKeys",
     "requestStateKeys",
+    "toolRoles",
 )
+
+# The bundled demo server's tools (app/demo/server.py; a test holds them equal), which toolRoles may name.
+BUNDLED_SERVER_TOOLS = ("whoami", "echo", "lookup_fact", "compute_primes", "tally", "pick_fact")
 
 
 class ConfigError(pulumi.RunError):
@@ -171,6 +176,8 @@ class StackSettings:
     easy_auth: EasyAuth | None
     allowed_origins: tuple[str, ...]
     alert_emails: tuple[str, ...]
+    # Tool name -> Entra app roles, any of which may call it (MCP_TOOL_ROLES); empty: every tool open.
+    tool_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def tags(self) -> dict[str, str]:
@@ -279,6 +286,7 @@ class _Reader:
         purge_protection = self.boolean("keyVaultPurgeProtection", True)
         handle_keys = self._key_ring("handleKeys")
         request_state_keys = self._key_ring("requestStateKeys")
+        tool_roles = self._tool_roles(BUNDLED_SERVER_TOOLS, easy_auth is not None)
 
         self._check_unknown_keys()
         self._check_tier(sku, instance_count, autoscale, autoscale_max_count, staging_slot)
@@ -312,6 +320,7 @@ class _Reader:
             easy_auth=easy_auth,
             allowed_origins=allowed_origins,
             alert_emails=alert_emails,
+            tool_roles=tool_roles,
         )
 
     def _check_unknown_keys(self) -> None:
@@ -442,6 +451,44 @@ class _Reader:
 
     def _alert_emails(self) -> tuple[str, ...]:
         return self._list("alertEmails", _EMAIL, "expected comma-separated e-mail addresses like ops@example.com")
+
+    def _tool_roles(self, tools: tuple[str, ...], easy_auth: bool) -> dict[str, tuple[str, ...]]:
+        """``toolRoles`` (a JSON object, or an object Pulumi hands over as JSON) naming ``tools`` only."""
+        raw = self._raw("toolRoles")
+        if not raw:
+            return {}
+        allowed = (
+            "expected a JSON object of tool name -> non-empty list of Entra app role names, "
+            'e.g. {"compute_primes": ["Primes.Run"]}'
+        )
+        try:
+            spec = json.loads(raw)
+        except ValueError:
+            spec = None
+        if not isinstance(spec, dict):
+            self._problem("toolRoles", raw, allowed)
+            return {}
+        bad = [
+            tool
+            for tool, roles in spec.items()
+            if not isinstance(roles, list) or not roles or not all(isinstance(r, str) and r.strip() for r in roles)
+        ]
+        if bad:
+            self._problem("toolRoles", raw, f"{allowed}; bad: {', '.join(bad)}")
+            return {}
+        unknown = sorted(set(spec) - set(tools))
+        if unknown:
+            self._problem(
+                "toolRoles",
+                raw,
+                f"unknown tool(s) {', '.join(unknown)}; the bundled server's tools are {', '.join(tools)}",
+            )
+            return {}
+        if not easy_auth:
+            # Without Easy Auth no request has a caller, and the app serves a role-listed tool to no one.
+            self._problem("toolRoles", raw, "only used with Easy Auth; set authClientId and authTenantId")
+            return {}
+        return {tool: tuple(role.strip() for role in roles) for tool, roles in spec.items()}
 
     def _key_ring(self, key: str) -> pulumi.Output[str] | None:
         raw = self._raw(key)

@@ -14,8 +14,9 @@ in them is secret: the key rings are Key Vault references
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -51,6 +52,8 @@ class AppConfig:
     allowed_origins: tuple[str, ...] = ()
     # Scopes published as MCP protected-resource metadata when Easy Auth is on.
     auth_scopes: tuple[str, ...] = ()
+    # Tool name -> Entra app roles, any of which may call it (the app's MCP_TOOL_ROLES).
+    tool_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def app_settings(config: AppConfig, slot_name: str) -> list[web.NameValuePairArgs]:
@@ -70,6 +73,8 @@ def app_settings(config: AppConfig, slot_name: str) -> list[web.NameValuePairArg
         settings["MCP_ALLOWED_ORIGINS"] = ",".join(config.allowed_origins)
     if config.auth_scopes:
         settings["WEBSITE_AUTH_PRM_DEFAULT_WITH_SCOPES"] = ",".join(config.auth_scopes)
+    if config.tool_roles:
+        settings["MCP_TOOL_ROLES"] = json.dumps({tool: list(roles) for tool, roles in config.tool_roles.items()})
     return [web.NameValuePairArgs(name=name, value=value) for name, value in settings.items()]
 
 

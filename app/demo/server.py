@@ -57,6 +57,7 @@ from pydantic import Field
 from app.demo.facts import FACTS, fact_uri
 from app.demo.primes import PrimeWorkers
 from app.handles import HandleCodec, HandleError, KeyRing
+from app import current_caller
 from app.settings import env_number
 
 SERVER_NAME = "mcpscale"
@@ -74,12 +75,18 @@ CATALOGUE_CACHE_HINT = CacheHint(ttl_ms=300_000, scope="public")
 _READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=False)
 
 
+class CallerInfo(TypedDict):
+    id: str
+    name: str | None
+
+
 class Identity(TypedDict):
     instance_id: str
     hostname: str
     site_name: str
     slot_name: str
     pid: int
+    caller: CallerInfo | None
 
 
 class Echo(TypedDict):
@@ -171,19 +178,27 @@ def build_server(settings: DemoSettings) -> MCPServer:
         site_name=settings.site_name,
         slot_name=settings.slot_name,
         pid=os.getpid(),
+        caller=None,
     )
 
-    # The identity never changes while the process runs, so its whole result is built once; the SDK still
-    # validates the structured content against whoami's output schema on every call. (The hot path of the
-    # benchmark: this saves the per-call JSON rendering of the text block and the result model.)
-    identity_result = CallToolResult(
-        content=[TextContent(type="text", text=json.dumps(identity, indent=2))], structured_content=dict(identity)
-    )
+    def identity_result(identity: Identity) -> CallToolResult:
+        return CallToolResult(
+            content=[TextContent(type="text", text=json.dumps(identity, indent=2))], structured_content=dict(identity)
+        )
+
+    # Without a caller the identity never changes while the process runs, so its whole result is built once; the
+    # SDK still validates the structured content against whoami's output schema on every call. (The hot path of
+    # the benchmark: this saves the per-call JSON rendering of the text block and the result model.)
+    anonymous_result = identity_result(identity)
 
     @server.tool(annotations=_READ_ONLY)
     async def whoami() -> Identity:
-        """Name the serving instance: App Service instance id, host name, site, deployment slot and process id."""
-        return identity_result  # type: ignore[return-value]
+        """Name the serving instance (App Service instance id, host name, site, deployment slot, process id) and the
+        signed-in caller (id and name; null without one)."""
+        caller = current_caller()
+        if caller is None:
+            return anonymous_result  # type: ignore[return-value]
+        return identity_result({**identity, "caller": CallerInfo(id=caller.id, name=caller.name)})  # type: ignore[return-value]
 
     @server.tool(annotations=_READ_ONLY)
     async def echo(
@@ -227,14 +242,14 @@ def build_server(settings: DemoSettings) -> MCPServer:
         total, count = 0, 0
         if handle is not None:
             try:
-                state = codec.open(handle)
+                state = codec.open(handle, current_caller())
                 total, count = int(state["total"]), int(state["count"])
             except HandleError as error:
                 raise ToolError(f"handle rejected ({error.kind}): {error}") from None
             except (KeyError, TypeError, ValueError):
                 raise ToolError("handle rejected (malformed): it is not a tally handle") from None
         total, count = total + add, count + 1
-        new_handle, expires_at = codec.mint({"total": total, "count": count})
+        new_handle, expires_at = codec.mint({"total": total, "count": count}, current_caller())
         return Tally(handle=new_handle, total=total, count=count, expires_at=expires_at)
 
     @server.tool(

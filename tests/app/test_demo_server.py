@@ -62,6 +62,7 @@ def test_sdk_client_uses_every_tool_resource_and_prompt(server, mode):
                 "site_name": "local",
                 "slot_name": "local",
                 "pid": server.process.pid,
+                "caller": None,  # no Easy Auth here
             }
 
             echoed = await client.call_tool("echo", {"message": "grüße ☃"})
@@ -237,4 +238,5 @@ def test_whoami_reports_the_app_service_site_slot_and_instance(app_service_serve
         "site_name": "seed-site",
         "slot_name": "staging",
         "pid": app_service_server.process.pid,
+        "caller": None,
     }

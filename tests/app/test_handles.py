@@ -19,7 +19,9 @@ from app.handles import (
     KeyRingError,
     MalformedHandle,
     UnknownHandleKey,
+    WrongCaller,
 )
+from app.identity import Caller
 from tests.app.serving import running_server
 
 RING = KeyRing.parse("new:new-secret-0123456789,old:old-secret-0123456789")
@@ -170,3 +172,41 @@ def test_tally_reports_each_handle_problem_distinctly(server):
     for handle, needle in cases.items():
         result = _call(server.mcp_url, {"handle": handle})
         assert result.is_error and needle in result.content[0].text, result.content[0].text
+
+
+ALICE = Caller(id="alice-oid", name="alice@contoso.example", idp="aad", roles=frozenset())
+BOB = Caller(id="bob-oid", name="bob@contoso.example", idp="aad", roles=frozenset())
+
+
+def test_a_handle_minted_for_a_caller_opens_only_for_that_caller():
+    codec = HandleCodec(RING, ttl_seconds=60)
+    handle, _ = codec.mint({"total": 1}, ALICE)
+    renamed = Caller(id=ALICE.id, name="Alice A.", idp="aad", roles=frozenset({"Tally.Use"}))
+    assert codec.open(handle, ALICE) == codec.open(handle, renamed) == {"total": 1}  # bound to the id, not the name
+    for caller, problem in [
+        (BOB, "was minted for another caller"),
+        (Caller(id=ALICE.id, name=None, idp="google", roles=frozenset()), "was minted for another caller"),
+        (None, "was minted for a signed-in caller, and this request has none"),
+    ]:
+        with pytest.raises(WrongCaller, match=problem) as error:
+            codec.open(handle, caller)
+        assert error.value.kind == "wrong-caller"
+
+
+def test_a_handle_minted_without_a_caller_opens_only_without_one():
+    codec = HandleCodec(RING, ttl_seconds=60)
+    handle, _ = codec.mint({"total": 1})
+    assert codec.open(handle) == {"total": 1}
+    with pytest.raises(WrongCaller, match="was minted without a signed-in caller, and this request has one"):
+        codec.open(handle, ALICE)
+
+
+def test_the_binding_is_signed_and_does_not_carry_the_callers_id():
+    codec = HandleCodec(RING, ttl_seconds=60)
+    handle, _ = codec.mint({"total": 1}, ALICE)
+    version, kid, payload, signature = handle.split(".")
+    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert set(body) == {"s", "exp", "c"} and ALICE.id not in json.dumps(body)
+    unbound = base64.urlsafe_b64encode(json.dumps({"s": body["s"], "exp": body["exp"]}).encode()).rstrip(b"=")
+    with pytest.raises(ForgedHandle):  # dropping the binding breaks the signature
+        codec.open(f"{version}.{kid}.{unbound.decode()}.{signature}")

@@ -468,3 +468,77 @@ def test_server_info_joins_a_result_meta_the_sdk_already_set():
     with_meta = json.loads(dispatcher._with_server_info(CallToolResult(content=[], _meta={"com.example/k": 1})))
     assert with_meta["_meta"] == {"com.example/k": 1, "io.modelcontextprotocol/serverInfo": SERVER_INFO}
     validate(with_meta, "CallToolResult")
+
+
+def _dispatcher_with_roles(own_middleware: bool):
+    from mcp.server.mcpserver import MCPServer
+
+    from app.identity import ToolRoles
+    from app.protocol import Dispatcher
+
+    server = MCPServer("roles", log_level="WARNING")
+
+    @server.tool()
+    async def open_tool() -> str:
+        return "open"
+
+    @server.tool()
+    async def gated() -> str:
+        return "gated"
+
+    if own_middleware:  # a team's middleware: the kernel answers every list and call
+
+        async def passthrough(ctx, call_next):
+            return await call_next(ctx)
+
+        server.middleware.append(passthrough)
+    return Dispatcher(server, easy_auth=True, tool_roles=ToolRoles({"gated": frozenset({"Gate.Use"})}))
+
+
+def _exchange(method: str, params: dict, roles: tuple[str, ...]):
+    from app.protocol import Exchange
+
+    claims = [{"typ": "roles", "val": role} for role in roles]
+    principal = base64.b64encode(json.dumps({"auth_typ": "aad", "claims": claims}).encode())
+    headers = {"mcp-protocol-version": MODERN, "mcp-method": method}
+    if method == "tools/call":
+        headers["mcp-name"] = params["name"]
+    return Exchange(
+        headers=headers,
+        raw_headers=[(b"x-ms-client-principal", principal), (b"x-ms-client-principal-id", b"oid-1")],
+        message={"jsonrpc": "2.0", "id": 1, "method": method, "params": {**params, "_meta": META}},
+    )
+
+
+@pytest.mark.parametrize("own_middleware", [False, True], ids=["fast path", "kernel path"])
+def test_tool_roles_hold_on_the_fast_path_and_the_kernel_path(own_middleware):
+    import asyncio
+
+    async def run() -> None:
+        dispatcher = _dispatcher_with_roles(own_middleware)
+        await dispatcher.start()
+        for roles, listed in [((), ["open_tool"]), (("Gate.Use",), ["open_tool", "gated"])]:
+            reply = await dispatcher.handle(_exchange("tools/list", {}, roles))
+            result = json.loads(reply.body)["result"]
+            assert [tool["name"] for tool in result["tools"]] == listed
+            assert result["cacheScope"] == "private"
+        refused = await dispatcher.handle(_exchange("tools/call", {"name": "gated"}, ()))
+        assert refused.status == 403 and "needs the app role Gate.Use" in json.loads(refused.body)["error"]["message"]
+        allowed = await dispatcher.handle(_exchange("tools/call", {"name": "gated"}, ("Gate.Use",)))
+        assert json.loads(allowed.body)["result"]["content"][0]["text"] == "gated"
+
+    asyncio.run(run())
+
+
+def test_tool_roles_naming_a_tool_the_server_lacks_stop_start_up():
+    import asyncio
+
+    from mcp.server.mcpserver import MCPServer
+
+    from app.identity import ToolRoles
+    from app.protocol import Dispatcher
+    from app.settings import SettingsError
+
+    dispatcher = Dispatcher(MCPServer("roles", log_level="WARNING"), tool_roles=ToolRoles({"tallly": frozenset("x")}))
+    with pytest.raises(SettingsError, match="MCP_TOOL_ROLES names tool\\(s\\) the server does not have: tallly"):
+        asyncio.run(dispatcher.start())

@@ -66,3 +66,34 @@ def test_origin_allow_list_is_exact_and_case_insensitive():
     assert settings.origin_allowed("https://b.example.com")
     assert not settings.origin_allowed("https://a.example.com.evil.net")
     assert not settings.origin_allowed("http://localhost")
+
+
+@pytest.mark.parametrize(
+    ("value", "trusted"), [("True", True), ("true", True), ("False", False), ("1", False), ("", False)]
+)
+def test_the_caller_headers_are_trusted_only_when_website_auth_enabled_is_true(value, trusted):
+    assert Settings.from_env({**KEYS, "WEBSITE_AUTH_ENABLED": value}).easy_auth is trusted
+    assert Settings.from_env(KEYS).easy_auth is False
+
+
+def test_tool_roles_are_read():
+    settings = Settings.from_env({**KEYS, "MCP_TOOL_ROLES": '{"tally": ["Tally.Use", "Admin"], "echo": ["Admin"]}'})
+    assert settings.tool_roles.roles == {"tally": {"Tally.Use", "Admin"}, "echo": {"Admin"}}
+    assert Settings.from_env(KEYS).tool_roles is None
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("tally=Admin", "MCP_TOOL_ROLES is not JSON"),
+        ('["tally"]', "MCP_TOOL_ROLES is a JSON list; expected a JSON object of tool name -> non-empty list"),
+        ('{"tally": []}', "MCP_TOOL_ROLES entry 'tally': [] is not allowed"),
+        ('{"tally": "Admin"}', "MCP_TOOL_ROLES entry 'tally': 'Admin' is not allowed"),
+        ('{"tally": ["Admin", ""]}', "MCP_TOOL_ROLES entry 'tally': ['Admin', ''] is not allowed"),
+        ('{"": ["Admin"]}', "MCP_TOOL_ROLES entry '': ['Admin'] is not allowed"),
+    ],
+)
+def test_bad_tool_roles_are_named(value, needle):
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({**KEYS, "MCP_TOOL_ROLES": value})
+    assert needle in str(error.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 
 import pytest
 import yaml
@@ -308,6 +309,20 @@ def test_easy_auth_guards_site_and_slot_and_publishes_protected_resource_metadat
         assert app_settings(registration)["WEBSITE_AUTH_PRM_DEFAULT_WITH_SCOPES"] == (
             "api://0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0/user_impersonation"
         )
+
+
+def test_tool_roles_reach_site_and_slot_as_mcp_tool_roles(infra, prod):
+    roles = {"compute_primes": ["Primes.Run", "Admin"], "tally": ["Tally.Use"]}
+    run = infra.run_main({**prod, **EASY_AUTH, "toolRoles": roles})
+    for registration in (run.one(WEBAPP), run.one(SLOT)):
+        assert json.loads(app_settings(registration)["MCP_TOOL_ROLES"]) == roles, registration.name
+    assert "MCP_TOOL_ROLES" not in app_settings(infra.run_main({**prod, **EASY_AUTH}).one(WEBAPP))
+
+
+def test_bad_tool_roles_fail_before_any_resource_registers(infra, prod):
+    with pytest.raises(ConfigError, match="toolRoles = .* unknown tool\\(s\\) talley"):
+        infra.run_main({**prod, **EASY_AUTH, "toolRoles": {"talley": ["Tally.Use"]}})
+    assert infra.last.resources == []
 
 
 def test_components_are_wired_to_each_other(infra, prod):

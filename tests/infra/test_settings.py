@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from components.settings import (
+    BUNDLED_SERVER_TOOLS,
     KEYS,
     MIN_HANDLE_SECRET_LENGTH,
     PYTHON_VERSIONS,
@@ -55,6 +56,7 @@ def test_defaults_are_the_documented_ones(infra):
     assert settings.easy_auth is None
     assert settings.allowed_origins == ()
     assert settings.resource_group_name is None
+    assert settings.tool_roles == {}
     assert settings.location == "westeurope"
     assert settings.tags == {"project": "mcpscale-azure", "stack": "test"}
 
@@ -437,3 +439,49 @@ def test_workbook_name_is_a_stable_guid_per_stack():
     assert str(uuid.UUID(name)) == name
     assert name == workbook_name("mcpscale-azure", "prod")
     assert name != workbook_name("mcpscale-azure", "dev")
+
+
+EASY_AUTH = {
+    "authClientId": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+    "authTenantId": "11111111-2222-3333-4444-555555555555",
+}
+
+
+@pytest.mark.parametrize("value", ['{"tally": ["Tally.Use"], "compute_primes": ["A", "B"]}', {"tally": ["Tally.Use"]}])
+def test_tool_roles_as_json_text_or_a_config_object_are_read(infra, value):
+    settings = load(infra, {**EASY_AUTH, "toolRoles": value})
+    assert settings.tool_roles["tally"] == ("Tally.Use",)
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ('["tally"]', "expected a JSON object of tool name -> non-empty list of Entra app role names"),
+        ("tally=Admin", "expected a JSON object of tool name -> non-empty list of Entra app role names"),
+        ('{"tally": []}', "; bad: tally"),
+        ('{"tally": "Admin", "echo": ["Admin"]}', "; bad: tally"),
+        ('{"tally": ["Admin", " "]}', "; bad: tally"),
+        (
+            '{"tallly": ["Admin"]}',
+            "unknown tool(s) tallly; the bundled server's tools are whoami, echo, lookup_fact, compute_primes, "
+            "tally, pick_fact",
+        ),
+    ],
+)
+def test_bad_tool_roles_name_key_value_and_what_is_allowed(infra, value, needle):
+    (problem,) = problems(infra, {**EASY_AUTH, "toolRoles": value})
+    assert problem.startswith(f"mcpscale-azure:toolRoles = {value!r} is not allowed: ")
+    assert needle in problem
+
+
+def test_tool_roles_without_easy_auth_are_rejected(infra):
+    (problem,) = problems(infra, {"toolRoles": '{"tally": ["Tally.Use"]}'})
+    assert "only used with Easy Auth; set authClientId and authTenantId" in problem
+
+
+def test_the_bundled_server_tools_are_the_demos():
+    import asyncio
+
+    from app.demo.server import server
+
+    assert sorted(BUNDLED_SERVER_TOOLS) == sorted(tool.name for tool in asyncio.run(server.list_tools()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pulumi_azure_native import web
 
@@ -93,10 +95,18 @@ def test_optional_settings_appear_only_when_configured(infra):
     assert configured["WEBSITE_AUTH_PRM_DEFAULT_WITH_SCOPES"] == "api://x/read,api://x/call"
 
 
+def test_tool_roles_become_mcp_tool_roles_json_only_when_configured(infra):
+    assert "MCP_TOOL_ROLES" not in settings_of(wire_config(infra, app_config(), "production"))
+    roles = {"compute_primes": ("Primes.Run", "Admin")}
+    configured = settings_of(wire_config(infra, app_config(tool_roles=roles), "staging"))
+    assert json.loads(configured["MCP_TOOL_ROLES"]) == {"compute_primes": ["Primes.Run", "Admin"]}
+
+
 @pytest.mark.parametrize("slot", ["production", "staging"])
 def test_site_and_slot_configs_differ_only_in_the_slot_name(infra, slot):
-    production = wire_config(infra, app_config(), "production").get("siteConfig")
-    other = wire_config(infra, app_config(), slot).get("siteConfig")
+    roles = {"tally": ("Tally.Use",)}
+    production = wire_config(infra, app_config(tool_roles=roles), "production").get("siteConfig")
+    other = wire_config(infra, app_config(tool_roles=roles), slot).get("siteConfig")
     for config in (production, other):
         for pair in config["appSettings"]:
             if pair["name"] == "MCP_SLOT_NAME":

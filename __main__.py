@@ -72,6 +72,7 @@ site = Site(
             app_insights_connection_string=monitoring.connection_string,
             allowed_origins=settings.allowed_origins,
             auth_scopes=settings.easy_auth.scopes if settings.easy_auth else (),
+            server=settings.server.spec,
         ),
         easy_auth=settings.easy_auth,
         tags=settings.tags,
@@ -84,7 +85,7 @@ delivery = Delivery(
     "delivery",
     DeliveryArgs(
         site_id=site.id,
-        package=build_package(),
+        package=build_package(source=settings.server.folder),
         staging_slot=slot.slot_name if slot else None,
         swap=settings.swap,
         depends_on=[site, slot] if slot else [site],

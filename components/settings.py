@@ -22,6 +22,8 @@ from typing import Any
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
+from components.server_source import BUNDLED_SERVER, ServerSource, ServerSourceError, resolve_server_source
+
 MIN_INSTANCES = 1
 MAX_INSTANCES = 10
 
@@ -102,6 +104,8 @@ KEYS = (
     "authTenantId",
     "authScopes",
     "handleKeys",
+    "server",
+    "serverSource",
 )
 
 
@@ -147,6 +151,7 @@ class StackSettings:
     handle_keys: pulumi.Output[str] | None = field(repr=False)
     easy_auth: EasyAuth | None
     allowed_origins: tuple[str, ...]
+    server: ServerSource
 
     @property
     def tags(self) -> dict[str, str]:
@@ -251,6 +256,7 @@ class _Reader:
         allowed_origins = self._origins()
         easy_auth = self._easy_auth()
         handle_keys = self._handle_keys()
+        server = self._server()
 
         self._check_unknown_keys()
         self._check_tier(sku, instance_count, autoscale, autoscale_max_count, staging_slot)
@@ -278,6 +284,7 @@ class _Reader:
             handle_keys=handle_keys,
             easy_auth=easy_auth,
             allowed_origins=allowed_origins,
+            server=server,
         )
 
     def _check_unknown_keys(self) -> None:
@@ -414,6 +421,13 @@ class _Reader:
             )
             return None
         return pulumi.Output.secret(",".join(ring))
+
+    def _server(self) -> ServerSource | None:
+        try:
+            return resolve_server_source(self._raw("server") or BUNDLED_SERVER, self._raw("serverSource") or "")
+        except ServerSourceError as error:
+            self._problem(error.key, error.value, error.allowed)
+            return None
 
 
 _HIDDEN = object()

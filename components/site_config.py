@@ -19,6 +19,8 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import web
 
+from components.server_source import BUNDLED_SERVER
+
 # App Service passes the port in $PORT; the app reads it (see app's CLI).
 STARTUP_COMMAND = "python -m app --host 0.0.0.0"
 HEALTH_CHECK_PATH = "/health"
@@ -41,9 +43,22 @@ class AppConfig:
     allowed_origins: tuple[str, ...] = ()
     # Scopes published as MCP protected-resource metadata when Easy Auth is on.
     auth_scopes: tuple[str, ...] = ()
+    # MODULE:ATTR of the MCPServer the host serves (config `server`); see app_settings.
+    server: str = BUNDLED_SERVER
 
 
 def app_settings(config: AppConfig, slot_name: str) -> list[web.NameValuePairArgs]:
+    """The app settings of the site or slot ``slot_name``.
+
+    The server to serve goes in as the app setting ``MCP_SERVER``, not as
+    ``--server`` in the startup command: every per-stack input of the host is
+    an app setting it reads from its environment (as ``MCP_SLOT_NAME`` and
+    ``WEB_CONCURRENCY`` are), so the startup command stays the one constant
+    the app's CLI contract and the package test share, the value needs no
+    shell quoting, and the portal's and ``az webapp config appsettings``'
+    listing shows which server a slot runs. Not sticky: the server travels
+    with the code it names when slots swap.
+    """
     settings = {
         # zip deploy runs Oryx: pip install -r requirements.txt on the server.
         "SCM_DO_BUILD_DURING_DEPLOYMENT": "true",
@@ -51,6 +66,7 @@ def app_settings(config: AppConfig, slot_name: str) -> list[web.NameValuePairArg
         "MCP_SLOT_NAME": slot_name,
         "APPLICATIONINSIGHTS_CONNECTION_STRING": config.app_insights_connection_string,
         "WEB_CONCURRENCY": str(config.workers),
+        "MCP_SERVER": config.server,
         # A swap first warms every staging instance until /health answers 200.
         "WEBSITE_SWAP_WARMUP_PING_PATH": HEALTH_CHECK_PATH,
         "WEBSITE_SWAP_WARMUP_PING_STATUSES": "200",

@@ -65,6 +65,7 @@ def test_app_settings_carry_the_app_contract(infra):
         "MCP_SLOT_NAME": "production",
         "APPLICATIONINSIGHTS_CONNECTION_STRING": CONNECTION,
         "WEB_CONCURRENCY": "2",
+        "MCP_SERVER": "app.demo.server:server",
         "WEBSITE_SWAP_WARMUP_PING_PATH": "/health",
         "WEBSITE_SWAP_WARMUP_PING_STATUSES": "200",
     }

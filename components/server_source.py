@@ -5,8 +5,8 @@ installing the team's dependencies: the syntax of ``server``, that the
 folder exists, that the module is one of the files the package will ship
 (components/package.py's allow-list, so a module under ``tests/`` or a hidden
 folder counts as missing), that the folder lists its dependencies and that
-they do not contradict the host's pins (the package is built once here for
-that). That ``ATTR`` exists and is an ``MCPServer`` is checked by the host
+they do not contradict the host's pins (the package's contents are put
+together once here for that, as components/package.py will put them). That ``ATTR`` exists and is an ``MCPServer`` is checked by the host
 itself when it starts (app/loading.py), where the team's dependencies are
 installed; the staging slot then fails its health check and is not swapped.
 
@@ -77,13 +77,12 @@ def resolve_server_source(server: str, source: str, project_root: Path = PROJECT
         raise ServerSourceError("serverSource", source, str(error)) from None
     module, candidates = match["module"], _module_files(match["module"])
     if not candidates & shipped.keys():
-        where = f"serverSource {folder}" if folder else f"the host package ({APP_DIR}/) and serverSource is not set"
-        raise ServerSourceError(
-            "server",
-            server,
-            f"module {module!r} is not in {where}: expected {' or '.join(sorted(candidates))} "
-            "(outside tests/ and hidden folders) in the folder serverSource names",
-        )
+        files = " or ".join(sorted(candidates))
+        if folder is None:
+            allowed = f"module {module!r} is not in the host package ({APP_DIR}/): set serverSource to the folder holding {files}"
+        else:
+            allowed = f"module {module!r} is not in serverSource {folder}: expected {files} there (outside tests/ and hidden folders)"
+        raise ServerSourceError("server", server, allowed)
     return ServerSource(server, folder)
 
 

@@ -9,6 +9,9 @@ with; the team's requirements follow, normalised (``packaging``'s
 distribution the host pins must accept the pinned version (its specifier set
 contains it), else the two cannot be installed together and that is an error
 naming both; an accepted one is still listed, since it may add extras.
+Markers are not evaluated: a pin and a requirement conflict whatever
+platforms their markers select, so a clash is reported here, not first on
+the machine where both apply.
 
 Only direct requirements are compared: a team dependency whose own
 requirements clash with a host pin shows up when the build installs the

@@ -57,7 +57,10 @@ def app_settings(config: AppConfig, slot_name: str) -> list[web.NameValuePairArg
     the app's CLI contract and the package test share, the value needs no
     shell quoting, and the portal's and ``az webapp config appsettings``'
     listing shows which server a slot runs. Not sticky: the server travels
-    with the code it names when slots swap.
+    with the code it names when slots swap. Like every app setting it changes
+    on production and staging in the same ``pulumi up``, while production's
+    code changes only by a swap (README, "Bring your own server", on
+    switching a stack's server).
     """
     settings = {
         # zip deploy runs Oryx: pip install -r requirements.txt on the server.

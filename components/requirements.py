@@ -33,6 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+# packaging is locked through pulumi, which requires it; it is not listed in the infra group because the
+# host ships it too, and tests/app/test_requirements.py keeps every infra-group package off App Service.
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 

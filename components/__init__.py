@@ -6,5 +6,6 @@ One concern per module: ``settings`` (validated stack config),
 Easy Auth from ``auth`` and their identities' roles from ``roles``),
 ``monitoring`` (with the workbook content from ``workbook``), ``operations``
 (platform logs and alerts), ``autoscale``, and code delivery in ``package``
-and ``delivery``. ``__main__.py`` wires them together.
+(with the team's server from ``server_source`` and its merged
+``requirements``) and ``delivery``. ``__main__.py`` wires them together.
 """

@@ -1,14 +1,21 @@
-"""The deployable package: a deterministic zip of the app for App Service zip deploy.
+"""The deployable package: a deterministic zip of the host and the chosen server for App Service zip deploy.
 
 What goes in is an allow-list, so nothing from a developer's checkout leaks
 into production by accident:
 
-- ``app/**/*.py`` -- the server package, laid out as ``app/...`` at the zip
-  root so the startup command ``python -m app`` finds it in the site root;
-- ``app/requirements.txt``, stored at the zip root as ``requirements.txt``:
-  Oryx (App Service's build, on with ``SCM_DO_BUILD_DURING_DEPLOYMENT``)
-  detects a Python app and installs its dependencies only from a
-  requirements file at the root of what was deployed.
+- ``app/**/*.py`` -- the host (and the bundled demo server), laid out as
+  ``app/...`` at the zip root so the startup command ``python -m app`` finds
+  it in the site root;
+- with a team's server (config ``serverSource``), that folder's ``**/*.py``,
+  laid out at the zip root as they are in the folder, so its packages import
+  from the site root (the startup command's working directory, which
+  ``python -m`` puts on ``sys.path``) as they do from the folder; a top-level
+  ``app`` in it would shadow the host and is refused;
+- ``requirements.txt`` at the zip root: Oryx (App Service's build, on with
+  ``SCM_DO_BUILD_DURING_DEPLOYMENT``) detects a Python app and installs its
+  dependencies only from a requirements file at the root of what was
+  deployed. It is ``app/requirements.txt`` as it is, plus the team's
+  dependencies when there is a team server (components/requirements.py).
 
 Never included: ``__pycache__`` and other caches, hidden files and folders,
 virtualenvs (any folder holding ``pyvenv.cfg``), tests (``tests/``,
@@ -16,11 +23,13 @@ virtualenvs (any folder holding ``pyvenv.cfg``), tests (``tests/``,
 
 The same content always gives byte-identical bytes, so the zip's sha256 is a
 content hash and serves as the deploy trigger: entries are sorted, every
-timestamp is the zip epoch (1980-01-01), every mode is 0644, and entries are
-stored uncompressed. (Deflate output depends on the zlib build -- CPython may
-link zlib or zlib-ng -- so compressed bytes could differ between two machines
-deploying the same commit, and the hash with them, which would redeploy for
-nothing. The app is a few hundred KiB; upload size does not matter.)
+timestamp is the zip epoch (1980-01-01), every mode is 0644, entries are
+stored uncompressed, and archive names are relative to their folder, so
+where the team's folder sits on a machine does not matter. (Deflate output
+depends on the zlib build -- CPython may link zlib or zlib-ng -- so compressed
+bytes could differ between two machines deploying the same commit, and the
+hash with them, which would redeploy for nothing. The app is a few hundred
+KiB; upload size does not matter.)
 """
 
 from __future__ import annotations
@@ -33,6 +42,14 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from components.requirements import (
+    DEPENDENCY_FILES,
+    RequirementsError,
+    dependency_file,
+    merged_requirements,
+    read_requirements,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,18 +84,37 @@ class AppPackage:
     """Archive names, sorted."""
 
 
+class PackageError(ValueError):
+    """A team's server folder that cannot be packaged with the host."""
+
+
 def collect_files(project_root: Path = PROJECT_ROOT) -> dict[str, Path]:
-    """Map each archive name to its source file, by the allow-list above."""
+    """Map each archive name of the host to its source file, by the allow-list above."""
     app_dir = project_root / APP_DIR
     requirements = app_dir / REQUIREMENTS_FILE
     if not (app_dir / "__main__.py").is_file():
         raise FileNotFoundError(f"{app_dir / '__main__.py'} not found: the package needs the app's entry point")
     if not requirements.is_file():
         raise FileNotFoundError(f"{requirements} not found: App Service's build installs from it")
+    return dict(sorted({REQUIREMENTS_FILE: requirements, **_python_files(app_dir, project_root)}.items()))
 
-    files: dict[str, Path] = {REQUIREMENTS_FILE: requirements}
-    for folder, dir_names, file_names in os.walk(app_dir):
-        here = Path(folder)
+
+def source_files(folder: Path) -> dict[str, Path]:
+    """Map each archive name of a team's server folder to its source file, by the allow-list above."""
+    files = _python_files(folder, folder)
+    shadowing = sorted(name for name in files if PurePosixPath(name).parts[0] in (APP_DIR, f"{APP_DIR}.py"))
+    if shadowing:
+        raise PackageError(
+            f"{folder} holds {shadowing[0]}: a top-level {APP_DIR!r} would shadow the host's package of that "
+            "name; rename the team's package"
+        )
+    return dict(sorted(files.items()))
+
+
+def _python_files(folder: Path, names_relative_to: Path) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for here_name, dir_names, file_names in os.walk(folder):
+        here = Path(here_name)
         # Prune in place so os.walk never descends into excluded folders.
         dir_names[:] = sorted(
             d
@@ -89,8 +125,8 @@ def collect_files(project_root: Path = PROJECT_ROOT) -> dict[str, Path]:
             if file_name.startswith(".") or not _allowed(file_name):
                 continue
             source = here / file_name
-            files[source.relative_to(project_root).as_posix()] = source
-    return dict(sorted(files.items()))
+            files[source.relative_to(names_relative_to).as_posix()] = source
+    return files
 
 
 def _allowed(file_name: str) -> bool:
@@ -99,26 +135,52 @@ def _allowed(file_name: str) -> bool:
     )
 
 
-def archive_bytes(files: Mapping[str, Path]) -> bytes:
-    """The zip of ``files`` (archive name -> source), byte-identical for identical content."""
+def package_contents(project_root: Path = PROJECT_ROOT, source: Path | None = None) -> dict[str, bytes]:
+    """Archive name -> bytes: the host, plus the team's server folder ``source`` when given.
+
+    Raises :class:`PackageError` when ``source`` cannot go in: no dependency
+    file, a name the host uses, or requirements that contradict a host pin.
+    """
+    host = collect_files(project_root)
+    contents = {name: path.read_bytes() for name, path in host.items()}
+    if source is None:
+        return contents
+    team_file = dependency_file(source)
+    if team_file is None:
+        raise PackageError(f"{source} has no {' or '.join(DEPENDENCY_FILES)} listing the server's dependencies")
+    try:
+        contents[REQUIREMENTS_FILE] = merged_requirements(
+            host[REQUIREMENTS_FILE], read_requirements(team_file), team_file
+        )
+    except RequirementsError as error:
+        raise PackageError(str(error)) from None
+    contents.update((name, path.read_bytes()) for name, path in source_files(source).items())
+    return dict(sorted(contents.items()))
+
+
+def archive_bytes(contents: Mapping[str, bytes]) -> bytes:
+    """The zip of ``contents`` (archive name -> bytes), byte-identical for identical content."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name in sorted(files):
+        for name in sorted(contents):
             info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
             info.create_system = 3  # Unix, so external_attr is read as a mode
             info.external_attr = FILE_MODE << 16
             info.compress_type = zipfile.ZIP_STORED
-            archive.writestr(info, files[name].read_bytes())
+            archive.writestr(info, contents[name])
     return buffer.getvalue()
 
 
-def build_package(project_root: Path = PROJECT_ROOT, output: PurePosixPath = PACKAGE_PATH) -> AppPackage:
-    """Build the package of ``project_root``'s app and write it to ``output`` (relative to the root).
+def build_package(
+    project_root: Path = PROJECT_ROOT, output: PurePosixPath = PACKAGE_PATH, source: Path | None = None
+) -> AppPackage:
+    """Build the package of ``project_root``'s host (plus the server folder ``source``) and write it to ``output``.
 
-    The file is replaced atomically, so a concurrent reader never sees half a zip.
+    ``output`` is relative to the root. The file is replaced atomically, so a
+    concurrent reader never sees half a zip.
     """
-    files = collect_files(project_root)
-    data = archive_bytes(files)
+    contents = package_contents(project_root, source)
+    data = archive_bytes(contents)
     target = project_root / output
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -128,5 +190,5 @@ def build_package(project_root: Path = PROJECT_ROOT, output: PurePosixPath = PAC
         path=target,
         relative_path=output.as_posix(),
         sha256=hashlib.sha256(data).hexdigest(),
-        entries=tuple(files),
+        entries=tuple(contents),
     )

@@ -23,6 +23,8 @@ from typing import Any
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
+from components.server_source import BUNDLED_SERVER, ServerSource, ServerSourceError, resolve_server_source
+
 MIN_INSTANCES = 1
 MAX_INSTANCES = 10
 
@@ -122,6 +124,8 @@ KEYS = (
     "handleKeys",
     "requestStateKeys",
     "toolRoles",
+    "server",
+    "serverSource",
 )
 
 # The bundled demo server's tools (app/demo/server.py; a test holds them equal), which toolRoles may name.
@@ -176,6 +180,7 @@ class StackSettings:
     easy_auth: EasyAuth | None
     allowed_origins: tuple[str, ...]
     alert_emails: tuple[str, ...]
+    server: ServerSource
     # Tool name -> Entra app roles, any of which may call it (MCP_TOOL_ROLES); empty: every tool open.
     tool_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -286,7 +291,10 @@ class _Reader:
         purge_protection = self.boolean("keyVaultPurgeProtection", True)
         handle_keys = self._key_ring("handleKeys")
         request_state_keys = self._key_ring("requestStateKeys")
-        tool_roles = self._tool_roles(BUNDLED_SERVER_TOOLS, easy_auth is not None)
+        server = self._server()
+        # The bundled demo's tool names are known here; any other server's are checked by the host at start-up.
+        known_tools = BUNDLED_SERVER_TOOLS if server is None or server.spec == BUNDLED_SERVER else None
+        tool_roles = self._tool_roles(known_tools, easy_auth is not None)
 
         self._check_unknown_keys()
         self._check_tier(sku, instance_count, autoscale, autoscale_max_count, staging_slot)
@@ -320,6 +328,7 @@ class _Reader:
             easy_auth=easy_auth,
             allowed_origins=allowed_origins,
             alert_emails=alert_emails,
+            server=server,
             tool_roles=tool_roles,
         )
 
@@ -452,8 +461,8 @@ class _Reader:
     def _alert_emails(self) -> tuple[str, ...]:
         return self._list("alertEmails", _EMAIL, "expected comma-separated e-mail addresses like ops@example.com")
 
-    def _tool_roles(self, tools: tuple[str, ...], easy_auth: bool) -> dict[str, tuple[str, ...]]:
-        """``toolRoles`` (a JSON object, or an object Pulumi hands over as JSON) naming ``tools`` only."""
+    def _tool_roles(self, tools: tuple[str, ...] | None, easy_auth: bool) -> dict[str, tuple[str, ...]]:
+        """``toolRoles`` (a JSON object, or an object Pulumi hands over as JSON) naming ``tools`` only (None: any)."""
         raw = self._raw("toolRoles")
         if not raw:
             return {}
@@ -476,7 +485,7 @@ class _Reader:
         if bad:
             self._problem("toolRoles", raw, f"{allowed}; bad: {', '.join(bad)}")
             return {}
-        unknown = sorted(set(spec) - set(tools))
+        unknown = sorted(set(spec) - set(tools)) if tools is not None else []
         if unknown:
             self._problem(
                 "toolRoles",
@@ -518,6 +527,13 @@ class _Reader:
             )
             return None
         return pulumi.Output.secret(",".join(ring))
+
+    def _server(self) -> ServerSource | None:
+        try:
+            return resolve_server_source(self._raw("server") or BUNDLED_SERVER, self._raw("serverSource") or "")
+        except ServerSourceError as error:
+            self._problem(error.key, error.value, error.allowed)
+            return None
 
 
 _HIDDEN = object()

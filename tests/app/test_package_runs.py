@@ -4,12 +4,17 @@ As App Service does it: the zip is unpacked into an empty folder, a fresh
 virtualenv gets the zip's own requirements.txt and nothing else (Oryx's
 `pip install -r requirements.txt`), and the site's exact startup command runs
 in that folder with the venv active and the port in $PORT. A real MCP client
-then calls a tool over HTTP.
+then calls a tool over HTTP. Once for the bundled demo, and once for a team's
+own server kept outside the project, packaged by the stack program itself
+(under mocks) and started with the startup command and app settings the
+program gave the site.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -20,13 +25,17 @@ import threading
 import time
 import urllib.request
 import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from mcp import Client
 
-from components.package import build_package
+from components.package import PACKAGE_PATH, PROJECT_ROOT, build_package
 from components.site_config import STARTUP_COMMAND
+from tests.infra.conftest import mocked_stack
+from tests.team_server import DEPENDENCY, SERVER, TOOL, write_team_server
 
 LISTENING = re.compile(r"Uvicorn running on http://0\.0\.0\.0:(\d+)")
 
@@ -38,13 +47,11 @@ def _uv() -> str:
     return uv
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    """The unpacked package with its own virtualenv, like /home/site/wwwroot after an Oryx build."""
-    root = tmp_path_factory.mktemp("appservice")
+def _install(package: Path, root: Path) -> Path:
+    """``package`` unpacked into ``root``/wwwroot with its own virtualenv, like /home/site/wwwroot after Oryx."""
     wwwroot = root / "wwwroot"
     wwwroot.mkdir()
-    with zipfile.ZipFile(build_package().path) as archive:
+    with zipfile.ZipFile(package) as archive:
         archive.extractall(wwwroot)
     venv = root / "antenv"
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON", "UV_PROJECT"))}
@@ -59,6 +66,12 @@ def site(tmp_path_factory) -> Path:
     )
     assert install.returncode == 0, f"installing the package's requirements.txt failed:\n{install.stderr}"
     return wwwroot
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The unpacked demo package with its own virtualenv."""
+    return _install(build_package().path, tmp_path_factory.mktemp("appservice"))
 
 
 def _site_environment(wwwroot: Path) -> dict[str, str]:
@@ -89,12 +102,13 @@ def test_the_app_imports_from_the_unpacked_folder_only(site):
     assert Path(prefix) == site.parent / "antenv"
 
 
-def test_the_startup_command_serves_mcp_from_the_package(site):
-    assert STARTUP_COMMAND.startswith("python -m app")
+@contextlib.contextmanager
+def _serving(command: str, wwwroot: Path, env: Mapping[str, str]) -> Iterator[str]:
+    """Run ``command`` in ``wwwroot`` as App Service does; yield its URL once /health answers; SIGTERM after."""
     process = subprocess.Popen(
-        ["/bin/sh", "-c", STARTUP_COMMAND],
-        cwd=site,
-        env=_site_environment(site),
+        ["/bin/sh", "-c", command],
+        cwd=wwwroot,
+        env=dict(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -125,16 +139,7 @@ def test_the_startup_command_serves_mcp_from_the_package(site):
             except OSError:
                 assert time.monotonic() < deadline, f"/health never answered:\n{''.join(lines)}"
                 time.sleep(0.1)
-
-        async def call() -> dict:
-            async with Client(url + "/mcp", mode="2026-07-28") as client:
-                result = await client.call_tool("whoami", {})
-                assert not result.is_error, result
-                return result.structured_content
-
-        whoami = asyncio.run(call())
-        assert whoami["instance_id"] == "packaged-instance"
-        assert whoami["slot_name"] == "staging"
+        yield url
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -142,3 +147,101 @@ def test_the_startup_command_serves_mcp_from_the_package(site):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def _call(url: str, tool: str, arguments: dict):
+    async def call():
+        async with Client(url + "/mcp", mode="2026-07-28") as client:
+            return await client.call_tool(tool, arguments)
+
+    return asyncio.run(call())
+
+
+def test_the_startup_command_serves_mcp_from_the_package(site):
+    assert STARTUP_COMMAND.startswith("python -m app")
+    with _serving(STARTUP_COMMAND, site, _site_environment(site)) as url:
+        result = _call(url, "whoami", {})
+    assert not result.is_error, result
+    assert result.structured_content["instance_id"] == "packaged-instance"
+    assert result.structured_content["slot_name"] == "staging"
+
+
+# What the program's site settings hold that must not leave this machine: with a connection string the host
+# would export telemetry to App Insights, and nothing in tests reaches beyond 127.0.0.1.
+OUTBOUND_SETTINGS = ("APPLICATIONINSIGHTS_CONNECTION_STRING",)
+TEAM_HANDLE_KEYS = "k1:" + "t" * 40
+KEY_VAULT_SECRET = "azure-native:keyvault:Secret"
+KEY_VAULT_REFERENCE = re.compile(r"@Microsoft\.KeyVault\(SecretUri=.+/secrets/([^/]+)/\)")
+
+
+@dataclass(frozen=True)
+class TeamSite:
+    """A team's server as the stack program packaged and configured it, unpacked and installed."""
+
+    source: Path
+    wwwroot: Path
+    startup_command: str
+    app_settings: dict[str, str]
+    """The staging slot's app settings (where a deploy lands first), those reaching outside left out."""
+
+
+@pytest.fixture(scope="module")
+def team_site(tmp_path_factory) -> TeamSite:
+    source = write_team_server(tmp_path_factory.mktemp("acme-checkout") / "acme")
+    with mocked_stack() as infra:
+        config = {
+            **infra.stack_config("prod"),
+            "mcpscale-azure:server": SERVER,
+            "mcpscale-azure:serverSource": str(source),
+            "mcpscale-azure:handleKeys": TEAM_HANDLE_KEYS,
+        }
+        run = infra.run_main(config, secret_keys=["handleKeys"])
+    package = PROJECT_ROOT / PACKAGE_PATH  # where the program wrote it; its hash is the deploy trigger
+    assert hashlib.sha256(package.read_bytes()).hexdigest() == run.outputs["packageSha256"].value
+    slot = run.one("azure-native:web:WebAppSlot")
+    # App Service resolves Key Vault references with the slot's identity before the app starts; so does this.
+    vault = {secret.get("secretName"): secret.get("properties.value") for secret in run.of_type(KEY_VAULT_SECRET)}
+    settings = {
+        p["name"]: vault[reference[1]] if (reference := KEY_VAULT_REFERENCE.fullmatch(p["value"])) else p["value"]
+        for p in slot.get("siteConfig.appSettings")
+    }
+    return TeamSite(
+        source=source,
+        wwwroot=_install(package, tmp_path_factory.mktemp("appservice-team")),
+        startup_command=slot.get("siteConfig.appCommandLine"),
+        app_settings={k: v for k, v in settings.items() if k not in OUTBOUND_SETTINGS},
+    )
+
+
+def _team_environment(site: TeamSite) -> dict[str, str]:
+    return {**_site_environment(site.wwwroot), **site.app_settings}
+
+
+def test_the_team_server_comes_from_a_folder_outside_the_project(team_site):
+    assert not team_site.source.is_relative_to(PROJECT_ROOT)
+    assert (team_site.wwwroot / "acme_tools" / "server.py").read_bytes() == (
+        team_site.source / "acme_tools" / "server.py"
+    ).read_bytes()
+    assert DEPENDENCY in (team_site.wwwroot / "requirements.txt").read_text().splitlines()
+
+
+def test_the_team_code_and_its_dependency_import_from_the_unpacked_folder_and_its_venv(team_site):
+    result = subprocess.run(
+        ["python", "-c", "import acme_tools.server, roman; print(acme_tools.server.__file__); print(roman.__file__)"],
+        cwd=team_site.wwwroot,
+        env=_team_environment(team_site),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    server_file, dependency_file = result.stdout.split()
+    assert Path(server_file).is_relative_to(team_site.wwwroot)
+    assert Path(dependency_file).is_relative_to(team_site.wwwroot.parent / "antenv")
+
+
+def test_the_sites_startup_command_and_app_settings_serve_the_team_tool(team_site):
+    assert team_site.app_settings["MCP_SERVER"] == SERVER  # the setting, not the default, picks the server
+    with _serving(team_site.startup_command, team_site.wwwroot, _team_environment(team_site)) as url:
+        result = _call(url, TOOL, {"number": 2026})
+    assert not result.is_error, result
+    assert [block.text for block in result.content] == ["MMXXVI"]

@@ -36,6 +36,9 @@ every test):
     ``infra.last`` is the :class:`StackRun` of the latest run (also after a
         failure).
 
+``mocked_stack()`` is the same harness as a context manager, for fixtures of
+a wider scope (e.g. a module-scoped one that packages a stack once).
+
 :class:`StackRun`
     ``resources`` (list of :class:`Registration`, in registration order,
     the root stack excluded), ``outputs`` (stack exports resolved to
@@ -81,10 +84,11 @@ of a session pays about 2 s more to import ``pulumi_azure_native``.
 from __future__ import annotations
 
 import collections
+import contextlib
 import inspect
 import json
 import runpy
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -439,11 +443,17 @@ def _reset() -> None:
     pulumi_settings.ROOT.set(None)
 
 
-@pytest.fixture
-def infra() -> Iterable[Harness]:
+@contextlib.contextmanager
+def mocked_stack() -> Iterator[Harness]:
+    """A :class:`Harness` with config and root stack reset before and after (the ``infra`` fixture, for any scope)."""
     _reset()
-    harness = Harness()
     try:
-        yield harness
+        yield Harness()
     finally:
         _reset()
+
+
+@pytest.fixture
+def infra() -> Iterable[Harness]:
+    with mocked_stack() as harness:
+        yield harness

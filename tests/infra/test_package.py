@@ -11,7 +11,8 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from components.package import PACKAGE_PATH, PROJECT_ROOT, build_package, collect_files
+from components.package import PACKAGE_PATH, PROJECT_ROOT, PackageError, build_package, collect_files
+from tests.team_server import FILES, REQUIREMENTS, write_team_server
 
 
 def _archive(path: Path) -> zipfile.ZipFile:
@@ -145,3 +146,88 @@ def test_a_package_without_entry_point_or_requirements_is_refused(tmp_path, miss
     (root / "app" / missing).unlink()
     with pytest.raises(FileNotFoundError, match=missing):
         build_package(root)
+
+
+def _team(tmp_path: Path, files: dict[str, str | None] | None = None) -> Path:
+    """The team's server folder, outside the project copy."""
+    return write_team_server(tmp_path / "elsewhere" / "acme", files)
+
+
+def test_a_team_server_ships_beside_the_host_as_laid_out_in_its_folder(tmp_path):
+    root, team = _copy_app(tmp_path), _team(tmp_path)
+    package = build_package(root, source=team)
+    team_modules = {name for name in FILES if name.endswith(".py")}
+    assert set(package.entries) == set(collect_files(root)) | team_modules
+    with _archive(package.path) as archive:
+        for name in team_modules:
+            assert archive.read(name) == (team / name).read_bytes()
+
+
+def test_a_team_server_package_has_the_hosts_pins_then_the_team_requirements(tmp_path):
+    root = _copy_app(tmp_path)
+    with _archive(build_package(root, source=_team(tmp_path)).path) as archive:
+        requirements = archive.read("requirements.txt").decode()
+    host = (root / "app" / "requirements.txt").read_text()
+    assert requirements.startswith(host)
+    assert requirements.endswith("\nroman==4.2\nmcp<3,>=2.3\n")
+
+
+def test_a_team_server_package_is_deterministic_wherever_the_folder_sits(tmp_path):
+    root = _copy_app(tmp_path)
+    first = build_package(root, PurePosixPath("dist/a.zip"), source=_team(tmp_path))
+    moved = write_team_server(tmp_path / "another" / "checkout")
+    for path in moved.rglob("*"):
+        os.utime(path, (1_900_000_000, 1_900_000_000))
+    second = build_package(root, PurePosixPath("dist/b.zip"), source=moved)
+    assert second.path.read_bytes() == first.path.read_bytes()
+    assert second.sha256 == first.sha256
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"acme_tools/numerals.py": FILES["acme_tools/numerals.py"] + "\n# changed\n"},
+        {"acme_tools/extra.py": "x = 1\n"},
+        {"requirements.txt": REQUIREMENTS + "attrs>=20\n"},
+    ],
+)
+def test_any_change_to_the_team_server_or_its_requirements_changes_the_hash(tmp_path, change):
+    root = _copy_app(tmp_path)
+    before = build_package(root, source=_team(tmp_path)).sha256
+    after = build_package(root, source=write_team_server(tmp_path / "changed", change)).sha256
+    assert after != before
+
+
+def test_the_team_folder_gets_the_same_allow_list_as_the_host(tmp_path):
+    planted = {
+        "acme_tools/__pycache__/server.cpython-312.pyc": "",
+        "acme_tools/tests/test_server.py": "",
+        "tests/test_acme.py": "",
+        "conftest.py": "",
+        ".venv/lib/site.py": "",
+        "venv/pyvenv.cfg": "home = /usr\n",
+        "venv/lib/site.py": "",
+        ".env": "SECRET=1\n",
+        "README.md": "acme\n",
+    }
+    package = build_package(_copy_app(tmp_path), source=_team(tmp_path, planted))
+    assert not set(planted) & set(package.entries)
+    assert "requirements.txt" in package.entries and "pyproject.toml" not in package.entries
+
+
+def test_a_team_server_that_conflicts_with_a_host_pin_is_not_packaged(tmp_path):
+    root = _copy_app(tmp_path)
+    with pytest.raises(PackageError, match="'mcp<2' conflicts with the host's pin 'mcp==2.3.0'"):
+        build_package(root, source=_team(tmp_path, {"requirements.txt": "mcp<2\n"}))
+    assert not (root / "dist").exists()
+
+
+def test_a_team_server_without_a_dependency_file_is_not_packaged(tmp_path):
+    with pytest.raises(PackageError, match="has no requirements.txt or pyproject.toml"):
+        build_package(_copy_app(tmp_path), source=_team(tmp_path, {"requirements.txt": None}))
+
+
+@pytest.mark.parametrize("shadow", ["app/__init__.py", "app.py"])
+def test_a_team_module_named_app_would_shadow_the_host_and_is_refused(tmp_path, shadow):
+    with pytest.raises(PackageError, match=f"holds {shadow}: a top-level 'app' would shadow"):
+        build_package(_copy_app(tmp_path), source=_team(tmp_path, {shadow: ""}))

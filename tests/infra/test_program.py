@@ -5,12 +5,15 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+from pathlib import PurePosixPath
 
 import pytest
 import yaml
 
+from components.package import PROJECT_ROOT, build_package
 from components.settings import ConfigError
 from tests.infra.conftest import PROJECT_FILE, ROOT, SITE_PRINCIPAL, SLOT_PRINCIPAL
+from tests.team_server import SERVER, write_team_server
 
 PLAN = "azure-native:web:AppServicePlan"
 SETTING = "azure-native:monitor:AutoscaleSetting"
@@ -406,3 +409,46 @@ def test_one_slot_configuration_names_resource_owns_every_sticky_setting(infra, 
     shared = set(app_settings(run.one(WEBAPP))) - {"MCP_SLOT_NAME"}
     assert {"MCP_HANDLE_KEYS", "MCP_REQUEST_STATE_KEYS", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"} <= shared
     assert not shared & set(sticky.get("appSettingNames"))
+
+
+def test_site_and_slot_run_the_team_server_from_its_folder(infra, prod, tmp_path):
+    folder = write_team_server(tmp_path / "acme")
+    run = infra.run_main({**prod, "mcpscale-azure:server": SERVER, "mcpscale-azure:serverSource": str(folder)})
+    site, slot = run.one(WEBAPP), run.one(SLOT)
+    assert app_settings(site)["MCP_SERVER"] == app_settings(slot)["MCP_SERVER"] == SERVER
+    assert site.get("siteConfig.appCommandLine") == slot.get("siteConfig.appCommandLine")
+    expected = build_package(PROJECT_ROOT, PurePosixPath("dist/expected.zip"), source=folder)
+    assert run.outputs["packageSha256"].value == expected.sha256
+    assert "acme_tools/server.py" in expected.entries
+
+
+def test_the_default_stack_serves_the_bundled_demo(infra, prod):
+    run = infra.run_main(prod)
+    assert app_settings(run.one(WEBAPP))["MCP_SERVER"] == app_settings(run.one(SLOT))["MCP_SERVER"]
+    assert app_settings(run.one(WEBAPP))["MCP_SERVER"] == "app.demo.server:server"
+
+
+@pytest.mark.parametrize(
+    ("files", "server", "key"),
+    [
+        ({}, "acme_tools/server:mcp", "server"),  # bad syntax
+        ({}, "acme_tools.api:mcp", "server"),  # module not in the folder
+        ({"requirements.txt": None}, SERVER, "serverSource"),  # no dependency file
+        ({"requirements.txt": "mcp<2\n"}, SERVER, "serverSource"),  # conflicts with the host's pin
+        ({"app.py": ""}, SERVER, "serverSource"),  # would shadow the host
+    ],
+)
+def test_bad_server_values_fail_before_any_resource_registers(infra, prod, tmp_path, files, server, key):
+    folder = write_team_server(tmp_path / "acme", files)
+    with pytest.raises(ConfigError) as raised:
+        infra.run_main({**prod, "mcpscale-azure:server": server, "mcpscale-azure:serverSource": str(folder)})
+    (problem,) = raised.value.problems
+    value = server if key == "server" else str(folder)
+    assert problem.startswith(f"mcpscale-azure:{key} = {value!r} is not allowed: ")
+    assert infra.last.resources == []
+
+
+def test_a_missing_server_source_fails_before_any_resource_registers(infra, prod, tmp_path):
+    with pytest.raises(ConfigError, match="mcpscale-azure:serverSource = '../no-such-folder' is not allowed"):
+        infra.run_main({**prod, "mcpscale-azure:server": SERVER, "mcpscale-azure:serverSource": "../no-such-folder"})
+    assert infra.last.resources == []

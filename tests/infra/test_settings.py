@@ -8,6 +8,7 @@ import pulumi
 import pytest
 import yaml
 
+from components.server_source import BUNDLED_SERVER, ServerSource
 from components.settings import (
     BUNDLED_SERVER_TOOLS,
     KEYS,
@@ -19,6 +20,7 @@ from components.settings import (
     workbook_name,
 )
 from tests.infra.conftest import PROJECT_FILE
+from tests.team_server import SERVER, write_team_server
 
 LOCATION = {"azure-native:location": "westeurope"}
 GOOD_SECRET = "s" * MIN_HANDLE_SECRET_LENGTH
@@ -57,6 +59,7 @@ def test_defaults_are_the_documented_ones(infra):
     assert settings.allowed_origins == ()
     assert settings.resource_group_name is None
     assert settings.tool_roles == {}
+    assert settings.server == ServerSource(BUNDLED_SERVER, None)
     assert settings.location == "westeurope"
     assert settings.tags == {"project": "mcpscale-azure", "stack": "test"}
 
@@ -426,6 +429,30 @@ def test_every_problem_is_reported_at_once(infra):
         "mcpscale-azure:pythonVersion",
         "mcpscale-azure:autoscale",
     ]
+
+
+def test_a_team_server_is_read_from_server_and_server_source(infra, tmp_path):
+    folder = write_team_server(tmp_path / "acme")
+    settings = load(infra, {"server": SERVER, "serverSource": str(folder)})
+    assert settings.server == ServerSource(SERVER, folder)
+
+
+@pytest.mark.parametrize(
+    ("config", "key", "allowed"),
+    [
+        ({"server": "acme_tools.server"}, "server", "expected MODULE:ATTR"),
+        ({"server": SERVER}, "server", "module 'acme_tools.server' is not in the host package (app/)"),
+        ({"server": SERVER, "serverSource": "/nonexistent/acme"}, "serverSource", "/nonexistent/acme is not a folder"),
+    ],
+)
+def test_bad_server_values_name_key_value_and_what_is_allowed(infra, config, key, allowed):
+    (found,) = problems(infra, config)
+    assert found.startswith(f"mcpscale-azure:{key} = {config[key]!r} is not allowed: {allowed}")
+
+
+def test_server_problems_are_reported_with_the_others(infra):
+    found = problems(infra, {"instanceCount": 0, "server": "not a spec"})
+    assert [p.split(" = ")[0] for p in found] == ["mcpscale-azure:instanceCount", "mcpscale-azure:server"]
 
 
 def test_workers_per_instance_follow_the_sku_cores(infra):

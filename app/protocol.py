@@ -318,7 +318,7 @@ class Dispatcher:
         is_request = "id" in message
         if is_request:
             request_id = message["id"]
-            if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
+            if isinstance(request_id, bool) or not isinstance(request_id, str | int):
                 raise RpcError(INVALID_REQUEST, "Invalid request: id must be a string or an integer")
             exchange.request_id = request_id
         if message.get("jsonrpc") != "2.0":

@@ -54,10 +54,10 @@ from mcp.types import (
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field
 
+from app import current_caller
 from app.demo.facts import FACTS, fact_uri
 from app.demo.primes import PrimeWorkers
 from app.handles import HandleCodec, HandleError, KeyRing
-from app import current_caller
 from app.settings import env_number
 
 SERVER_NAME = "mcpscale"

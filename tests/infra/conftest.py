@@ -369,7 +369,7 @@ def _wire_value(value: Any) -> str:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, float)):
+    if isinstance(value, int | float):
         return repr(value)
     return json.dumps(value)
 

@@ -91,7 +91,6 @@ site = Site(
             allowed_origins=settings.allowed_origins,
             auth_scopes=settings.easy_auth.scopes if settings.easy_auth else (),
             tool_roles=settings.tool_roles,
-            server=settings.server.spec,
         ),
         easy_auth=settings.easy_auth,
         grants=[secrets.reader, monitoring.publisher],
@@ -120,7 +119,7 @@ delivery = Delivery(
     "delivery",
     DeliveryArgs(
         site_id=site.id,
-        package=build_package(source=settings.server.folder),
+        package=build_package(source=settings.server.folder, server=settings.server.spec),
         staging_slot=slot.slot_name if slot else None,
         swap=settings.swap,
         # Logs flow before the first deploy, so its Oryx build shows in the console logs.

@@ -2,7 +2,7 @@
 
 | variable | meaning | default |
 |---|---|---|
-| ``MCP_SERVER`` | the ``MCPServer`` to serve, ``MODULE:ATTR`` (also ``--server``) | ``app.demo.server:server`` |
+| ``MCP_SERVER`` | the ``MCPServer`` to serve, ``MODULE:ATTR`` (also ``--server``) | ``mcp-server.txt`` beside ``app/`` (what a deployment package names), else ``app.demo.server:server`` |
 | ``MCP_REQUEST_STATE_KEYS`` | multi-round ``requestState`` key ring ``kid:secret,...``, secrets >= 32 characters (first seals, all open) | random per-process key + warning |
 | ``MCP_ALLOWED_ORIGINS`` | comma-separated allowed ``Origin`` values (``*`` = any); an absent Origin is always allowed | loopback origins only |
 | ``MCP_SLOT_NAME`` | deployment slot (sticky app setting) | ``local`` |
@@ -32,6 +32,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from app.handles import KeyRing
@@ -44,6 +45,9 @@ SERVER_ENV = "MCP_SERVER"
 EASY_AUTH_ENV = "WEBSITE_AUTH_ENABLED"
 TOOL_ROLES_ENV = "MCP_TOOL_ROLES"
 DEFAULT_SERVER = "app.demo.server:server"
+SERVER_FILE = Path(__file__).resolve().parent.parent / "mcp-server.txt"
+"""Written into the deployment package by the infrastructure when it serves a team's server, so that the choice
+travels with the code it names through deploys and slot swaps (an app setting would change on both slots at once)."""
 
 _LOOPBACK_ORIGIN = re.compile(r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$")
 
@@ -110,9 +114,12 @@ def _tool_roles(raw: str) -> ToolRoles:
     return ToolRoles(roles)
 
 
-def server_spec(environ: Mapping[str, str]) -> str:
-    """``MCP_SERVER``, or the bundled demo when unset."""
-    return environ.get(SERVER_ENV, "").strip() or DEFAULT_SERVER
+def server_spec(environ: Mapping[str, str], server_file: Path = SERVER_FILE) -> str:
+    """``MCP_SERVER``; else the package's ``mcp-server.txt`` (beside ``app/``); else the bundled demo."""
+    chosen = environ.get(SERVER_ENV, "").strip()
+    if not chosen and server_file.is_file():
+        chosen = server_file.read_text(encoding="utf-8").strip()
+    return chosen or DEFAULT_SERVER
 
 
 @dataclass(frozen=True)

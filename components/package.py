@@ -11,6 +11,12 @@ into production by accident:
   from the site root (the startup command's working directory, which
   ``python -m`` puts on ``sys.path``) as they do from the folder; a top-level
   ``app`` in it would shadow the host and is refused;
+- ``mcp-server.txt`` at the zip root when the server is not the bundled demo:
+  the ``MODULE:ATTR`` the host serves (`app.settings.server_spec` reads it).
+  In the package, not an app setting, so the choice travels with the code it
+  names: an app setting would change on production and staging in the same
+  ``pulumi up`` while production's code changes only by a swap, and
+  production would try the new server on the old code until then;
 - ``requirements.txt`` at the zip root: Oryx (App Service's build, on with
   ``SCM_DO_BUILD_DURING_DEPLOYMENT``) detects a Python app and installs its
   dependencies only from a requirements file at the root of what was
@@ -55,6 +61,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 APP_DIR = "app"
 REQUIREMENTS_FILE = "requirements.txt"
+BUNDLED_SERVER = "app.demo.server:server"
+"""The host's default server (app.settings.DEFAULT_SERVER); a test holds the two equal."""
+SERVER_FILE = "mcp-server.txt"
+"""The served server's MODULE:ATTR, read by the host (app.settings.SERVER_FILE; components never imports app)."""
 
 # Where `pulumi up` writes the package, relative to the project root (the
 # working directory of the program and of the deploy commands). A fixed
@@ -135,16 +145,20 @@ def _allowed(file_name: str) -> bool:
     )
 
 
-def package_contents(project_root: Path = PROJECT_ROOT, source: Path | None = None) -> dict[str, bytes]:
-    """Archive name -> bytes: the host, plus the team's server folder ``source`` when given.
+def package_contents(
+    project_root: Path = PROJECT_ROOT, source: Path | None = None, server: str = BUNDLED_SERVER
+) -> dict[str, bytes]:
+    """Archive name -> bytes: the host, plus the team's server folder ``source`` when given, serving ``server``.
 
     Raises :class:`PackageError` when ``source`` cannot go in: no dependency
     file, a name the host uses, or requirements that contradict a host pin.
     """
     host = collect_files(project_root)
     contents = {name: path.read_bytes() for name, path in host.items()}
+    if server != BUNDLED_SERVER:
+        contents[SERVER_FILE] = f"{server}\n".encode()
     if source is None:
-        return contents
+        return dict(sorted(contents.items()))
     team_file = dependency_file(source)
     if team_file is None:
         raise PackageError(f"{source} has no {' or '.join(DEPENDENCY_FILES)} listing the server's dependencies")
@@ -172,14 +186,18 @@ def archive_bytes(contents: Mapping[str, bytes]) -> bytes:
 
 
 def build_package(
-    project_root: Path = PROJECT_ROOT, output: PurePosixPath = PACKAGE_PATH, source: Path | None = None
+    project_root: Path = PROJECT_ROOT,
+    output: PurePosixPath = PACKAGE_PATH,
+    source: Path | None = None,
+    server: str = BUNDLED_SERVER,
 ) -> AppPackage:
-    """Build the package of ``project_root``'s host (plus the server folder ``source``) and write it to ``output``.
+    """Build the package of ``project_root``'s host (plus the server folder ``source``, serving ``server``) and
+    write it to ``output``.
 
     ``output`` is relative to the root. The file is replaced atomically, so a
     concurrent reader never sees half a zip.
     """
-    contents = package_contents(project_root, source)
+    contents = package_contents(project_root, source, server)
     data = archive_bytes(contents)
     target = project_root / output
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -20,11 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.package import APP_DIR, PROJECT_ROOT, PackageError, package_contents
+from components.package import APP_DIR, BUNDLED_SERVER, PROJECT_ROOT, PackageError, package_contents
 from components.requirements import DEPENDENCY_FILES
-
-# The host's default server (app/settings.py); a test holds the two equal.
-BUNDLED_SERVER = "app.demo.server:server"
 
 # The same syntax as the host's loader (app/loading.py), which components do not import.
 _SPEC = re.compile(r"^(?P<module>[A-Za-z_]\w*(\.[A-Za-z_]\w*)*):(?P<attr>[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)$")

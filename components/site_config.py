@@ -22,8 +22,6 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import web
 
-from components.server_source import BUNDLED_SERVER
-
 # App Service passes the port in $PORT; the app reads it (see app's CLI).
 STARTUP_COMMAND = "python -m app --host 0.0.0.0"
 HEALTH_CHECK_PATH = "/health"
@@ -56,24 +54,13 @@ class AppConfig:
     auth_scopes: tuple[str, ...] = ()
     # Tool name -> Entra app roles, any of which may call it (the app's MCP_TOOL_ROLES).
     tool_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    # MODULE:ATTR of the MCPServer the host serves (config `server`); see app_settings.
-    server: str = BUNDLED_SERVER
 
 
 def app_settings(config: AppConfig, slot_name: str) -> list[web.NameValuePairArgs]:
     """The app settings of the site or slot ``slot_name``.
 
-    The server to serve goes in as the app setting ``MCP_SERVER``, not as
-    ``--server`` in the startup command: every per-stack input of the host is
-    an app setting it reads from its environment (as ``MCP_SLOT_NAME`` and
-    ``WEB_CONCURRENCY`` are), so the startup command stays the one constant
-    the app's CLI contract and the package test share, the value needs no
-    shell quoting, and the portal's and ``az webapp config appsettings``'
-    listing shows which server a slot runs. Not sticky: the server travels
-    with the code it names when slots swap. Like every app setting it changes
-    on production and staging in the same ``pulumi up``, while production's
-    code changes only by a swap (README, "Bring your own server", on
-    switching a stack's server).
+    The server to serve is not among them: it travels in the package
+    (components/package.py, ``mcp-server.txt``), with the code it names.
     """
     settings = {
         # zip deploy runs Oryx: pip install -r requirements.txt on the server.
@@ -83,7 +70,6 @@ def app_settings(config: AppConfig, slot_name: str) -> list[web.NameValuePairArg
         "APPLICATIONINSIGHTS_CONNECTION_STRING": config.app_insights_connection_string,
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": APP_INSIGHTS_AUTHENTICATION,
         "WEB_CONCURRENCY": str(config.workers),
-        "MCP_SERVER": config.server,
         # A swap first warms every staging instance until /health answers 200.
         "WEBSITE_SWAP_WARMUP_PING_PATH": HEALTH_CHECK_PATH,
         "WEBSITE_SWAP_WARMUP_PING_STATUSES": "200",

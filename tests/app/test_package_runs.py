@@ -240,7 +240,9 @@ def test_the_team_code_and_its_dependency_import_from_the_unpacked_folder_and_it
 
 
 def test_the_sites_startup_command_and_app_settings_serve_the_team_tool(team_site):
-    assert team_site.app_settings["MCP_SERVER"] == SERVER  # the setting, not the default, picks the server
+    # The package names its server (not an app setting, which a swap would leave behind); nothing else picks it.
+    assert "MCP_SERVER" not in team_site.app_settings
+    assert (team_site.wwwroot / "mcp-server.txt").read_text() == f"{SERVER}\n"
     with _serving(team_site.startup_command, team_site.wwwroot, _team_environment(team_site)) as url:
         result = _call(url, TOOL, {"number": 2026})
     assert not result.is_error, result

@@ -97,3 +97,11 @@ def test_bad_tool_roles_are_named(value, needle):
     with pytest.raises(SettingsError) as error:
         Settings.from_env({**KEYS, "MCP_TOOL_ROLES": value})
     assert needle in str(error.value)
+
+
+def test_the_server_comes_from_the_environment_then_the_package_file_then_the_demo(tmp_path):
+    packaged = tmp_path / "mcp-server.txt"
+    assert server_spec({}, packaged) == DEFAULT_SERVER  # no file: a checkout of this project
+    packaged.write_text("acme_tools.server:mcp\n")
+    assert server_spec({}, packaged) == "acme_tools.server:mcp"  # a deployment package
+    assert server_spec({"MCP_SERVER": "other:server"}, packaged) == "other:server"  # the operator overrides

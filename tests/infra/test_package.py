@@ -11,7 +11,15 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from components.package import PACKAGE_PATH, PROJECT_ROOT, PackageError, build_package, collect_files
+from components.package import (
+    BUNDLED_SERVER,
+    PACKAGE_PATH,
+    PROJECT_ROOT,
+    SERVER_FILE,
+    PackageError,
+    build_package,
+    collect_files,
+)
 from tests.team_server import FILES, REQUIREMENTS, write_team_server
 
 
@@ -231,3 +239,24 @@ def test_a_team_server_without_a_dependency_file_is_not_packaged(tmp_path):
 def test_a_team_module_named_app_would_shadow_the_host_and_is_refused(tmp_path, shadow):
     with pytest.raises(PackageError, match=f"holds {shadow}: a top-level 'app' would shadow"):
         build_package(_copy_app(tmp_path), source=_team(tmp_path, {shadow: ""}))
+
+
+def test_the_package_names_the_server_it_serves_so_the_choice_travels_with_the_code(tmp_path):
+    from app.settings import SERVER_FILE as HOST_READS
+    from app.settings import server_spec
+
+    root, team = _copy_app(tmp_path), _team(tmp_path)
+    package = build_package(root, source=team, server="acme_tools.server:mcp")
+    with _archive(package.path) as archive:
+        assert archive.read(SERVER_FILE) == b"acme_tools.server:mcp\n"
+    assert HOST_READS.name == SERVER_FILE  # the host reads the file the package writes, beside app/
+    unpacked = tmp_path / "wwwroot"
+    with _archive(package.path) as archive:
+        archive.extractall(unpacked)
+    assert server_spec({}, unpacked / SERVER_FILE) == "acme_tools.server:mcp"
+
+
+def test_the_bundled_demo_needs_no_server_file(tmp_path):
+    root = _copy_app(tmp_path)
+    assert SERVER_FILE not in build_package(root).entries
+    assert build_package(root).sha256 == build_package(root, server=BUNDLED_SERVER).sha256

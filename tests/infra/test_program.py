@@ -10,7 +10,7 @@ from pathlib import PurePosixPath
 import pytest
 import yaml
 
-from components.package import PROJECT_ROOT, build_package
+from components.package import PROJECT_ROOT, SERVER_FILE, build_package
 from components.settings import ConfigError
 from tests.infra.conftest import PROJECT_FILE, ROOT, SITE_PRINCIPAL, SLOT_PRINCIPAL
 from tests.team_server import SERVER, write_team_server
@@ -415,17 +415,19 @@ def test_site_and_slot_run_the_team_server_from_its_folder(infra, prod, tmp_path
     folder = write_team_server(tmp_path / "acme")
     run = infra.run_main({**prod, "mcpscale-azure:server": SERVER, "mcpscale-azure:serverSource": str(folder)})
     site, slot = run.one(WEBAPP), run.one(SLOT)
-    assert app_settings(site)["MCP_SERVER"] == app_settings(slot)["MCP_SERVER"] == SERVER
+    # The choice travels in the package, with the code it names, not in an app setting both slots would share.
+    assert "MCP_SERVER" not in app_settings(site) and "MCP_SERVER" not in app_settings(slot)
     assert site.get("siteConfig.appCommandLine") == slot.get("siteConfig.appCommandLine")
-    expected = build_package(PROJECT_ROOT, PurePosixPath("dist/expected.zip"), source=folder)
+    expected = build_package(PROJECT_ROOT, PurePosixPath("dist/expected.zip"), source=folder, server=SERVER)
     assert run.outputs["packageSha256"].value == expected.sha256
-    assert "acme_tools/server.py" in expected.entries
+    assert {"acme_tools/server.py", SERVER_FILE} <= set(expected.entries)
 
 
 def test_the_default_stack_serves_the_bundled_demo(infra, prod):
     run = infra.run_main(prod)
-    assert app_settings(run.one(WEBAPP))["MCP_SERVER"] == app_settings(run.one(SLOT))["MCP_SERVER"]
-    assert app_settings(run.one(WEBAPP))["MCP_SERVER"] == "app.demo.server:server"
+    assert "MCP_SERVER" not in app_settings(run.one(WEBAPP))
+    assert run.outputs["packageSha256"].value == build_package(PROJECT_ROOT, PurePosixPath("dist/expected.zip")).sha256
+    assert SERVER_FILE not in build_package(PROJECT_ROOT, PurePosixPath("dist/expected.zip")).entries
 
 
 @pytest.mark.parametrize(

@@ -94,3 +94,35 @@ def test_a_client_that_goes_away_cancels_the_handler(streaming):
     while "linger 41 cancelled" not in streaming.output() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert "linger 41 cancelled" in streaming.output()
+
+
+OLD_RING = "old:" + "o" * 40
+NEW_RING = "new:" + "n" * 40
+
+
+def _transfer(url: str, params: dict) -> dict:
+    body = modern_request("tools/call", {"name": "transfer", **params}, 51)
+    body["params"]["_meta"] = {
+        **body["params"]["_meta"],
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}},
+    }
+    return httpx.post(url, json=body, headers=modern_headers("tools/call", "transfer"), timeout=30).json()
+
+
+def test_request_state_rotates_without_breaking_a_round_in_flight():
+    """Rotation as for handle keys: an instance already on [new, old] completes a round an [old] one started,
+    and once old is retired a round it sealed is refused with the spec's -32602."""
+    server = ["--server", "tests.app.differential_server:server"]
+    with (
+        running_server(env={"MCP_REQUEST_STATE_KEYS": OLD_RING}, args=server) as before,
+        running_server(env={"MCP_REQUEST_STATE_KEYS": f"{NEW_RING},{OLD_RING}"}, args=server) as during,
+        running_server(env={"MCP_REQUEST_STATE_KEYS": NEW_RING}, args=server) as after,
+    ):
+        first = _transfer(before.mcp_url, {"arguments": {"amount": 7}})["result"]
+        assert first["resultType"] == "input_required"
+        answer = {"confirm": {"action": "accept", "content": {"ok": True}}}
+        retry = {"arguments": {"amount": 7}, "inputResponses": answer, "requestState": first["requestState"]}
+        done = _transfer(during.mcp_url, retry)["result"]
+        assert done["content"][0]["text"] == "transferred 7 (state pending:7)"
+        refused = _transfer(after.mcp_url, retry)["error"]
+        assert refused["code"] == -32602 and refused["message"] == "Invalid or expired requestState"

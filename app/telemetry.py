@@ -56,6 +56,8 @@ change that.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
 import operator
 import os
@@ -213,6 +215,120 @@ def djb2_sample_score(trace_id: int) -> float:
 _DROPPED_RESULTS_KEPT = 256
 
 
+class DecidedSpans:
+    """Sampling decided before a span exists, so a dropped message never enters the SDK's span machinery.
+
+    The middleware asks `dropped_span` first: it picks the trace id as the
+    SDK would (the parent's, else a fresh random one), asks the
+    `SameDecisionSampler`, and for a drop returns the same non-recording
+    span the SDK would have made (same trace id, a fresh span id, unsampled
+    flags, the parent's trace state): children and outgoing calls continue
+    the trace as unsampled, as before. For a message to record it returns
+    None and keeps the decision and trace id, which this object hands to the
+    SDK's ``start_span`` as the tracer's sampler and id generator, so the
+    recorded span is exactly the one decided on (one rate-limiter tick per
+    message, as before). Measured: the SDK's span path for a dropped message
+    cost ~30 us of CPU per request in the server under load, this one ~20 us
+    less (README, Telemetry cost).
+    """
+
+    def __init__(self, sampler: SameDecisionSampler, ids: Any) -> None:
+        from opentelemetry import trace
+        from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+        self._sampler, self._ids, self._trace = sampler, ids, trace
+        self._NonRecordingSpan, self._SpanContext = NonRecordingSpan, SpanContext
+        # What the SDK gives a dropped span: unsampled, random trace id as the parent says (a new id is random).
+        self._unsampled = {True: TraceFlags(TraceFlags.RANDOM_TRACE_ID), False: TraceFlags(TraceFlags.DEFAULT)}
+        self._decision: Any = None
+        self._trace_id: int | None = None
+
+    def dropped_span(self, parent: Any) -> Any:
+        """The non-recording span of a message to drop; None to let the tracer start the (recorded) span."""
+        parent_span = self._trace.get_current_span(parent).get_span_context()
+        if parent_span.is_valid:
+            trace_id, random_id = parent_span.trace_id, parent_span.trace_flags.random_trace_id
+        else:
+            trace_id, random_id = self._ids.generate_trace_id(), self._ids.is_trace_id_random()
+        result = self._sampler.should_sample(parent, trace_id, "")
+        if result.decision.is_recording():
+            self._decision, self._trace_id = result, trace_id
+            return None
+        span_context = self._SpanContext(
+            trace_id,
+            self._ids.generate_span_id(),
+            False,
+            trace_flags=self._unsampled[random_id],
+            trace_state=result.trace_state,
+        )
+        return self._NonRecordingSpan(span_context)
+
+    # The tracer's sampler and id generator for the one span `dropped_span` left to it.
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None):
+        decision, self._decision = self._decision, None
+        return decision if decision is not None else self._sampler.should_sample(parent_context, trace_id, name)
+
+    def get_description(self) -> str:
+        return self._sampler.get_description()
+
+    def generate_trace_id(self) -> int:
+        trace_id, self._trace_id = self._trace_id, None
+        return trace_id if trace_id is not None else self._ids.generate_trace_id()
+
+    def generate_span_id(self) -> int:
+        return self._ids.generate_span_id()
+
+    def is_trace_id_random(self) -> bool:
+        return self._ids.is_trace_id_random()
+
+
+class DurationBatch:
+    """Duration points recorded into the SDK histogram in batches: every point, before every collection.
+
+    One ``Histogram.record`` per message cost ~17 us of CPU in the server under
+    load and ~7 us in a loop, the difference being code run cold between
+    requests; a batch runs it warm. Points are flushed when ``BATCH`` are
+    pending, ``MAX_DELAY_S`` after the first of a batch, and at every metric
+    collection (`on_collect`, on the reader's thread), so the exported
+    histogram (count, sum, min, max and buckets per interval, every call) is
+    what one record per message gives. A deque, because the event loop
+    appends while the reader's thread may be draining it.
+    """
+
+    BATCH = 128
+    MAX_DELAY_S = 1.0
+
+    def __init__(self, histogram: Any) -> None:
+        self._histogram = histogram
+        self._pending: collections.deque[tuple[float, dict[str, Any]]] = collections.deque()
+        self._timer: Any = None
+
+    def add(self, seconds: float, attributes: dict[str, Any]) -> None:
+        self._pending.append((seconds, attributes))
+        if len(self._pending) >= self.BATCH:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.MAX_DELAY_S, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.flush()
+
+    def flush(self) -> None:
+        pending, record = self._pending, self._histogram.record
+        while pending:
+            try:
+                seconds, attributes = pending.popleft()
+            except IndexError:  # drained by the other thread in between
+                return
+            record(seconds, attributes)
+
+    def on_collect(self, _options: Any) -> list[Any]:
+        self.flush()
+        return []
+
+
 def _is_distro_rate_limited(sampler: Any) -> bool:
     from azure.monitor.opentelemetry.exporter.export.trace._rate_limited_sampling import RateLimitedSampler
 
@@ -328,29 +444,41 @@ class McpInstrumentation:
         self._context, self._propagate, self._trace = context, propagate, trace
         self._Link, self._SpanKind, self._Status, self._StatusCode = Link, SpanKind, Status, StatusCode
         self._tracer = tracer_provider.get_tracer("app.telemetry")
+        self._decided: DecidedSpans | None = None
         sampler = getattr(self._tracer, "sampler", None)
         if _is_distro_rate_limited(sampler):
-            self._tracer.sampler = SameDecisionSampler(sampler)
-        self._duration = meter_provider.get_meter("app.telemetry").create_histogram(
-            METRIC_OPERATION_DURATION,
-            unit="s",
-            description="Duration of MCP requests handled by the server",
-            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS_S,
+            # This tracer then starts only the spans the middleware has already decided to record.
+            self._decided = DecidedSpans(SameDecisionSampler(sampler), self._tracer.id_generator)
+            self._tracer.sampler = self._tracer.id_generator = self._decided
+        meter = meter_provider.get_meter("app.telemetry")
+        self._durations = DurationBatch(
+            meter.create_histogram(
+                METRIC_OPERATION_DURATION,
+                unit="s",
+                description="Duration of MCP requests handled by the server",
+                explicit_bucket_boundaries_advisory=_DURATION_BUCKETS_S,
+            )
         )
+        # Observable callbacks run at each collection, before the histogram is read: the batch is flushed there,
+        # so every export holds every point taken before it. It observes nothing, so it exports nothing.
+        meter.create_observable_gauge(METRIC_OPERATION_DURATION + ".flush", callbacks=[self._durations.on_collect])
 
     async def middleware(self, exchange: Any, call_next: Callable[[Any], Awaitable[R]]) -> R:
         message = exchange.message if isinstance(exchange.message, Mapping) else {}
         parent, links = self._parent_and_links(message)
         method = message.get("method")
         started = time.perf_counter()
-        span = self._tracer.start_span(
-            _capped(method) if isinstance(method, str) else OTHER_METHOD,
-            context=parent,
-            kind=self._SpanKind.SERVER,
-            links=links,
-            record_exception=False,
-            set_status_on_exception=False,
-        )
+        name = _capped(method) if isinstance(method, str) else OTHER_METHOD
+        span = self._decided.dropped_span(parent) if self._decided is not None else None
+        if span is None:
+            span = self._tracer.start_span(
+                name,
+                context=parent,
+                kind=self._SpanKind.SERVER,
+                links=links,
+                record_exception=False,
+                set_status_on_exception=False,
+            )
         token = self._context.attach(self._trace.set_span_in_context(span))
         exception = None
         try:
@@ -372,7 +500,7 @@ class McpInstrumentation:
             else:
                 measured = _measured(exchange, exception)
             span.end()
-            self._duration.record(time.perf_counter() - started, measured)
+            self._durations.add(time.perf_counter() - started, measured)
 
     def _parent_and_links(self, message: Mapping[str, Any]) -> tuple[Any, list[Any]]:
         """The caller's context from ``params._meta`` as parent, linking the ambient (transport) span.

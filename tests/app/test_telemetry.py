@@ -495,3 +495,58 @@ def test_the_same_decision_sampler_decides_and_stamps_as_the_distros_sampler(mon
     sampled = [attributes for decision, attributes in distro if decision.is_sampled()]
     assert 10 < len(sampled) < len(trace_ids)  # both outcomes exercised
     assert {a.get("_MS.sampleRate") for a in sampled} - {None}  # sample rates below 100 % were stamped
+
+
+def test_decided_spans_record_what_the_distro_sampler_keeps_and_drop_the_rest_as_the_sdk_would():
+    """Sampling decided before a span exists (telemetry.DecidedSpans): a kept message's span is the SDK's, with the
+    trace id it was scored on; a dropped one runs under an unsampled span of the right trace, never exported."""
+    from azure.monitor.opentelemetry.exporter.export.trace._rate_limited_sampling import RateLimitedSampler
+
+    from app.protocol import Reply
+
+    provider = TracerProvider(sampler=RateLimitedSampler(20_000.0))  # high enough to keep some of a fast burst
+    exported = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    instrumentation = McpInstrumentation(provider, MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    current: list = []
+
+    async def handler(exchange):
+        span = trace.get_current_span()
+        current.append((span.get_span_context(), span.is_recording()))
+        exchange.method = "tools/call"
+        return Reply(200, b"{}")
+
+    rng = random.Random(5)
+
+    def message(i: int) -> dict:
+        """Odd messages continue a caller's trace (each its own), even ones start a trace of their own."""
+        meta = {key: value for key, value in META.items() if key not in ("traceparent", "tracestate")}
+        if i % 2:
+            meta["traceparent"] = f"00-{rng.getrandbits(128):032x}-{CALLER_SPAN_ID}-01"
+        return {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "whoami", "_meta": meta}}
+
+    current_traceparents: dict[int, str] = {}
+
+    async def drive():
+        for i in range(3000):
+            sent = message(i)
+            if i % 2:
+                current_traceparents[i] = sent["params"]["_meta"]["traceparent"].split("-")[1]
+            await instrumentation.middleware(Exchange(headers={}, message=sent), handler)
+
+    asyncio.run(drive())
+    recorded = {span.context.span_id: span for span in exported.get_finished_spans()}
+    assert 0 < len(recorded) < len(current)
+    for i, (context, recording) in enumerate(current):
+        if i % 2:
+            assert f"{context.trace_id:032x}" == current_traceparents[i]
+        if recording:
+            kept = recorded[context.span_id]
+            assert djb2_below(context.trace_id, kept.attributes.get("_MS.sampleRate", 100.0))
+            assert (kept.parent is not None) == bool(i % 2)
+        else:
+            assert context.span_id not in recorded and not context.trace_flags.sampled
+
+
+def djb2_below(trace_id: int, percentage: float) -> bool:
+    return telemetry.djb2_sample_score(trace_id) * 100.0 < percentage

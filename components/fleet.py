@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pulumi
 
@@ -277,7 +278,9 @@ class McpFleet(pulumi.ComponentResource):
             "delivery",
             DeliveryArgs(
                 site_id=self.site.id,
-                package=build_package(source=args.server.folder, server=args.server.spec),
+                # The deploy commands run in the program's folder and find the package by its relative path
+                # there: this project's root for __main__.py, its own folder for another program.
+                package=build_package(source=args.server.folder, server=args.server.spec, working_dir=Path.cwd()),
                 staging_slot=self.slot.slot_name if self.slot else None,
                 swap=args.swap,
                 # Logs flow before the first deploy, so its Oryx build shows in the console logs.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+import hashlib
+from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 import pulumi
 import pytest
@@ -12,7 +14,7 @@ from components.package import PROJECT_ROOT, SERVER_FILE, build_package
 from components.server_source import resolve_server_source
 from components.settings import SKUS, StackSettings
 from components.site_config import STARTUP_COMMAND
-from tests.infra.conftest import TENANT
+from tests.infra.conftest import TENANT, StackRun
 from tests.team_server import SERVER, write_team_server
 
 WEBAPP = "azure-native:web:WebApp"
@@ -36,6 +38,14 @@ ROOT_CHILDREN_BEFORE_THE_FLEET = {
 }
 
 
+class TeamStack(NamedTuple):
+    run: StackRun
+    folder: Path
+    """The team's server folder."""
+    program_folder: Path
+    """Where the program ran."""
+
+
 def app_settings(registration) -> dict[str, str]:
     return {p["name"]: p["value"] for p in registration.get("siteConfig.appSettings")}
 
@@ -52,9 +62,13 @@ def under(run, registration, ancestor) -> bool:
 
 
 @pytest.fixture
-def team_stack(infra, tmp_path):
-    """A program of a platform team's own: one McpFleet for Acme's server, its values in code, no config at all."""
+def team_stack(infra, tmp_path, monkeypatch):
+    """A program of a platform team's own, run in its own folder: one McpFleet for Acme's server, its values in
+    code, no config at all."""
     folder = write_team_server(tmp_path / "acme")
+    program_folder = tmp_path / "platform"
+    program_folder.mkdir()
+    monkeypatch.chdir(program_folder)
 
     def program() -> None:
         fleet = McpFleet(
@@ -72,12 +86,11 @@ def team_stack(infra, tmp_path):
         pulumi.export("packageSha256", fleet.package_sha256)
         pulumi.export("autoscaleRange", fleet.autoscale_range)
 
-    run = infra.run(program)
-    return run, folder
+    return TeamStack(infra.run(program), folder, program_folder)
 
 
 def test_every_resource_of_the_team_stack_is_a_child_of_the_fleet(team_stack):
-    run, _ = team_stack
+    run = team_stack.run
     fleet = run.one(TYPE)
     for token in (WEBAPP, SLOT, VAULT, INSIGHTS, AUTOSCALE, COMMAND):
         assert run.of_type(token), token
@@ -86,7 +99,7 @@ def test_every_resource_of_the_team_stack_is_a_child_of_the_fleet(team_stack):
 
 
 def test_site_and_slot_serve_the_team_server_on_the_plan(team_stack):
-    run, _ = team_stack
+    run = team_stack.run
     plan = run.one("azure-native:web:AppServicePlan")
     assert plan.get("sku") == {"name": "P1v3", "tier": "PremiumV3", "capacity": 2}
     site, slot = run.one(WEBAPP), run.one(SLOT)
@@ -102,14 +115,16 @@ def test_site_and_slot_serve_the_team_server_on_the_plan(team_stack):
 
 
 def test_the_package_is_the_host_plus_the_team_folder(team_stack):
-    run, folder = team_stack
+    run, folder, program_folder = team_stack.run, team_stack.folder, team_stack.program_folder
     expected = build_package(PROJECT_ROOT, PurePosixPath("dist/expected.zip"), source=folder, server=SERVER)
     assert {"acme_tools/server.py", SERVER_FILE} <= set(expected.entries)
     assert run.outputs["packageSha256"].value == expected.sha256
+    # Where the deploy commands, running in the program's folder, look for it.
+    assert hashlib.sha256((program_folder / "dist/app.zip").read_bytes()).hexdigest() == expected.sha256
 
 
 def test_the_key_rings_live_in_an_rbac_key_vault_the_site_and_slot_reference(team_stack):
-    run, _ = team_stack
+    run = team_stack.run
     vault = run.one(VAULT)
     assert vault.get("properties.enableRbacAuthorization") is True
     assert vault.get("properties.tenantId") == TENANT
@@ -121,7 +136,7 @@ def test_the_key_rings_live_in_an_rbac_key_vault_the_site_and_slot_reference(tea
 
 
 def test_telemetry_goes_to_workspace_based_app_insights_without_local_auth(team_stack):
-    run, _ = team_stack
+    run = team_stack.run
     insights = run.one(INSIGHTS)
     assert insights.get("disableLocalAuth") is True
     assert insights.get("workspaceResourceId") == run.one("azure-native:operationalinsights:Workspace").outputs["id"]
@@ -133,7 +148,7 @@ def test_telemetry_goes_to_workspace_based_app_insights_without_local_auth(team_
 
 
 def test_autoscale_spans_the_instance_count_to_the_maximum_set_in_code(team_stack):
-    run, _ = team_stack
+    run = team_stack.run
     setting = run.one(AUTOSCALE)
     assert setting.get("targetResourceUri") == run.one("azure-native:web:AppServicePlan").outputs["id"]
     (profile,) = setting.get("profiles")
@@ -142,7 +157,7 @@ def test_autoscale_spans_the_instance_count_to_the_maximum_set_in_code(team_stac
 
 
 def test_delivery_deploys_the_team_package_to_staging_after_the_logs_flow(team_stack):
-    run, folder = team_stack
+    run, folder = team_stack.run, team_stack.folder
     commands = {c.name: c for c in run.of_type(COMMAND)}
     assert set(commands) == {"delivery-staging-deploy", "delivery-production-deploy"}
     staging = commands["delivery-staging-deploy"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import pulumi
@@ -83,15 +83,7 @@ class McpFleetArgs:
         problems: list[str] = []
         check_combinations(
             lambda key, value, allowed: problems.append(f"{_field_name(key)} = {value!r} is not allowed: {allowed}"),
-            sku=self.sku,
-            instance_count=self.instance_count,
-            autoscale=self.autoscale,
-            autoscale_max_count=self.autoscale_max_count,
-            cpu_scale_out_threshold=self.cpu_scale_out_threshold,
-            cpu_scale_in_threshold=self.cpu_scale_in_threshold,
-            staging_slot=self.staging_slot,
-            swap=self.swap,
-            zone_redundant=self.zone_redundant,
+            self,
         )
         if problems:
             raise ValueError("invalid McpFleetArgs:\n  - " + "\n  - ".join(problems))
@@ -99,30 +91,8 @@ class McpFleetArgs:
     @classmethod
     def from_settings(cls, settings: StackSettings) -> McpFleetArgs:
         """The fleet a stack's validated config describes."""
-        return cls(
-            location=settings.location,
-            server=settings.server,
-            resource_group_name=settings.resource_group_name,
-            instance_count=settings.instance_count,
-            sku=settings.sku,
-            python_version=settings.python_version,
-            autoscale=settings.autoscale,
-            autoscale_max_count=settings.autoscale_max_count,
-            cpu_scale_out_threshold=settings.cpu_scale_out_threshold,
-            cpu_scale_in_threshold=settings.cpu_scale_in_threshold,
-            staging_slot=settings.staging_slot,
-            swap=settings.swap,
-            zone_redundant=settings.zone_redundant,
-            handle_keys=settings.handle_keys,
-            request_state_keys=settings.request_state_keys,
-            key_vault_purge_protection=settings.key_vault_purge_protection,
-            easy_auth=settings.easy_auth,
-            allowed_origins=settings.allowed_origins,
-            alert_emails=settings.alert_emails,
-            tool_roles=settings.tool_roles,
-            project=settings.project,
-            stack=settings.stack,
-        )
+        # The fields are named as StackSettings' attributes.
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
 
     @property
     def tags(self) -> dict[str, str]:

@@ -18,7 +18,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
@@ -208,31 +208,41 @@ def workbook_name(project: str, stack: str) -> str:
 Problem = Callable[[str, str, str], None]
 
 
-def check_combinations(
-    problem: Problem,
-    *,
-    sku: Sku,
-    instance_count: int,
-    autoscale: bool,
-    autoscale_max_count: int,
-    cpu_scale_out_threshold: int,
-    cpu_scale_in_threshold: int,
-    staging_slot: bool,
-    swap: str | None,
-    zone_redundant: bool,
-) -> None:
+class Combination(Protocol):
+    """The values :func:`check_combinations` reads, by the names StackSettings and McpFleetArgs both give them."""
+
+    sku: Sku
+    instance_count: int
+    autoscale: bool
+    autoscale_max_count: int
+    cpu_scale_out_threshold: int
+    cpu_scale_in_threshold: int
+    staging_slot: bool
+    swap: str | None
+    zone_redundant: bool
+
+
+def check_combinations(problem: Problem, values: Combination) -> None:
     """Report every combination of values the sku or autoscale cannot serve, each under the config key to change.
 
     Shared by stack config (:meth:`StackSettings.load`) and by programs that
     set the values in code (``components.fleet.McpFleetArgs``), so both refuse the same things.
     """
-    _check_tier(problem, sku, instance_count, autoscale, autoscale_max_count, staging_slot)
-    if zone_redundant:
-        _check_zone_redundancy(problem, sku, instance_count)
-    if autoscale:
-        _check_autoscale(problem, instance_count, autoscale_max_count, cpu_scale_out_threshold, cpu_scale_in_threshold)
-    if swap is not None and not staging_slot:
-        problem("swap", swap, "a swap needs the staging slot; set stagingSlot true or unset swap")
+    _check_tier(
+        problem, values.sku, values.instance_count, values.autoscale, values.autoscale_max_count, values.staging_slot
+    )
+    if values.zone_redundant:
+        _check_zone_redundancy(problem, values.sku, values.instance_count)
+    if values.autoscale:
+        _check_autoscale(
+            problem,
+            values.instance_count,
+            values.autoscale_max_count,
+            values.cpu_scale_out_threshold,
+            values.cpu_scale_in_threshold,
+        )
+    if values.swap is not None and not values.staging_slot:
+        problem("swap", values.swap, "a swap needs the staging slot; set stagingSlot true or unset swap")
 
 
 def _check_tier(problem: Problem, sku: Sku, instances: int, autoscale: bool, max_count: int, slot: bool) -> None:
@@ -404,22 +414,7 @@ class _Reader:
         tool_roles = self._tool_roles(known_tools, easy_auth is not None)
 
         self._check_unknown_keys()
-        check_combinations(
-            self._problem,
-            sku=sku,
-            instance_count=instance_count,
-            autoscale=autoscale,
-            autoscale_max_count=autoscale_max_count,
-            cpu_scale_out_threshold=scale_out,
-            cpu_scale_in_threshold=scale_in,
-            staging_slot=staging_slot,
-            swap=swap,
-            zone_redundant=zone_redundant,
-        )
-
-        if self.problems:
-            raise ConfigError(self.problems)
-        return StackSettings(
+        settings = StackSettings(
             project=pulumi.get_project(),
             stack=pulumi.get_stack(),
             location=location,
@@ -443,6 +438,10 @@ class _Reader:
             server=server,
             tool_roles=tool_roles,
         )
+        check_combinations(self._problem, settings)
+        if self.problems:
+            raise ConfigError(self.problems)
+        return settings
 
     def _check_unknown_keys(self) -> None:
         # A misspelt key (instanceCont) would otherwise be ignored silently and

@@ -66,10 +66,11 @@ BUNDLED_SERVER = "app.demo.server:server"
 SERVER_FILE = "mcp-server.txt"
 """The served server's MODULE:ATTR, read by the host (app.settings.SERVER_FILE; components never imports app)."""
 
-# Where `pulumi up` writes the package, relative to the project root (the
-# working directory of the program and of the deploy commands). A fixed
-# relative path keeps the deploy commands' inputs identical across machines
-# and checkouts, so only a content change (the hash) redeploys. Git ignores it.
+# Where `pulumi up` writes the package, relative to the working directory of
+# the program and of the deploy commands (this project's root, or the folder
+# of another program using components.fleet). A fixed relative path keeps the
+# deploy commands' inputs identical across machines and checkouts, so only a
+# content change (the hash) redeploys. Git ignores it here.
 PACKAGE_PATH = PurePosixPath("dist/app.zip")
 
 APP_FILE_PATTERNS = ("*.py",)
@@ -87,7 +88,7 @@ class AppPackage:
     path: Path
     """Absolute path of the zip file."""
     relative_path: str
-    """The zip's path relative to the project root, as the deploy commands use it."""
+    """The zip's path relative to the folder the deploy commands run in, as they use it."""
     sha256: str
     """Hex sha256 of the zip bytes; equal content gives an equal hash."""
     entries: tuple[str, ...]
@@ -190,16 +191,18 @@ def build_package(
     output: PurePosixPath = PACKAGE_PATH,
     source: Path | None = None,
     server: str = BUNDLED_SERVER,
+    working_dir: Path | None = None,
 ) -> AppPackage:
     """Build the package of ``project_root``'s host (plus the server folder ``source``, serving ``server``) and
     write it to ``output``.
 
-    ``output`` is relative to the root. The file is replaced atomically, so a
-    concurrent reader never sees half a zip.
+    ``output`` is relative to ``working_dir``, the folder the deploy commands
+    run in (that of the Pulumi program); None: the project root. The file is
+    replaced atomically, so a concurrent reader never sees half a zip.
     """
     contents = package_contents(project_root, source, server)
     data = archive_bytes(contents)
-    target = project_root / output
+    target = (working_dir or project_root) / output
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     staging.write_bytes(data)

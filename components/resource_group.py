@@ -8,19 +8,22 @@ creates nor deletes it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pulumi
 from pulumi_azure_native import resources
 
-from components.settings import StackSettings
 
-
-def resource_group(settings: StackSettings) -> pulumi.Output[str]:
-    """Name of the group to deploy into: the configured one, or a new one."""
-    if settings.resource_group_name is not None:
-        return pulumi.Output.from_input(settings.resource_group_name)
+def resource_group(
+    location: str, existing: str | None, tags: Mapping[str, str], opts: pulumi.ResourceOptions | None = None
+) -> pulumi.Output[str]:
+    """Name of the group to deploy into: ``existing`` when given, else a new one in ``location``."""
+    if existing is not None:
+        return pulumi.Output.from_input(existing)
     group = resources.ResourceGroup(
         "rg",
-        location=settings.location,
-        tags={**settings.tags, "component": "resource-group"},
+        location=location,
+        tags={**tags, "component": "resource-group"},
+        opts=opts,
     )
     return group.name

@@ -18,7 +18,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
@@ -204,6 +204,123 @@ def workbook_name(project: str, stack: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mcpscale://{project}/{stack}/workbook"))
 
 
+# Reports one problem: the config key, its value as given, what is allowed.
+Problem = Callable[[str, str, str], None]
+
+
+class Combination(Protocol):
+    """The values :func:`check_combinations` reads, by the names StackSettings and McpFleetArgs both give them."""
+
+    sku: Sku
+    instance_count: int
+    autoscale: bool
+    autoscale_max_count: int
+    cpu_scale_out_threshold: int
+    cpu_scale_in_threshold: int
+    staging_slot: bool
+    swap: str | None
+    zone_redundant: bool
+
+
+def check_combinations(problem: Problem, values: Combination) -> None:
+    """Report every combination of values the sku or autoscale cannot serve, each under the config key to change.
+
+    Shared by stack config (:meth:`StackSettings.load`) and by programs that
+    set the values in code (``components.fleet.McpFleetArgs``), so both refuse the same things.
+    """
+    _check_tier(
+        problem, values.sku, values.instance_count, values.autoscale, values.autoscale_max_count, values.staging_slot
+    )
+    if values.zone_redundant:
+        _check_zone_redundancy(problem, values.sku, values.instance_count)
+    if values.autoscale:
+        _check_autoscale(
+            problem,
+            values.instance_count,
+            values.autoscale_max_count,
+            values.cpu_scale_out_threshold,
+            values.cpu_scale_in_threshold,
+        )
+    if values.swap is not None and not values.staging_slot:
+        problem("swap", values.swap, "a swap needs the staging slot; set stagingSlot true or unset swap")
+
+
+def _check_tier(problem: Problem, sku: Sku, instances: int, autoscale: bool, max_count: int, slot: bool) -> None:
+    tier = sku.tier
+    if instances > tier.max_instances:
+        problem(
+            "instanceCount",
+            str(instances),
+            f"sku {sku.name} ({tier.name} tier) runs at most {tier.max_instances} instances",
+        )
+    if autoscale and not tier.autoscale:
+        problem(
+            "autoscale",
+            "true",
+            f"autoscale needs a Standard or Premium sku, and sku {sku.name} is {tier.name}; "
+            "choose e.g. S1 or P0v3, or set autoscale false",
+        )
+    elif autoscale and max_count > tier.max_instances:
+        problem(
+            "autoscaleMaxCount",
+            str(max_count),
+            f"sku {sku.name} ({tier.name} tier) scales to at most {tier.max_instances} instances",
+        )
+    if slot and not tier.slots:
+        problem(
+            "stagingSlot",
+            "true",
+            f"deployment slots need a Standard or Premium sku, and sku {sku.name} is {tier.name}; "
+            "choose e.g. S1 or P0v3, or set stagingSlot false",
+        )
+
+
+def _check_zone_redundancy(problem: Problem, sku: Sku, instances: int) -> None:
+    if not sku.tier.zone_redundancy:
+        problem(
+            "zoneRedundant",
+            "true",
+            f"zone redundancy needs a Premium v2 or v3 sku, and sku {sku.name} is {sku.tier.name}; "
+            "choose e.g. P0v3, or set zoneRedundant false",
+        )
+    elif instances < MIN_ZONE_REDUNDANT_INSTANCES:
+        problem(
+            "zoneRedundant",
+            "true",
+            f"zone redundancy needs at least {MIN_ZONE_REDUNDANT_INSTANCES} instances (one per availability "
+            f"zone), and instanceCount is {instances}; raise instanceCount or set zoneRedundant false",
+        )
+
+
+def _check_autoscale(problem: Problem, instances: int, max_count: int, scale_out: int, scale_in: int) -> None:
+    if max_count < instances:
+        problem(
+            "autoscaleMaxCount",
+            str(max_count),
+            f"expected at least instanceCount ({instances}), the autoscale minimum",
+        )
+    if scale_in >= scale_out:
+        problem(
+            "cpuScaleInThreshold",
+            str(scale_in),
+            f"expected below cpuScaleOutThreshold ({scale_out})",
+        )
+        return
+    # Scaling in from instances+1 to instances spreads the same load over
+    # fewer instances: CPU rises by (n+1)/n. If that lands at or above the
+    # scale-out threshold, Azure's flapping guard skips every scale-in and
+    # the plan never shrinks back. The smallest n is the worst case.
+    projected = scale_in * (instances + 1) / instances
+    if projected >= scale_out:
+        problem(
+            "cpuScaleInThreshold",
+            str(scale_in),
+            f"scaling in from {instances + 1} to {instances} instances at {scale_in}% CPU projects "
+            f"{projected:.0f}%, at or above cpuScaleOutThreshold ({scale_out}%), so autoscale would flap; "
+            f"expected below {scale_out * instances / (instances + 1):.0f}",
+        )
+
+
 class _Reader:
     """Parses keys one by one, collecting every problem instead of stopping at the first."""
 
@@ -297,17 +414,7 @@ class _Reader:
         tool_roles = self._tool_roles(known_tools, easy_auth is not None)
 
         self._check_unknown_keys()
-        self._check_tier(sku, instance_count, autoscale, autoscale_max_count, staging_slot)
-        if zone_redundant:
-            self._check_zone_redundancy(sku, instance_count)
-        if autoscale:
-            self._check_autoscale(instance_count, autoscale_max_count, scale_out, scale_in)
-        if swap is not None and not staging_slot:
-            self._problem("swap", swap, "a swap needs the staging slot; set stagingSlot true or unset swap")
-
-        if self.problems:
-            raise ConfigError(self.problems)
-        return StackSettings(
+        settings = StackSettings(
             project=pulumi.get_project(),
             stack=pulumi.get_stack(),
             location=location,
@@ -331,6 +438,10 @@ class _Reader:
             server=server,
             tool_roles=tool_roles,
         )
+        check_combinations(self._problem, settings)
+        if self.problems:
+            raise ConfigError(self.problems)
+        return settings
 
     def _check_unknown_keys(self) -> None:
         # A misspelt key (instanceCont) would otherwise be ignored silently and
@@ -344,79 +455,6 @@ class _Reader:
             close = difflib.get_close_matches(key, KEYS, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             self.problems.append(f"{full_key} is not a setting of this project: {hint}known keys: {', '.join(KEYS)}")
-
-    def _check_tier(self, sku: Sku, instances: int, autoscale: bool, max_count: int, slot: bool) -> None:
-        tier = sku.tier
-        if instances > tier.max_instances:
-            self._problem(
-                "instanceCount",
-                str(instances),
-                f"sku {sku.name} ({tier.name} tier) runs at most {tier.max_instances} instances",
-            )
-        if autoscale and not tier.autoscale:
-            self._problem(
-                "autoscale",
-                "true",
-                f"autoscale needs a Standard or Premium sku, and sku {sku.name} is {tier.name}; "
-                "choose e.g. S1 or P0v3, or set autoscale false",
-            )
-        elif autoscale and max_count > tier.max_instances:
-            self._problem(
-                "autoscaleMaxCount",
-                str(max_count),
-                f"sku {sku.name} ({tier.name} tier) scales to at most {tier.max_instances} instances",
-            )
-        if slot and not tier.slots:
-            self._problem(
-                "stagingSlot",
-                "true",
-                f"deployment slots need a Standard or Premium sku, and sku {sku.name} is {tier.name}; "
-                "choose e.g. S1 or P0v3, or set stagingSlot false",
-            )
-
-    def _check_zone_redundancy(self, sku: Sku, instances: int) -> None:
-        if not sku.tier.zone_redundancy:
-            self._problem(
-                "zoneRedundant",
-                "true",
-                f"zone redundancy needs a Premium v2 or v3 sku, and sku {sku.name} is {sku.tier.name}; "
-                "choose e.g. P0v3, or set zoneRedundant false",
-            )
-        elif instances < MIN_ZONE_REDUNDANT_INSTANCES:
-            self._problem(
-                "zoneRedundant",
-                "true",
-                f"zone redundancy needs at least {MIN_ZONE_REDUNDANT_INSTANCES} instances (one per availability "
-                f"zone), and instanceCount is {instances}; raise instanceCount or set zoneRedundant false",
-            )
-
-    def _check_autoscale(self, instances: int, max_count: int, scale_out: int, scale_in: int) -> None:
-        if max_count < instances:
-            self._problem(
-                "autoscaleMaxCount",
-                str(max_count),
-                f"expected at least instanceCount ({instances}), the autoscale minimum",
-            )
-        if scale_in >= scale_out:
-            self._problem(
-                "cpuScaleInThreshold",
-                str(scale_in),
-                f"expected below cpuScaleOutThreshold ({scale_out})",
-            )
-            return
-        # Scaling in from instances+1 to instances spreads the same load over
-        # fewer instances: CPU rises by (n+1)/n. If that lands at or above the
-        # scale-out threshold, Azure's flapping guard skips every scale-in and
-        # the plan never shrinks back. The smallest n is the worst case.
-        projected = scale_in * (instances + 1) / instances
-        if projected >= scale_out:
-            self._problem(
-                "cpuScaleInThreshold",
-                str(scale_in),
-                f"scaling in from {instances + 1} to {instances} instances at {scale_in}% CPU projects "
-                f"{projected:.0f}%, at or above cpuScaleOutThreshold ({scale_out}%), so autoscale would flap; "
-                f"expected below {scale_out * instances / (instances + 1):.0f}",
-            )
 
     def _origins(self) -> tuple[str, ...]:
         return self._list(

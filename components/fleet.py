@@ -1,0 +1,287 @@
+"""The whole fleet as one component: what the stack program deploys, for any Pulumi program to deploy.
+
+:class:`McpFleet` wires the components exactly as a stack of this project
+needs them (resource group, plan, autoscale, secrets, monitoring, site,
+staging slot, operations, the package of the chosen server and its
+delivery). :class:`McpFleetArgs` holds what a platform team chooses: from
+stack config with :meth:`McpFleetArgs.from_settings`, or set in code with
+the same defaults as the config schema and the same checks of how values
+combine.
+
+One fleet per stack: its children keep the logical names they had at the
+stack's root before this component existed (``rg``, ``plan``, ``mcp``, ...),
+so a second fleet in the same stack would register the same URNs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import pulumi
+
+from components.autoscale import Autoscale, AutoscaleArgs
+from components.delivery import Delivery, DeliveryArgs
+from components.monitoring import Monitoring, MonitoringArgs
+from components.operations import Operations, OperationsArgs
+from components.package import BUNDLED_SERVER, build_package
+from components.plan import Plan, PlanArgs, previous_plan_id
+from components.resource_group import resource_group
+from components.secrets import Secrets, SecretsArgs
+from components.server_source import ServerSource
+from components.settings import SKUS, EasyAuth, Sku, StackSettings, check_combinations, workbook_name
+from components.site import Site, SiteArgs
+from components.site_config import AppConfig
+from components.staging_slot import StagingSlot, StagingSlotArgs
+
+TYPE = "mcpscale:azure:McpFleet"
+
+# The bundled demo, served from the host package.
+BUNDLED = ServerSource(BUNDLED_SERVER, None)
+
+
+@dataclass(frozen=True)
+class McpFleetArgs:
+    """What a platform team chooses; every default is the config schema's (Pulumi.yaml).
+
+    Field names are those of :class:`~components.settings.StackSettings`;
+    each is the snake_case of its config key (``instanceCount`` ->
+    ``instance_count``), where the README documents it.
+    """
+
+    location: str
+    # Check a team's server with components.server_source.resolve_server_source(server, folder).
+    server: ServerSource = BUNDLED
+    # An existing group to deploy into; None: the fleet creates its own.
+    resource_group_name: str | None = None
+    instance_count: int = 3
+    sku: Sku = SKUS["P0v3"]
+    python_version: str = "3.12"
+    autoscale: bool = True
+    autoscale_max_count: int = 10
+    cpu_scale_out_threshold: int = 70
+    cpu_scale_in_threshold: int = 30
+    staging_slot: bool = True
+    # Each new value swaps staging into production once.
+    swap: str | None = None
+    zone_redundant: bool = False
+    # Key rings ``kid:secret[,kid:secret...]``; None: one key is generated and kept in the stack state.
+    handle_keys: pulumi.Input[str] | None = field(default=None, repr=False)
+    request_state_keys: pulumi.Input[str] | None = field(default=None, repr=False)
+    key_vault_purge_protection: bool = True
+    easy_auth: EasyAuth | None = None
+    allowed_origins: tuple[str, ...] = ()
+    alert_emails: tuple[str, ...] = ()
+    tool_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Tag values and the workbook's name; the running program's project and stack unless given.
+    project: str = field(default_factory=pulumi.get_project)
+    stack: str = field(default_factory=pulumi.get_stack)
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        check_combinations(
+            lambda key, value, allowed: problems.append(f"{_field_name(key)} = {value!r} is not allowed: {allowed}"),
+            self,
+        )
+        if problems:
+            raise ValueError("invalid McpFleetArgs:\n  - " + "\n  - ".join(problems))
+
+    @classmethod
+    def from_settings(cls, settings: StackSettings) -> McpFleetArgs:
+        """The fleet a stack's validated config describes."""
+        # The fields are named as StackSettings' attributes.
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags every resource carries; components add ``component``."""
+        return {"project": self.project, "stack": self.stack}
+
+
+def _field_name(config_key: str) -> str:
+    return re.sub(r"([A-Z])", r"_\1", config_key).lower()
+
+
+class McpFleet(pulumi.ComponentResource):
+    """An MCP server on App Service at scale: every resource a stack of this project has, as children.
+
+    With autoscale on, the plan keeps the capacity autoscale reached by
+    reading this stack's ``planId`` output (``components.plan.PLAN_ID_OUTPUT``)
+    from its last deployment: the program exports :attr:`plan_id` under that name.
+    """
+
+    resource_group_name: pulumi.Output[str]
+    plan_id: pulumi.Output[str]
+    site_name: pulumi.Output[str]
+    site_url: pulumi.Output[str]
+    mcp_url: pulumi.Output[str]
+    staging_mcp_url: pulumi.Output[str] | None
+    """None when the staging slot is off."""
+    package_sha256: str
+    app_insights_name: pulumi.Output[str]
+    workbook_id: pulumi.Output[str]
+    vault_name: pulumi.Output[str]
+    autoscale_range: str
+    """``min..max`` instances, or ``off``."""
+
+    plan: Plan
+    autoscale: Autoscale | None
+    secrets: Secrets
+    monitoring: Monitoring
+    site: Site
+    slot: StagingSlot | None
+    operations: Operations
+    delivery: Delivery
+
+    def __init__(self, name: str, args: McpFleetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TYPE, name, None, opts)
+        # Stacks deployed before this component existed hold these children at their root, under the same names;
+        # the alias moves them under the fleet in state instead of replacing every resource (their own children
+        # inherit it). A new stack has nothing there, and the alias matches nothing.
+        moved = pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)])
+        tags = args.tags
+
+        group = resource_group(args.location, args.resource_group_name, tags, moved)
+        where = {"resource_group_name": group, "location": args.location}
+
+        self.plan = Plan(
+            "plan",
+            PlanArgs(
+                **where,
+                sku=args.sku,
+                instance_count=args.instance_count,
+                autoscale=args.autoscale,
+                zone_redundant=args.zone_redundant,
+                previous_plan_id=previous_plan_id() if args.autoscale else None,
+                tags=tags,
+            ),
+            moved,
+        )
+
+        self.autoscale = None
+        if args.autoscale:
+            self.autoscale = Autoscale(
+                "autoscale",
+                AutoscaleArgs(
+                    **where,
+                    plan_id=self.plan.id,
+                    min_count=args.instance_count,
+                    max_count=args.autoscale_max_count,
+                    scale_out_cpu=args.cpu_scale_out_threshold,
+                    scale_in_cpu=args.cpu_scale_in_threshold,
+                    notify_emails=args.alert_emails,
+                    tags=tags,
+                ),
+                moved,
+            )
+
+        self.secrets = Secrets(
+            "secrets",
+            SecretsArgs(
+                **where,
+                handle_keys=args.handle_keys,
+                request_state_keys=args.request_state_keys,
+                purge_protection=args.key_vault_purge_protection,
+                tags=tags,
+            ),
+            moved,
+        )
+
+        self.monitoring = Monitoring(
+            "monitoring",
+            MonitoringArgs(
+                **where,
+                plan_id=self.plan.id,
+                autoscale_setting_id=self.autoscale.id if self.autoscale else None,
+                workbook_name=workbook_name(args.project, args.stack),
+                workbook_display_name=f"MCP fleet ({args.project}/{args.stack})",
+                tags=tags,
+            ),
+            moved,
+        )
+
+        self.site = Site(
+            "mcp",
+            SiteArgs(
+                **where,
+                plan_id=self.plan.id,
+                app=AppConfig(
+                    python_version=args.python_version,
+                    # One uvicorn worker per core of the plan's sku.
+                    workers=args.sku.cores,
+                    key_vault_settings=self.secrets.app_settings,
+                    app_insights_connection_string=self.monitoring.connection_string,
+                    allowed_origins=args.allowed_origins,
+                    auth_scopes=args.easy_auth.scopes if args.easy_auth else (),
+                    tool_roles=args.tool_roles,
+                ),
+                easy_auth=args.easy_auth,
+                grants=[self.secrets.reader, self.monitoring.publisher],
+                tags=tags,
+            ),
+            moved,
+        )
+
+        self.slot = None
+        if args.staging_slot:
+            self.slot = StagingSlot("staging", StagingSlotArgs(site=self.site, tags=tags), moved)
+
+        self.operations = Operations(
+            "operations",
+            OperationsArgs(
+                resource_group_name=group,
+                workspace_id=self.monitoring.workspace_id,
+                site_id=self.site.id,
+                slot_id=self.slot.id if self.slot else None,
+                plan_id=self.plan.id,
+                easy_auth=args.easy_auth is not None,
+                cpu_scale_out_threshold=args.cpu_scale_out_threshold,
+                alert_emails=args.alert_emails,
+                tags=tags,
+            ),
+            moved,
+        )
+
+        self.delivery = Delivery(
+            "delivery",
+            DeliveryArgs(
+                site_id=self.site.id,
+                # The deploy commands run in the program's folder and find the package by its relative path
+                # there: this project's root for __main__.py, its own folder for another program.
+                package=build_package(source=args.server.folder, server=args.server.spec, working_dir=Path.cwd()),
+                staging_slot=self.slot.slot_name if self.slot else None,
+                swap=args.swap,
+                # Logs flow before the first deploy, so its Oryx build shows in the console logs.
+                depends_on=[self.site, *([self.slot] if self.slot else []), *self.operations.log_settings],
+            ),
+            moved,
+        )
+
+        self.resource_group_name = group
+        self.plan_id = self.plan.id
+        self.site_name = self.site.name
+        self.site_url = self.site.url
+        self.mcp_url = pulumi.Output.concat(self.site.url, "/mcp")
+        self.staging_mcp_url = pulumi.Output.concat(self.slot.url, "/mcp") if self.slot else None
+        self.package_sha256 = self.delivery.package_sha256
+        self.app_insights_name = self.monitoring.app_insights_name
+        self.workbook_id = self.monitoring.workbook_id
+        self.vault_name = self.secrets.vault_name
+        self.autoscale_range = f"{args.instance_count}..{args.autoscale_max_count}" if args.autoscale else "off"
+        self.register_outputs(
+            {
+                "resourceGroup": self.resource_group_name,
+                "planId": self.plan_id,
+                "siteName": self.site_name,
+                "siteUrl": self.site_url,
+                "mcpUrl": self.mcp_url,
+                "stagingMcpUrl": self.staging_mcp_url,
+                "packageSha256": self.package_sha256,
+                "appInsightsName": self.app_insights_name,
+                "workbookId": self.workbook_id,
+                "vaultName": self.vault_name,
+                "autoscaleRange": self.autoscale_range,
+            }
+        )

@@ -469,10 +469,32 @@ class FakeIngestion:
         raise AssertionError(f"ingestion endpoint never received the expected telemetry; got {self.envelopes!r}")
 
 
-def post_mcp(url: str, message: dict) -> httpx.Response:
-    return httpx.post(url, json=message, headers=headers_for(message), timeout=10)
+def post_mcp(url: str, message: dict, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.post(url, json=message, headers={**headers_for(message), **(headers or {})}, timeout=10)
 
 
+def ingestion_env(ingestion: FakeIngestion, tmp_path) -> dict[str, str]:
+    """The server's environment for exporting everything to ``ingestion``, promptly and unsampled."""
+    return {
+        # The exporter keeps telemetry it could not send under the temp folder, keyed by instrumentation key, and
+        # retries it from any later process with the same key: a private temp folder keeps others' rows out.
+        "TMPDIR": str(tmp_path),
+        telemetry.CONNECTION_STRING_ENV: "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+        f"IngestionEndpoint={ingestion.url};LiveEndpoint={ingestion.url}",
+        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",  # statsbeat would go to Microsoft's endpoint
+        "OTEL_TRACES_SAMPLER": "always_on",  # the distro's default rate limit could drop a span
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_BLRP_SCHEDULE_DELAY": "100",
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",
+    }
+
+
+def mcp_request_rows(ingestion: FakeIngestion) -> list[dict]:
+    """The ``requests`` rows of MCP messages received so far (FastAPI's own routes carry no mcp.method.name)."""
+    return [r for r in ingestion.of_type("RequestData") if "mcp.method.name" in r["data"]["baseData"]["properties"]]
+
+
+E2E_META = {**META, "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"}}
 # (tool, error.type) of the duration metric for the end-to-end test's two calls.
 EXPECTED_OUTCOMES = {("echo", None), ("no_such_tool", "-32602")}
 
@@ -491,44 +513,22 @@ def duration_outcomes(ingestion: FakeIngestion) -> set[tuple[str | None, str | N
 
 def test_end_to_end_requests_rows_carry_the_workbook_contract(tmp_path):
     ingestion = FakeIngestion()
-    env = {
-        # The exporter keeps telemetry it could not send under the temp folder, keyed by instrumentation key, and
-        # retries it from any later process with the same key: a private temp folder keeps others' rows out.
-        "TMPDIR": str(tmp_path),
-        telemetry.CONNECTION_STRING_ENV: "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
-        f"IngestionEndpoint={ingestion.url};LiveEndpoint={ingestion.url}",
-        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",  # statsbeat would go to Microsoft's endpoint
-        "OTEL_TRACES_SAMPLER": "always_on",  # the distro's default rate limit could drop a span
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-        "OTEL_METRIC_EXPORT_INTERVAL": "500",
-        "MCP_SLOT_NAME": "staging",
-        "WEBSITE_INSTANCE_ID": "instance-e2e",
-    }
+    env = {**ingestion_env(ingestion, tmp_path), "MCP_SLOT_NAME": "staging", "WEBSITE_INSTANCE_ID": "instance-e2e"}
     try:
         with running_server(env=env) as server:
-            meta = {**META, "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"}}
-            ok = post_mcp(server.mcp_url, tools_call("echo", 11, meta=meta, arguments={"message": "hi"}))
+            ok = post_mcp(server.mcp_url, tools_call("echo", 11, meta=E2E_META, arguments={"message": "hi"}))
             assert ok.status_code == 200, ok.text
-            bad = post_mcp(server.mcp_url, tools_call("no_such_tool", 12, meta=meta))
+            bad = post_mcp(server.mcp_url, tools_call("no_such_tool", 12, meta=E2E_META))
             assert bad.status_code == 400, bad.text
             httpx.get(server.url + "/health", timeout=5)
-
-            def mcp_requests():
-                rows = [
-                    e
-                    for e in ingestion.of_type("RequestData")
-                    if "mcp.method.name" in e["data"]["baseData"].get("properties", {})
-                ]
-                return rows if len(rows) >= 2 else None
-
-            requests_rows = ingestion.wait_for(mcp_requests)
+            requests_rows = ingestion.wait_for(lambda: len(rows := mcp_request_rows(ingestion)) >= 2 and rows)
             # The two calls may land in different metric exports: wait until both outcomes have arrived.
             ingestion.wait_for(lambda: EXPECTED_OUTCOMES <= duration_outcomes(ingestion))
             time.sleep(0.5)  # anything else (duplicates, /health) would have been flushed by now
     finally:
         ingestion.server.shutdown()
 
-    mcp_rows = [r for r in ingestion.of_type("RequestData") if "mcp.method.name" in r["data"]["baseData"]["properties"]]
+    mcp_rows = mcp_request_rows(ingestion)
     assert len(mcp_rows) == 2, mcp_rows  # exactly one per MCP message: no second span from the SDK or FastAPI
     by_id = {r["data"]["baseData"]["properties"]["jsonrpc.request.id"]: r for r in requests_rows}
     ok_row, bad_row = by_id["11"], by_id["12"]
@@ -555,6 +555,41 @@ def test_end_to_end_requests_rows_carry_the_workbook_contract(tmp_path):
         and e["data"]["baseData"].get("severityLevel", 0) < 2  # below Warning
     ]
     assert not chatter, chatter
+
+
+def test_end_to_end_the_callers_id_and_one_audit_event_per_call_reach_application_insights(tmp_path):
+    ingestion = FakeIngestion()
+    env = {**ingestion_env(ingestion, tmp_path), "WEBSITE_AUTH_ENABLED": "True"}
+    try:
+        with running_server(env=env) as server:
+            alice = post_mcp(server.mcp_url, tools_call("whoami", 21, meta=E2E_META), headers=ALICE_HEADERS)
+            assert alice.json()["result"]["structuredContent"]["caller"]["name"] == "alice@contoso.example"
+            refused = post_mcp(server.mcp_url, tools_call("no_such_tool", 22, meta=E2E_META), headers=ALICE_HEADERS)
+            assert refused.status_code == 400, refused.text
+            anonymous = post_mcp(server.mcp_url, tools_call("whoami", 23, meta=E2E_META))
+            assert anonymous.json()["result"]["structuredContent"]["caller"] is None
+            ingestion.wait_for(lambda: len(mcp_request_rows(ingestion)) >= 3)
+            ingestion.wait_for(lambda: len(ingestion.of_type("EventData")) >= 2)
+            time.sleep(0.5)  # an audit event for the anonymous call would have been flushed by now
+    finally:
+        ingestion.server.shutdown()
+
+    rows = {r["data"]["baseData"]["properties"]["jsonrpc.request.id"]: r for r in mcp_request_rows(ingestion)}
+    assert rows["21"]["tags"]["ai.user.authUserId"] == rows["22"]["tags"]["ai.user.authUserId"] == ALICE
+    assert "ai.user.authUserId" not in rows["23"]["tags"]
+    events = ingestion.of_type("EventData")
+    assert len(events) == 2, events  # one per call with a caller, none for the anonymous one
+    by_span = {event["tags"]["ai.operation.parentId"]: event for event in events}
+    for request_id, tool, outcome in (("21", "whoami", "ok"), ("22", "no_such_tool", "-32602")):
+        event = by_span[rows[request_id]["data"]["baseData"]["id"]]  # the audit event joins its requests row
+        assert event["data"]["baseData"]["name"] == "mcp.tool_call"
+        assert event["tags"]["ai.user.authUserId"] == ALICE
+        assert event["tags"]["ai.operation.id"] == TRACE_ID
+        properties = event["data"]["baseData"]["properties"]
+        assert properties["gen_ai.tool.name"] == tool and properties["mcp.outcome"] == outcome
+        assert "enduser.id" not in properties
+        assert event["data"]["baseData"]["measurements"]["duration_ms"] > 0
+    assert "@contoso.example" not in json.dumps(ingestion.envelopes)  # the caller's name never leaves the server
 
 
 def test_the_fast_djb2_score_is_the_distros():

@@ -23,6 +23,44 @@ are independent). Metric: histogram ``mcp.server.operation.duration``
 (seconds) by ``mcp.method.name``, ``gen_ai.tool.name`` and ``error.type``
 (absent = success): its count is the tool call count, unsampled.
 
+The caller (behind Easy Auth, `app.identity`): a span whose request had one
+carries its object id as ``enduser.id``, which the exporter sends as the row's
+``user_AuthenticatedId`` (and leaves out of customDimensions). The id is
+pseudonymous; the caller's name or e-mail is never recorded.
+
+Audit: every ``tools/call`` with a caller leaves one record, exported whatever
+the trace sampler decides, as a ``customEvents`` row named ``mcp.tool_call``:
+``user_AuthenticatedId`` = caller id, ``customDimensions["gen_ai.tool.name"]``,
+``customDimensions["mcp.outcome"]`` (``ok``, ``tool_error``, the JSON-RPC
+error code such as ``-32602`` for an unknown tool or a missing role, or an
+exception class), ``customMeasurements["duration_ms"]``, ``operation_Id`` =
+the trace id (the agent's own, when it sent ``traceparent``) and
+``operation_ParentId`` = the MCP span's id, so the call joins its ``requests``
+row when that was sampled. Query it with::
+
+    customEvents
+    | where name == "mcp.tool_call"
+    | project timestamp, caller = user_AuthenticatedId, tool = tostring(customDimensions["gen_ai.tool.name"]),
+        outcome = tostring(customDimensions["mcp.outcome"]), duration_ms = todouble(customMeasurements["duration_ms"]),
+        trace_id = operation_Id, cloud_RoleName, cloud_RoleInstance
+
+(the workbook's "Calls by caller and tool" panel summarizes it). A custom
+event, not a log line in ``traces``: a table and a name of its own, never
+mixed with what the served server logs, a typed duration, and the caller in
+the column App Insights' Users tools read. It is emitted through the distro's
+logger provider (the OpenTelemetry logs API: no ``logging`` record to build,
+and no logger level can silence it), and trace-based sampling of logs is
+pinned off. A call without a caller (no Easy Auth, an anonymous request, or
+one refused before its principal headers were read) leaves no record: there
+is no one to audit, and the unsampled duration metric counts it by tool and
+outcome. The record is kept off that path for its cost, measured in process
+(A/B micro-benchmark of middleware and dispatcher, 2-core VM): emitting one
+takes ~27 us of the request thread's CPU, and under sustained load a call
+with a record cost ~60 us more of it than one without (its export runs
+beside), against ~33 us for a whole ``tools/call`` ``whoami`` with telemetry
+on. Without a caller the middleware measures as before (33.3 against
+32.4-33.2 us per call).
+
 Keyless: on App Service the infrastructure sets
 ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING=Authorization=AAD`` (Application
 Insights has local auth off), and the Azure Monitor exporter reads it itself:
@@ -79,6 +117,12 @@ ATTR_RPC_STATUS_CODE = "rpc.response.status_code"
 # the span carries copies under names it keeps; metrics keep `error.type`.
 DIM_ERROR_TYPE = "mcp.error.type"
 DIM_ERROR_CODE = "jsonrpc.error.code"
+# The caller's object id: the exporter moves `enduser.id` into `user_AuthenticatedId` (and out of customDimensions).
+ATTR_ENDUSER_ID = "enduser.id"
+AUDIT_EVENT = "mcp.tool_call"
+DIM_OUTCOME = "mcp.outcome"
+OUTCOME_OK = "ok"
+MEASURE_DURATION_MS = "duration_ms"
 SERVICE_NAME_PREFIX = "mcp-server-"
 METRIC_OPERATION_DURATION = "mcp.server.operation.duration"
 
@@ -88,6 +132,10 @@ ATTR_RESOURCE_URI = "mcp.resource.uri"
 ATTR_OPERATION = "gen_ai.operation.name"
 TOOL_ERROR = "tool_error"
 _PROTOCOL_VERSION_META = "io.modelcontextprotocol/protocolVersion"
+# A log record carrying these is a customEvents row to the Azure Monitor exporter: its name, and its
+# customMeasurements (a mapping of numbers).
+_CUSTOM_EVENT_NAME = "microsoft.custom_event.name"
+_CUSTOM_MEASUREMENTS = "microsoft.custom_measurements"
 # Bucket boundaries the MCP semantic conventions recommend for operation durations.
 _DURATION_BUCKETS_S = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300]
 # Client-chosen strings become span names and metric dimensions; cap them.
@@ -136,7 +184,7 @@ def setup(environ: Mapping[str, str] = os.environ) -> McpInstrumentation | None:
     # Imported here, not at module top: without a connection string the app
     # must not pay for importing OpenTelemetry's SDK and the exporter (~2 s).
     from azure.monitor.opentelemetry import configure_azure_monitor
-    from opentelemetry import metrics, trace
+    from opentelemetry import _logs, metrics, trace
     from opentelemetry.sdk.resources import Resource
 
     # The Azure SDK logs every export at INFO; exported, those logs would feed
@@ -152,8 +200,10 @@ def setup(environ: Mapping[str, str] = os.environ) -> McpInstrumentation | None:
         connection_string=connection_string,
         resource=Resource.create(resource_attributes(environ)),
         instrumentation_options={"fastapi": {"enabled": False}},
+        # The default, pinned: the audit record of a call whose span the sampler drops must still be exported.
+        enable_trace_based_sampling_for_logs=False,
     )
-    return McpInstrumentation(trace.get_tracer_provider(), metrics.get_meter_provider())
+    return McpInstrumentation(trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider())
 
 
 def message_middleware(environ: Mapping[str, str] = os.environ) -> list[Callable[..., Awaitable[Any]]]:
@@ -426,7 +476,8 @@ def _outcome(exchange: Any, exception: BaseException | None) -> tuple[str, dict[
 
 
 class McpInstrumentation:
-    """A span and a duration measurement around each JSON-RPC message (``app.protocol`` middleware).
+    """A span and a duration measurement around each JSON-RPC message, and the audit record of a tool call with a
+    caller (``app.protocol`` middleware).
 
     What a message costs with telemetry on is mostly this class, so it is
     written for the common case, a message the sampler drops (the distro keeps
@@ -437,8 +488,9 @@ class McpInstrumentation:
     exactly as it does at a third of the cost. Figures: README, Telemetry cost.
     """
 
-    def __init__(self, tracer_provider: Any, meter_provider: Any) -> None:
+    def __init__(self, tracer_provider: Any, meter_provider: Any, logger_provider: Any) -> None:
         from opentelemetry import context, propagate, trace
+        from opentelemetry._logs import SeverityNumber
         from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
         self._context, self._propagate, self._trace = context, propagate, trace
@@ -462,6 +514,10 @@ class McpInstrumentation:
         # Observable callbacks run at each collection, before the histogram is read: the batch is flushed there,
         # so every export holds every point taken before it. It observes nothing, so it exports nothing.
         meter.create_observable_gauge(METRIC_OPERATION_DURATION + ".flush", callbacks=[self._durations.on_collect])
+        # The OpenTelemetry logs API itself, not a `logging` logger: no stdlib record to build and translate, and
+        # no logger level or handler of the served server's can silence the audit.
+        self._audit_log = logger_provider.get_logger("app.telemetry.audit")
+        self._INFO = SeverityNumber.INFO
 
     async def middleware(self, exchange: Any, call_next: Callable[[Any], Awaitable[R]]) -> R:
         message = exchange.message if isinstance(exchange.message, Mapping) else {}
@@ -489,9 +545,12 @@ class McpInstrumentation:
                 span.record_exception(exc)
             raise
         finally:
-            self._context.detach(token)
+            elapsed = time.perf_counter() - started
+            caller = exchange.caller
             if span.is_recording():
                 name, attributes, error_type, description = _outcome(exchange, exception)
+                if caller is not None:
+                    attributes[ATTR_ENDUSER_ID] = caller.id  # the object id alone: `caller.name` is personal data
                 span.update_name(name)
                 span.set_attributes(attributes)
                 if error_type is not None:
@@ -499,8 +558,24 @@ class McpInstrumentation:
                 measured = {key: attributes[key] for key in _MEASURED if key in attributes}
             else:
                 measured = _measured(exchange, exception)
+            if caller is not None and measured[ATTR_METHOD] == "tools/call":
+                # Still inside the span's context, so the record carries its trace and span ids.
+                self._audit(caller.id, measured, elapsed)
+            self._context.detach(token)
             span.end()
-            self._durations.add(time.perf_counter() - started, measured)
+            self._durations.add(elapsed, measured)
+
+    def _audit(self, caller_id: str, measured: Mapping[str, Any], elapsed: float) -> None:
+        """The audit record of one tools/call: a customEvents row (module docstring, Audit)."""
+        attributes = {
+            _CUSTOM_EVENT_NAME: AUDIT_EVENT,
+            ATTR_ENDUSER_ID: caller_id,
+            DIM_OUTCOME: measured.get(ATTR_ERROR_TYPE, OUTCOME_OK),
+            _CUSTOM_MEASUREMENTS: {MEASURE_DURATION_MS: elapsed * 1000.0},
+        }
+        if ATTR_TOOL in measured:
+            attributes[ATTR_TOOL] = measured[ATTR_TOOL]
+        self._audit_log.emit(body=AUDIT_EVENT, severity_number=self._INFO, attributes=attributes)
 
     def _parent_and_links(self, message: Mapping[str, Any]) -> tuple[Any, list[Any]]:
         """The caller's context from ``params._meta`` as parent, linking the ambient (transport) span.

@@ -1,6 +1,6 @@
 """The fleet workbook: one Azure Monitor workbook (Notebook/1.0) that answers
-"is traffic spreading across my instances?", "which tool is slow or failing?"
-and "did autoscale react?" at a glance.
+"is traffic spreading across my instances?", "which tool is slow or failing?",
+"who called which tool?" and "did autoscale react?" at a glance.
 
 ``build_workbook(plan_id, workspace_id)`` is pure: it returns the workbook
 content as a dict; the monitoring component ``json.dumps`` it into the
@@ -33,6 +33,12 @@ never imports ``app``, so the names are repeated there and a test in
 - histogram ``mcp.server.operation.duration`` (seconds) -> ``customMetrics``
   rows with ``valueCount``/``valueSum``/``valueMax`` and dimensions
   ``mcp.method.name``, ``gen_ai.tool.name`` and ``error.type`` (absent = ok).
+- one audit record per ``tools/call`` with an Easy Auth caller, unsampled ->
+  a ``customEvents`` row named ``mcp.tool_call``: ``user_AuthenticatedId`` =
+  the caller's object id, ``customDimensions`` ``gen_ai.tool.name`` and
+  ``mcp.outcome`` (``ok``, ``tool_error``, a JSON-RPC code or an exception
+  class), ``customMeasurements["duration_ms"]``, ``operation_Id`` = trace id.
+  Calls without a caller leave none.
 """
 
 from __future__ import annotations
@@ -50,6 +56,10 @@ DIM_ERROR_TYPE = "mcp.error.type"  # on requests rows (the exporter drops error.
 DIM_ERROR_CODE = "jsonrpc.error.code"  # on requests rows (the exporter drops rpc.*)
 SERVICE_NAME_PREFIX = "mcp-server-"
 METRIC_OPERATION_DURATION = "mcp.server.operation.duration"
+AUDIT_EVENT = "mcp.tool_call"  # customEvents name
+DIM_OUTCOME = "mcp.outcome"  # on the audit record
+OUTCOME_OK = "ok"
+MEASURE_DURATION_MS = "duration_ms"  # the audit record's customMeasurements
 
 # --- workbook vocabulary -----------------------------------------------------
 TIME_RANGE_PARAMETER = "TimeRange"
@@ -322,6 +332,27 @@ def _tool_metrics() -> dict[str, Any]:
     )
 
 
+def _calls_by_caller() -> dict[str, Any]:
+    by_caller = f"""customEvents
+| where timestamp {_TIME_FILTER}
+| where name == "{AUDIT_EVENT}"
+| extend caller = user_AuthenticatedId, tool = {_dim(ATTR_TOOL)}, outcome = {_dim(DIM_OUTCOME)}
+| extend duration_ms = todouble(customMeasurements["{MEASURE_DURATION_MS}"])
+| summarize calls = sum(itemCount), failures = sumif(itemCount, outcome != "{OUTCOME_OK}"),
+    failure_outcomes = make_set_if(outcome, outcome != "{OUTCOME_OK}"), p95_ms = percentile(duration_ms, 95),
+    last_seen = max(timestamp), example_operation_id = take_any(operation_Id)
+    by caller, tool
+| project caller, tool, calls, failures, failure_outcomes, p95_ms, last_seen, example_operation_id
+| order by calls desc"""
+    return _logs(
+        "calls-by-caller-and-tool",
+        "Calls by caller and tool (audit: every tool call with a signed-in caller, unsampled)",
+        by_caller,
+        "table",
+        noDataMessage="No audited tool calls in this time range (only calls with an Easy Auth caller are audited).",
+    )
+
+
 # Every App Service log panel starts from one of its tables in the time
 # range, with the slot (production, or the slot's name) taken from the
 # resource id the diagnostic setting wrote.
@@ -463,7 +494,7 @@ def build_workbook(plan_id: str, workspace_id: str, autoscale_setting_id: str | 
                 "content": {
                     "json": "## MCP fleet\n"
                     "Is traffic spreading across instances? Which tool is slow or failing? "
-                    "Did autoscale react? Every panel follows the time range below."
+                    "Who called which tool? Did autoscale react? Every panel follows the time range below."
                 },
             },
             _time_range_parameter(),
@@ -471,6 +502,7 @@ def build_workbook(plan_id: str, workspace_id: str, autoscale_setting_id: str | 
             _latency_and_rate(),
             _failures(),
             _tool_metrics(),
+            _calls_by_caller(),
             _slots(),
             _app_service(workspace_id),
             _capacity(plan_id, autoscale_setting_id),

@@ -1,5 +1,6 @@
 """Telemetry: one SERVER span per MCP message continuing the caller's trace,
 MCP semantic-convention attributes, a duration metric by tool and outcome,
+the Easy Auth caller's id on spans and one audit record per tool call it makes,
 and nothing at all when no connection string is set."""
 
 from __future__ import annotations
@@ -12,17 +13,21 @@ import json
 import random
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 
 import httpx
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
 from opentelemetry.trace import SpanKind, StatusCode
 
 from app import telemetry
@@ -31,6 +36,8 @@ from app.protocol import Exchange
 from app.telemetry import McpInstrumentation
 from components import workbook
 from tests.app.serving import PROJECT_ROOT, running_server
+from tests.app.test_identity import ALICE, ALICE_HEADERS, BOB, BOB_HEADERS, PRIMES_ROLE
+from tests.infra.kusto.checker import kql_diagnostics
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN_ID = "00f067aa0ba902b7"
@@ -69,28 +76,43 @@ def headers_for(message: dict) -> dict[str, str]:
 class Recorder:
     """The app's real transport and dispatcher in process, with telemetry landing in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, environ: dict[str, str] | None = None, sampler=ALWAYS_ON) -> None:
         self.spans = InMemorySpanExporter()
         self.metrics = InMemoryMetricReader()
-        self.tracer_provider = TracerProvider()
+        self.logs = InMemoryLogRecordExporter()
+        self.tracer_provider = TracerProvider(sampler=sampler)
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
-        self.instrumentation = McpInstrumentation(self.tracer_provider, MeterProvider(metric_readers=[self.metrics]))
+        logger_provider = LoggerProvider()
+        logger_provider.add_log_record_processor(SimpleLogRecordProcessor(self.logs))
+        self.instrumentation = McpInstrumentation(
+            self.tracer_provider, MeterProvider(metric_readers=[self.metrics]), logger_provider
+        )
         self.app = create_app(
-            environ={"MCP_REQUEST_STATE_KEYS": "k1:" + "s" * 32}, message_middleware=[self.instrumentation.middleware]
+            environ={"MCP_REQUEST_STATE_KEYS": "k1:" + "s" * 32, **(environ or {})},
+            message_middleware=[self.instrumentation.middleware],
         )
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://mcp.test")
 
-    def send(self, *messages: dict) -> list[httpx.Response]:
+    def send(self, *messages: dict, headers: dict[str, str] | None = None) -> list[httpx.Response]:
         async def go():
             async with self.client() as client:
-                return [await client.post("/mcp", json=m, headers=headers_for(m)) for m in messages]
+                return [
+                    await client.post("/mcp", json=m, headers={**headers_for(m), **(headers or {})}) for m in messages
+                ]
 
         return asyncio.run(go())
 
     def finished(self):
         return self.spans.get_finished_spans()
+
+    def audit_records(self):
+        return [
+            record.log_record
+            for record in self.logs.get_finished_logs()
+            if record.log_record.attributes.get("microsoft.custom_event.name") == telemetry.AUDIT_EVENT
+        ]
 
     def duration_points(self):
         data = self.metrics.get_metrics_data()
@@ -120,6 +142,10 @@ def test_contract_with_the_workbook_is_the_same_on_both_sides():
         "DIM_ERROR_CODE",
         "SERVICE_NAME_PREFIX",
         "METRIC_OPERATION_DURATION",
+        "AUDIT_EVENT",
+        "DIM_OUTCOME",
+        "OUTCOME_OK",
+        "MEASURE_DURATION_MS",
     ):
         assert getattr(telemetry, name) == getattr(workbook, name), name
 
@@ -280,6 +306,83 @@ def test_duration_metric_by_tool_and_outcome(recorder):
     assert all(p.attributes["mcp.method.name"] == "tools/call" and p.sum > 0 for p in recorder.duration_points())
 
 
+# --- the caller (Easy Auth): enduser.id and the audit record ------------------
+
+EASY_AUTH = {"WEBSITE_AUTH_ENABLED": "True", "MCP_TOOL_ROLES": json.dumps({"compute_primes": [PRIMES_ROLE]})}
+
+
+def recorded_text(recorder: Recorder) -> str:
+    """Every span's name and attributes and every log record the recorder holds, as one text to search."""
+    items = [{"name": span.name, **span.attributes} for span in recorder.finished()]
+    items += [{"body": r.log_record.body, **r.log_record.attributes} for r in recorder.logs.get_finished_logs()]
+    return json.dumps(items, default=str)
+
+
+@pytest.mark.parametrize(
+    ("headers", "caller", "tool", "arguments", "outcome"),
+    [
+        (ALICE_HEADERS, ALICE, "whoami", {}, "ok"),
+        (ALICE_HEADERS, ALICE, "compute_primes", {"limit": 1}, "tool_error"),
+        (ALICE_HEADERS, ALICE, "no_such_tool", {}, "-32602"),
+        (BOB_HEADERS, BOB, "compute_primes", {"limit": 10}, "-32602"),  # refused: Bob lacks the role
+    ],
+)
+def test_a_tool_call_behind_easy_auth_carries_the_callers_id_and_leaves_one_audit_record(
+    headers, caller, tool, arguments, outcome
+):
+    recorder = Recorder(EASY_AUTH)
+    recorder.send(tools_call(tool, arguments=arguments), headers=headers)
+    (span,) = recorder.finished()
+    assert span.attributes["enduser.id"] == caller
+    (record,) = recorder.audit_records()
+    assert record.body == "mcp.tool_call"
+    assert record.attributes["enduser.id"] == caller
+    assert record.attributes["gen_ai.tool.name"] == tool
+    assert record.attributes["mcp.outcome"] == outcome
+    assert 0 < record.attributes["microsoft.custom_measurements"]["duration_ms"] < 60_000
+    # In the span's context: the caller's trace id (-> operation_Id) and the span's id (-> operation_ParentId).
+    assert (record.trace_id, record.span_id) == (int(TRACE_ID, 16), span.context.span_id)
+    assert "@contoso.example" not in recorded_text(recorder)  # the caller's name never leaves the request
+
+
+def test_the_audit_record_is_kept_when_the_sampler_drops_the_span():
+    recorder = Recorder(EASY_AUTH, sampler=ALWAYS_OFF)
+    recorder.send(tools_call("whoami"), headers=ALICE_HEADERS)
+    assert not recorder.finished()
+    (record,) = recorder.audit_records()
+    assert record.attributes["enduser.id"] == ALICE and record.trace_id == int(TRACE_ID, 16)
+
+
+def test_other_requests_carry_the_callers_id_but_leave_no_audit_record():
+    recorder = Recorder(EASY_AUTH)  # with tool roles, tools/list is answered for its caller
+    (response,) = recorder.send(
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": META}}, headers=ALICE_HEADERS
+    )
+    assert response.status_code == 200
+    (span,) = recorder.finished()
+    assert span.attributes["enduser.id"] == ALICE
+    assert not recorder.logs.get_finished_logs()
+
+
+def test_the_audit_query_the_module_docstring_gives_is_valid_kql():
+    query = textwrap.dedent(telemetry.__doc__.split("Query it with::\n\n", 1)[1].split("\n\n", 1)[0])
+    assert query.startswith("customEvents") and f'name == "{telemetry.AUDIT_EVENT}"' in query
+    (diagnostics,) = kql_diagnostics({"docstring": query}).values()
+    assert not [d for d in diagnostics if d["severity"] == "Error"], diagnostics
+
+
+@pytest.mark.parametrize(
+    ("environ", "headers"), [(EASY_AUTH, {}), ({}, ALICE_HEADERS)], ids=["anonymous", "headers-without-easy-auth"]
+)
+def test_a_call_without_a_caller_records_no_user_and_no_audit_record(environ, headers):
+    recorder = Recorder(environ)
+    responses = recorder.send(tools_call("whoami"), tools_call("no_such_tool", 2), headers=headers)
+    assert [r.status_code for r in responses] == [200, 400]
+    assert len(recorder.finished()) == 2
+    assert not recorder.logs.get_finished_logs()
+    assert "enduser.id" not in recorded_text(recorder) and ALICE not in recorded_text(recorder)
+
+
 def test_service_name_and_instance_come_from_the_slot_and_instance_id():
     environ = {"MCP_SLOT_NAME": "staging", "WEBSITE_INSTANCE_ID": "abc123"}
     assert telemetry.resource_attributes(environ) == {
@@ -366,10 +469,32 @@ class FakeIngestion:
         raise AssertionError(f"ingestion endpoint never received the expected telemetry; got {self.envelopes!r}")
 
 
-def post_mcp(url: str, message: dict) -> httpx.Response:
-    return httpx.post(url, json=message, headers=headers_for(message), timeout=10)
+def post_mcp(url: str, message: dict, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.post(url, json=message, headers={**headers_for(message), **(headers or {})}, timeout=10)
 
 
+def ingestion_env(ingestion: FakeIngestion, tmp_path) -> dict[str, str]:
+    """The server's environment for exporting everything to ``ingestion``, promptly and unsampled."""
+    return {
+        # The exporter keeps telemetry it could not send under the temp folder, keyed by instrumentation key, and
+        # retries it from any later process with the same key: a private temp folder keeps others' rows out.
+        "TMPDIR": str(tmp_path),
+        telemetry.CONNECTION_STRING_ENV: "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+        f"IngestionEndpoint={ingestion.url};LiveEndpoint={ingestion.url}",
+        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",  # statsbeat would go to Microsoft's endpoint
+        "OTEL_TRACES_SAMPLER": "always_on",  # the distro's default rate limit could drop a span
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_BLRP_SCHEDULE_DELAY": "100",
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",
+    }
+
+
+def mcp_request_rows(ingestion: FakeIngestion) -> list[dict]:
+    """The ``requests`` rows of MCP messages received so far (FastAPI's own routes carry no mcp.method.name)."""
+    return [r for r in ingestion.of_type("RequestData") if "mcp.method.name" in r["data"]["baseData"]["properties"]]
+
+
+E2E_META = {**META, "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"}}
 # (tool, error.type) of the duration metric for the end-to-end test's two calls.
 EXPECTED_OUTCOMES = {("echo", None), ("no_such_tool", "-32602")}
 
@@ -388,44 +513,22 @@ def duration_outcomes(ingestion: FakeIngestion) -> set[tuple[str | None, str | N
 
 def test_end_to_end_requests_rows_carry_the_workbook_contract(tmp_path):
     ingestion = FakeIngestion()
-    env = {
-        # The exporter keeps telemetry it could not send under the temp folder, keyed by instrumentation key, and
-        # retries it from any later process with the same key: a private temp folder keeps others' rows out.
-        "TMPDIR": str(tmp_path),
-        telemetry.CONNECTION_STRING_ENV: "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
-        f"IngestionEndpoint={ingestion.url};LiveEndpoint={ingestion.url}",
-        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",  # statsbeat would go to Microsoft's endpoint
-        "OTEL_TRACES_SAMPLER": "always_on",  # the distro's default rate limit could drop a span
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-        "OTEL_METRIC_EXPORT_INTERVAL": "500",
-        "MCP_SLOT_NAME": "staging",
-        "WEBSITE_INSTANCE_ID": "instance-e2e",
-    }
+    env = {**ingestion_env(ingestion, tmp_path), "MCP_SLOT_NAME": "staging", "WEBSITE_INSTANCE_ID": "instance-e2e"}
     try:
         with running_server(env=env) as server:
-            meta = {**META, "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"}}
-            ok = post_mcp(server.mcp_url, tools_call("echo", 11, meta=meta, arguments={"message": "hi"}))
+            ok = post_mcp(server.mcp_url, tools_call("echo", 11, meta=E2E_META, arguments={"message": "hi"}))
             assert ok.status_code == 200, ok.text
-            bad = post_mcp(server.mcp_url, tools_call("no_such_tool", 12, meta=meta))
+            bad = post_mcp(server.mcp_url, tools_call("no_such_tool", 12, meta=E2E_META))
             assert bad.status_code == 400, bad.text
             httpx.get(server.url + "/health", timeout=5)
-
-            def mcp_requests():
-                rows = [
-                    e
-                    for e in ingestion.of_type("RequestData")
-                    if "mcp.method.name" in e["data"]["baseData"].get("properties", {})
-                ]
-                return rows if len(rows) >= 2 else None
-
-            requests_rows = ingestion.wait_for(mcp_requests)
+            requests_rows = ingestion.wait_for(lambda: len(rows := mcp_request_rows(ingestion)) >= 2 and rows)
             # The two calls may land in different metric exports: wait until both outcomes have arrived.
             ingestion.wait_for(lambda: EXPECTED_OUTCOMES <= duration_outcomes(ingestion))
             time.sleep(0.5)  # anything else (duplicates, /health) would have been flushed by now
     finally:
         ingestion.server.shutdown()
 
-    mcp_rows = [r for r in ingestion.of_type("RequestData") if "mcp.method.name" in r["data"]["baseData"]["properties"]]
+    mcp_rows = mcp_request_rows(ingestion)
     assert len(mcp_rows) == 2, mcp_rows  # exactly one per MCP message: no second span from the SDK or FastAPI
     by_id = {r["data"]["baseData"]["properties"]["jsonrpc.request.id"]: r for r in requests_rows}
     ok_row, bad_row = by_id["11"], by_id["12"]
@@ -452,6 +555,41 @@ def test_end_to_end_requests_rows_carry_the_workbook_contract(tmp_path):
         and e["data"]["baseData"].get("severityLevel", 0) < 2  # below Warning
     ]
     assert not chatter, chatter
+
+
+def test_end_to_end_the_callers_id_and_one_audit_event_per_call_reach_application_insights(tmp_path):
+    ingestion = FakeIngestion()
+    env = {**ingestion_env(ingestion, tmp_path), "WEBSITE_AUTH_ENABLED": "True"}
+    try:
+        with running_server(env=env) as server:
+            alice = post_mcp(server.mcp_url, tools_call("whoami", 21, meta=E2E_META), headers=ALICE_HEADERS)
+            assert alice.json()["result"]["structuredContent"]["caller"]["name"] == "alice@contoso.example"
+            refused = post_mcp(server.mcp_url, tools_call("no_such_tool", 22, meta=E2E_META), headers=ALICE_HEADERS)
+            assert refused.status_code == 400, refused.text
+            anonymous = post_mcp(server.mcp_url, tools_call("whoami", 23, meta=E2E_META))
+            assert anonymous.json()["result"]["structuredContent"]["caller"] is None
+            ingestion.wait_for(lambda: len(mcp_request_rows(ingestion)) >= 3)
+            ingestion.wait_for(lambda: len(ingestion.of_type("EventData")) >= 2)
+            time.sleep(0.5)  # an audit event for the anonymous call would have been flushed by now
+    finally:
+        ingestion.server.shutdown()
+
+    rows = {r["data"]["baseData"]["properties"]["jsonrpc.request.id"]: r for r in mcp_request_rows(ingestion)}
+    assert rows["21"]["tags"]["ai.user.authUserId"] == rows["22"]["tags"]["ai.user.authUserId"] == ALICE
+    assert "ai.user.authUserId" not in rows["23"]["tags"]
+    events = ingestion.of_type("EventData")
+    assert len(events) == 2, events  # one per call with a caller, none for the anonymous one
+    by_span = {event["tags"]["ai.operation.parentId"]: event for event in events}
+    for request_id, tool, outcome in (("21", "whoami", "ok"), ("22", "no_such_tool", "-32602")):
+        event = by_span[rows[request_id]["data"]["baseData"]["id"]]  # the audit event joins its requests row
+        assert event["data"]["baseData"]["name"] == "mcp.tool_call"
+        assert event["tags"]["ai.user.authUserId"] == ALICE
+        assert event["tags"]["ai.operation.id"] == TRACE_ID
+        properties = event["data"]["baseData"]["properties"]
+        assert properties["gen_ai.tool.name"] == tool and properties["mcp.outcome"] == outcome
+        assert "enduser.id" not in properties
+        assert event["data"]["baseData"]["measurements"]["duration_ms"] > 0
+    assert "@contoso.example" not in json.dumps(ingestion.envelopes)  # the caller's name never leaves the server
 
 
 def test_the_fast_djb2_score_is_the_distros():
@@ -507,7 +645,9 @@ def test_decided_spans_record_what_the_distro_sampler_keeps_and_drop_the_rest_as
     provider = TracerProvider(sampler=RateLimitedSampler(20_000.0))  # high enough to keep some of a fast burst
     exported = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exported))
-    instrumentation = McpInstrumentation(provider, MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    instrumentation = McpInstrumentation(
+        provider, MeterProvider(metric_readers=[InMemoryMetricReader()]), LoggerProvider()
+    )
     current: list = []
 
     async def handler(exchange):

@@ -215,6 +215,34 @@ def test_tool_call_metric_by_tool_and_outcome(content):
     assert re.search(r"by slot, tool, outcome", query)
 
 
+def test_calls_by_caller_and_tool_read_the_audit_events(content):
+    panel = item(content, "calls-by-caller-and-tool")["content"]
+    assert panel["visualization"] == "table" and panel["resourceType"] == "microsoft.insights/components"
+    query = panel["query"]
+    assert query.startswith("customEvents") and f'where name == "{workbook.AUDIT_EVENT}"' in query
+    assert "caller = user_AuthenticatedId" in query  # the exporter's home for enduser.id
+    assert 'customDimensions["gen_ai.tool.name"]' in query and 'customDimensions["mcp.outcome"]' in query
+    assert 'customMeasurements["duration_ms"]' in query
+    assert re.search(r"by caller, tool\b", query)
+    # Audit records are never sampled, but itemCount keeps the count right if ingestion sampling is turned on.
+    assert "calls = sum(itemCount)" in query
+
+
+def test_checker_knows_the_custom_events_columns(content):
+    query = substitute_parameters(
+        item(content, "calls-by-caller-and-tool")["content"]["query"], TIME_RANGE_FORMS["relative"]
+    )
+    results = kql_diagnostics(
+        {
+            "good": query,
+            "misspelled": query.replace("user_AuthenticatedId", "user_AuthenticatedID"),
+            "metrics_table": query.replace("customEvents", "customMetrics", 1),  # no customMeasurements there
+        }
+    )
+    assert not errors(results["good"])
+    assert errors(results["misspelled"]) and errors(results["metrics_table"])
+
+
 def test_production_and_staging_are_split_by_role_name(content):
     for name in ("slot-summary", "slot-traffic-over-time"):
         query = item(content, name)["content"]["query"]

@@ -91,6 +91,7 @@ APP_INSIGHTS_TABLES: dict[str, list[tuple[str, str]]] = {
         ("valueStdDev", "real"),
     ],
     "traces": _COMMON + _MEASURED + [("message", "string"), ("severityLevel", "int")],
+    "customEvents": _COMMON + _MEASURED + [("name", "string")],
     "exceptions": _COMMON
     + _MEASURED
     + [

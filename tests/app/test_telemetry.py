@@ -6,15 +6,12 @@ and nothing at all when no connection string is set."""
 from __future__ import annotations
 
 import asyncio
-import gzip
-import http.server
 import itertools
 import json
 import random
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import httpx
@@ -34,6 +31,7 @@ from app import telemetry
 from app.main import create_app
 from app.protocol import Exchange
 from app.telemetry import McpInstrumentation
+from bench.ingestion import Ingestion
 from components import workbook
 from tests.app.serving import PROJECT_ROOT, running_server
 from tests.app.test_identity import ALICE, ALICE_HEADERS, BOB, BOB_HEADERS, PRIMES_ROLE
@@ -422,42 +420,14 @@ def test_without_a_connection_string_nothing_is_wrapped_or_imported():
 # --- end to end: the real server, the real Azure Monitor exporter, a local ingestion endpoint ---
 
 
-class FakeIngestion:
-    """Stands in for the Application Insights ingestion (and live metrics) endpoint on 127.0.0.1."""
+class FakeIngestion(Ingestion):
+    """Stands in for the Application Insights ingestion (and live metrics) endpoint on 127.0.0.1, keeping rows."""
 
     def __init__(self) -> None:
-        self.envelopes: list[dict] = []
-        self._lock = threading.Lock()
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                received = 0
-                if self.path.startswith("/v2.1/track") or self.path.startswith("/v2/track"):
-                    items = json.loads(body)
-                    items = items if isinstance(items, list) else [items]
-                    with outer._lock:
-                        outer.envelopes.extend(items)
-                    received = len(items)
-                answer = json.dumps({"itemsReceived": received, "itemsAccepted": received, "errors": []}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(keep=True)
 
     def of_type(self, base_type: str) -> list[dict]:
-        with self._lock:
+        with self.lock:
             return [e for e in self.envelopes if e.get("data", {}).get("baseType") == base_type]
 
     def wait_for(self, predicate, timeout: float = 20.0) -> list[dict]:

@@ -41,7 +41,9 @@ object, ``receive``/``send`` coroutines and message dicts, header checks in
 more than all of the transport's own work, and a stateless JSON exchange needs
 none of it: the body is collected as it is parsed, the message is decided by
 the same `app.transport.McpTransport` steps (head checks, parse, dispatcher,
-response headers), and the reply leaves in one write. Anything else (another
+response headers), and the reply leaves in one write (a streamed reply, one
+HTTP/1.1 chunk per SSE event; a client that goes away cancels the handler,
+as on the SDK's transport). Anything else (another
 path, another method, a query string, ``Expect: 100-continue``, HTTP/1.0, an
 upgrade, a request pipelined behind one still being answered) takes uvicorn's
 ASGI path, where the app's `Router` gives ``/mcp`` to the same transport, so

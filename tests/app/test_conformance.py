@@ -1,4 +1,8 @@
-"""The official MCP conformance suite (npm @modelcontextprotocol/conformance) against the real server.
+"""The official MCP conformance suite (npm @modelcontextprotocol/conformance) against the bundled demo server.
+
+The host's completeness is measured by the requirement sets against the
+suite's fixture server (tests/conformance); this file holds the demo, as
+deployed by default, to the scenarios its tools can take part in.
 
 The suite runs on Node 22, installed by tests/npm_tools.py on first use (CI
 included), against ``python -m app`` started with `running_server`. Each
@@ -35,14 +39,14 @@ LEGACY_SCENARIOS = ["server-initialize", "ping", "tools-list", "resources-list",
 NOT_APPLICABLE: dict[str, dict[str, str]] = {
     "server-stateless": {
         "sep-2575-server-rejects-undeclared-capability": (
-            "needs the suite's fixture tool 'test_missing_capability'; no tool here requires a client capability"
+            "needs the suite's fixture tool 'test_missing_capability' (tests/conformance runs it against the fixture server)"
         ),
         "sep-2575-missing-capability-http-400": "same fixture tool 'test_missing_capability' (the -32021 status)",
         "sep-2575-http-server-no-independent-requests-on-stream": (
-            "needs the fixture tool 'test_streaming_elicitation'; this server never streams (JSON responses only)"
+            "needs the fixture tool 'test_streaming_elicitation'; no demo tool elicits mid-call (tests/conformance runs it)"
         ),
         "sep-2575-server-no-log-without-loglevel": (
-            "needs the fixture tool 'test_logging_tool'; this server sends no log notifications at all"
+            "needs the fixture tool 'test_logging_tool'; no demo tool logs to the client (tests/conformance runs it)"
         ),
     },
 }

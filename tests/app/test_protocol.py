@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
 import pytest
 from mcp_types._v2025_11_25 import InitializeResult as InitializeResult2025
 
-from tests.app.conftest import META, MODERN, call_modern, modern_headers, modern_request, rpc, validate
+from app.protocol import Exchange
+from tests.app.conftest import HANDLE_KEYS, META, MODERN, call_modern, modern_headers, modern_request, rpc, validate
 
 SERVER_INFO = {"name": "mcpscale", "version": "0.1.0"}
 
@@ -542,3 +544,45 @@ def test_tool_roles_naming_a_tool_the_server_lacks_stop_start_up():
     dispatcher = Dispatcher(MCPServer("roles", log_level="WARNING"), tool_roles=ToolRoles({"tallly": frozenset("x")}))
     with pytest.raises(SettingsError, match="MCP_TOOL_ROLES names tool\\(s\\) the server does not have: tallly"):
         asyncio.run(dispatcher.start())
+
+
+def test_the_fast_path_answers_what_the_sdk_kernel_answers():
+    """Every answer the dispatcher gives by hand (cached lists and discover per version, tools/call of a tool
+    without a Context) parses to exactly what the SDK's kernel returns for the same request."""
+    from app.demo.server import DemoSettings, build_server
+    from app.handles import KeyRing
+    from app.kernel import host_server
+    from app.protocol import LEGACY_VERSIONS, Dispatcher
+
+    server = host_server(
+        build_server(DemoSettings.from_env({"MCP_HANDLE_KEYS": HANDLE_KEYS})), KeyRing.parse("k:" + "x" * 40)
+    )
+    dispatcher = Dispatcher(server)
+    calls = [("whoami", {}), ("echo", {"message": "hi"}), ("lookup_fact", {"topic": "mcp"}), ("echo", {})]
+
+    async def compare() -> int:
+        await dispatcher.start()
+        compared = 0
+        for (method, version), cached in dispatcher._cached.items():
+            if method == "initialize":
+                continue
+            params = (
+                {"_meta": {**META, "io.modelcontextprotocol/protocolVersion": version}} if version == MODERN else None
+            )
+            assert json.loads(cached) == await dispatcher.kernel.call(method, params, 1, version, None, {}, {}, None)
+            compared += 1
+        for version in (MODERN, *LEGACY_VERSIONS):
+            era = "modern" if version == MODERN else "legacy"
+            for name, arguments in calls:
+                params = {"name": name, "arguments": arguments}
+                if era == "modern":
+                    params["_meta"] = META
+                exchange = Exchange(headers={}, params=params, era=era, protocol_version=version, method="tools/call")
+                fast = await dispatcher._call_tool(exchange)
+                assert fast is not None, name  # these tools take no Context: the fast path answers them
+                kernel = await dispatcher.kernel.call("tools/call", params, 1, version, None, {}, {}, None)
+                assert json.loads(fast) == kernel, (name, version)
+                compared += 1
+        return compared
+
+    assert asyncio.run(compare()) >= 20

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -87,7 +88,7 @@ class StatelessBackChannelError(NoBackChannelError):
         self.method = method
 
 
-class EventSink:
+class EventSink(ABC):
     """The SSE side of one response, opened on the first event. Transports implement the three writes."""
 
     started = False
@@ -102,15 +103,17 @@ class EventSink:
     async def ping(self) -> None:
         await self.send(b": ping\r\n\r\n")
 
+    @abstractmethod
     async def open(self) -> None:
-        raise NotImplementedError
+        """Start the response: 200 and the SSE headers."""
 
+    @abstractmethod
     async def write(self, frame: bytes) -> None:
-        raise NotImplementedError
+        """One frame."""
 
+    @abstractmethod
     async def close(self, frame: bytes) -> None:
         """Write the last frame (the result) and end the response."""
-        raise NotImplementedError
 
 
 def sse_frame(message: bytes) -> bytes:

@@ -92,11 +92,7 @@ def __getattr__(name: str):
     # The SDK's own app (with the /health that tests.app.serving waits for), built only when the SDK-side
     # process asks for it: the host never does.
     if name == "sdk_app":
-        from starlette.responses import JSONResponse
+        from tests.app.serving import sdk_app
 
-        @server.custom_route("/health", methods=["GET"])
-        async def health(_):
-            return JSONResponse({"status": "ok"})
-
-        return server.streamable_http_app(stateless_http=True)
+        return sdk_app(server)
     raise AttributeError(name)

@@ -128,3 +128,15 @@ def _wait_healthy(url: str, process: subprocess.Popen[str], lines: list[str]) ->
             pass
         time.sleep(0.05)
     raise RuntimeError(f"server at {url} never became healthy:\n{''.join(lines)}")
+
+
+def sdk_app(server, **options):
+    """``server`` on the SDK's own Streamable HTTP transport (stateless, ``options`` as
+    ``streamable_http_app`` takes them), plus the ``/health`` that `running_server` waits for."""
+    from starlette.responses import JSONResponse
+
+    @server.custom_route("/health", methods=["GET"])
+    async def health(_):
+        return JSONResponse({"status": "ok"})
+
+    return server.streamable_http_app(stateless_http=True, **options)

@@ -5,15 +5,7 @@ notifications stream exactly as the SDK streams them: ``uvicorn tests.conformanc
 is there so `tests.app.serving.running_server` can start it like our host.
 """
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-
+from tests.app.serving import sdk_app
 from tests.conformance.everything_server import server
 
-
-@server.custom_route("/health", methods=["GET"])
-async def health(_: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok"})
-
-
-app = server.streamable_http_app(stateless_http=True, json_response=False)
+app = sdk_app(server, json_response=False)

@@ -17,6 +17,15 @@ transport stamps its own. Under ``python -m app`` most POST /mcp requests do
 not reach the Router at all: `app.http_protocol` finds the transport as
 ``Router.mcp`` (at ``Router.mcp_path``) and serves them from the HTTP parser.
 
+Garbage collection: once the server is loaded and started, the lifespan
+moves every object alive then (modules, the SDK, the server's tools, the
+cached answers) into the collector's permanent generation (``gc.freeze()``,
+undone at shutdown). A full collection then walks what requests allocate
+rather than the whole loaded heap, which took 40-75 ms per collection, a
+pause every other request waited through: measured with
+``python -m app`` under wrk (32 connections, tools/call whoami), p99 latency
+fell from 45-65 ms to 3-6 ms, CPU per request unchanged within noise.
+
 Telemetry seam: ``create_app(message_middleware=[...])`` wraps the
 dispatcher's per-message handler; each middleware is
 ``async def mw(exchange, call_next) -> Reply`` (see `app.protocol.Exchange`).
@@ -24,6 +33,7 @@ dispatcher's per-message handler; each middleware is
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 from collections.abc import AsyncIterator, Mapping
@@ -97,7 +107,11 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with lowlevel.lifespan(lowlevel) as state:
             await dispatcher.start(state)
-            yield
+            gc.freeze()  # see the module docstring, Garbage collection
+            try:
+                yield
+            finally:
+                gc.unfreeze()
 
     api = FastAPI(title="mcpscale MCP server", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
 

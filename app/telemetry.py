@@ -21,7 +21,9 @@ Method names the server does not know are recorded as ``_OTHER``. The
 ambient span, if any, is linked, not made the parent (MCP and HTTP contexts
 are independent). Metric: histogram ``mcp.server.operation.duration``
 (seconds) by ``mcp.method.name``, ``gen_ai.tool.name`` and ``error.type``
-(absent = success): its count is the tool call count, unsampled.
+(absent = success): its count is the tool call count, unsampled. It is
+aggregated by `DurationHistogram` (cheaper than the SDK's per-point path)
+and exported at each of the distro's metric collections.
 
 The caller (behind Easy Auth, `app.identity`): a span whose request had one
 carries its object id as ``enduser.id``, which the exporter sends as the row's
@@ -94,14 +96,16 @@ change that.
 
 from __future__ import annotations
 
-import asyncio
-import collections
+import bisect
 import logging
 import operator
 import os
+import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
+
+logger = logging.getLogger(__name__)
 
 CONNECTION_STRING_ENV = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 
@@ -140,6 +144,8 @@ _CUSTOM_MEASUREMENTS = "microsoft.custom_measurements"
 _DURATION_BUCKETS_S = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300]
 # Client-chosen strings become span names and metric dimensions; cap them.
 _MAX_NAME = 128
+_SCOPE = "app.telemetry"
+_DURATION_DESCRIPTION = "Duration of MCP requests handled by the server"
 R = TypeVar("R")
 
 # Method names a client cannot inflate: MCP 2026-07-28 plus the handshake era.
@@ -184,6 +190,7 @@ def setup(environ: Mapping[str, str] = os.environ) -> McpInstrumentation | None:
     # Imported here, not at module top: without a connection string the app
     # must not pay for importing OpenTelemetry's SDK and the exporter (~2 s).
     from azure.monitor.opentelemetry import configure_azure_monitor
+    from azure.monitor.opentelemetry.exporter import AzureMonitorMetricExporter
     from opentelemetry import _logs, metrics, trace
     from opentelemetry.sdk.resources import Resource
 
@@ -203,7 +210,14 @@ def setup(environ: Mapping[str, str] = os.environ) -> McpInstrumentation | None:
         # The default, pinned: the audit record of a call whose span the sampler drops must still be exported.
         enable_trace_based_sampling_for_logs=False,
     )
-    return McpInstrumentation(trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider())
+    return McpInstrumentation(
+        trace.get_tracer_provider(),
+        metrics.get_meter_provider(),
+        _logs.get_logger_provider(),
+        # Authenticates as the distro's own exporter does (connection string, and the managed identity when
+        # APPLICATIONINSIGHTS_AUTHENTICATION_STRING says so, which it reads itself).
+        AzureMonitorMetricExporter(connection_string=connection_string),
+    )
 
 
 def message_middleware(environ: Mapping[str, str] = os.environ) -> list[Callable[..., Awaitable[Any]]]:
@@ -214,9 +228,6 @@ def message_middleware(environ: Mapping[str, str] = os.environ) -> list[Callable
 
 def _capped(value: Any) -> str:
     return str(value)[:_MAX_NAME]
-
-
-_MEASURED = (ATTR_METHOD, ATTR_TOOL, ATTR_ERROR_TYPE)
 
 
 def _method_name(exchange: Any) -> str:
@@ -234,16 +245,12 @@ def _error_type(exchange: Any, exception: BaseException | None) -> str | None:
     return TOOL_ERROR if exchange.tool_error else None
 
 
-def _measured(exchange: Any, exception: BaseException | None) -> dict[str, Any]:
-    """The duration point's attributes alone (as `_outcome` gives them), for a message whose span is dropped."""
+def _measured(exchange: Any, exception: BaseException | None) -> tuple[str, str | None, str | None]:
+    """Method, tool and error.type of the duration point (as `_outcome` gives them), for a message whose span is
+    dropped."""
     method = _method_name(exchange)
-    measured = {ATTR_METHOD: method}
-    if method == "tools/call" and exchange.name is not None:
-        measured[ATTR_TOOL] = _capped(exchange.name)
-    error_type = _error_type(exchange, exception)
-    if error_type is not None:
-        measured[ATTR_ERROR_TYPE] = error_type
-    return measured
+    tool = _capped(exchange.name) if method == "tools/call" and exchange.name is not None else None
+    return method, tool, _error_type(exchange, exception)
 
 
 # DJB2 over the 32 hex digits of a trace id, as the distro's sampler scores it, computed in one pass in C: the hash
@@ -333,50 +340,110 @@ class DecidedSpans:
         return self._ids.is_trace_id_random()
 
 
-class DurationBatch:
-    """Duration points recorded into the SDK histogram in batches: every point, before every collection.
+class DurationHistogram:
+    """The unsampled ``mcp.server.operation.duration`` histogram, aggregated here and exported at each collection.
 
-    One ``Histogram.record`` per message cost ~17 us of CPU in the server under
-    load and ~7 us in a loop, the difference being code run cold between
-    requests; a batch runs it warm. Points are flushed when ``BATCH`` are
-    pending, ``MAX_DELAY_S`` after the first of a batch, and at every metric
-    collection (`on_collect`, on the reader's thread), so the exported
-    histogram (count, sum, min, max and buckets per interval, every call) is
-    what one record per message gives. A deque, because the event loop
-    appends while the reader's thread may be draining it.
+    Why not the SDK's ``Histogram.record``: it cleans and hashes the point's
+    attributes twice and builds a measurement through four layers, ~6.5 us a
+    point in a loop and ~9 us of CPU per message in the server under load
+    (A/B with the per-message update below: 89-104 against 81-87 us per
+    whoami). This keeps, per attribute set, what the SDK's explicit-bucket
+    aggregation keeps (count, sum, min, max, bucket counts, same bounds and
+    bucket rule) for a lock and a few additions, and hands it to the metric
+    exporter as the SDK's own delta ``HistogramDataPoint`` s. The Azure
+    Monitor exporter sends, per point, a ``customMetrics`` row with
+    valueCount, valueSum, valueMin and valueMax, as before
+    (tests/app/test_telemetry.py compares the points with the SDK's).
+
+    Export runs at each collection of the distro's metric reader (`on_collect`
+    is an observable instrument's callback, on the reader's thread), so it
+    follows the reader's interval and its final collection at shutdown.
     """
 
-    BATCH = 128
-    MAX_DELAY_S = 1.0
+    def __init__(self, exporter: Any, resource: Any, boundaries: Sequence[float] = _DURATION_BUCKETS_S) -> None:
+        from opentelemetry.sdk.metrics.export import AggregationTemporality
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-    def __init__(self, histogram: Any) -> None:
-        self._histogram = histogram
-        self._pending: collections.deque[tuple[float, dict[str, Any]]] = collections.deque()
-        self._timer: Any = None
+        self._exporter = exporter
+        self._resource = resource
+        self._scope = InstrumentationScope(_SCOPE)
+        self._delta = AggregationTemporality.DELTA
+        self._boundaries = tuple(boundaries)
+        self._lock = threading.Lock()
+        # (method, tool, error type) -> [count, sum, min, max, bucket counts]
+        self._points: dict[tuple[str, str | None, str | None], list[Any]] = {}
+        self._since_ns = time.time_ns()
 
-    def add(self, seconds: float, attributes: dict[str, Any]) -> None:
-        self._pending.append((seconds, attributes))
-        if len(self._pending) >= self.BATCH:
-            self.flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.MAX_DELAY_S, self._on_timer)
+    def add(self, seconds: float, method: str, tool: str | None, error_type: str | None) -> None:
+        key = (method, tool, error_type)
+        with self._lock:  # the reader's thread takes the points away between two messages
+            point = self._points.get(key)
+            if point is None:
+                point = self._points[key] = [0, 0.0, seconds, seconds, [0] * (len(self._boundaries) + 1)]
+            point[0] += 1
+            point[1] += seconds
+            if seconds < point[2]:
+                point[2] = seconds
+            elif seconds > point[3]:
+                point[3] = seconds
+            point[4][bisect.bisect_left(self._boundaries, seconds)] += 1
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        self.flush()
+    def collect(self) -> Any:
+        """The points since the last collection as ``MetricsData`` (None if there were none); starts a new interval."""
+        from opentelemetry.sdk.metrics.export import (
+            Histogram,
+            HistogramDataPoint,
+            Metric,
+            MetricsData,
+            ResourceMetrics,
+            ScopeMetrics,
+        )
 
-    def flush(self) -> None:
-        pending, record = self._pending, self._histogram.record
-        while pending:
-            try:
-                seconds, attributes = pending.popleft()
-            except IndexError:  # drained by the other thread in between
-                return
-            record(seconds, attributes)
+        now_ns = time.time_ns()
+        with self._lock:
+            points, self._points = self._points, {}
+            since_ns, self._since_ns = self._since_ns, now_ns
+        if not points:
+            return None
+        data_points = [
+            HistogramDataPoint(
+                attributes=_duration_attributes(method, tool, error_type),
+                start_time_unix_nano=since_ns,
+                time_unix_nano=now_ns,
+                count=count,
+                sum=total,
+                bucket_counts=buckets,
+                explicit_bounds=self._boundaries,
+                min=low,
+                max=high,
+            )
+            for (method, tool, error_type), (count, total, low, high, buckets) in points.items()
+        ]
+        metric = Metric(
+            name=METRIC_OPERATION_DURATION,
+            description=_DURATION_DESCRIPTION,
+            unit="s",
+            data=Histogram(data_points=data_points, aggregation_temporality=self._delta),
+        )
+        return MetricsData([ResourceMetrics(self._resource, [ScopeMetrics(self._scope, [metric], "")], "")])
 
     def on_collect(self, _options: Any) -> list[Any]:
-        self.flush()
+        data = self.collect()
+        if data is not None:
+            try:
+                self._exporter.export(data)
+            except Exception:  # a failed export must not fail the reader's collection of everything else
+                logger.exception("exporting %s failed", METRIC_OPERATION_DURATION)
         return []
+
+
+def _duration_attributes(method: str, tool: str | None, error_type: str | None) -> dict[str, str]:
+    attributes = {ATTR_METHOD: method}
+    if tool is not None:
+        attributes[ATTR_TOOL] = tool
+    if error_type is not None:
+        attributes[ATTR_ERROR_TYPE] = error_type
+    return attributes
 
 
 def _is_distro_rate_limited(sampler: Any) -> bool:
@@ -488,32 +555,27 @@ class McpInstrumentation:
     exactly as it does at a third of the cost. Figures: README, Telemetry cost.
     """
 
-    def __init__(self, tracer_provider: Any, meter_provider: Any, logger_provider: Any) -> None:
+    def __init__(self, tracer_provider: Any, meter_provider: Any, logger_provider: Any, duration_exporter: Any) -> None:
+        """``duration_exporter``: the metric exporter the duration histogram goes to (`DurationHistogram`)."""
         from opentelemetry import context, propagate, trace
         from opentelemetry._logs import SeverityNumber
         from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
         self._context, self._propagate, self._trace = context, propagate, trace
         self._Link, self._SpanKind, self._Status, self._StatusCode = Link, SpanKind, Status, StatusCode
-        self._tracer = tracer_provider.get_tracer("app.telemetry")
+        self._tracer = tracer_provider.get_tracer(_SCOPE)
         self._decided: DecidedSpans | None = None
         sampler = getattr(self._tracer, "sampler", None)
         if _is_distro_rate_limited(sampler):
             # This tracer then starts only the spans the middleware has already decided to record.
             self._decided = DecidedSpans(SameDecisionSampler(sampler), self._tracer.id_generator)
             self._tracer.sampler = self._tracer.id_generator = self._decided
-        meter = meter_provider.get_meter("app.telemetry")
-        self._durations = DurationBatch(
-            meter.create_histogram(
-                METRIC_OPERATION_DURATION,
-                unit="s",
-                description="Duration of MCP requests handled by the server",
-                explicit_bucket_boundaries_advisory=_DURATION_BUCKETS_S,
-            )
+        self._durations = DurationHistogram(duration_exporter, tracer_provider.resource)
+        # The reader calls an observable instrument's callbacks at each collection: the histogram is exported
+        # there. The gauge itself observes nothing, so it exports nothing.
+        meter_provider.get_meter(_SCOPE).create_observable_gauge(
+            METRIC_OPERATION_DURATION + ".export", callbacks=[self._durations.on_collect]
         )
-        # Observable callbacks run at each collection, before the histogram is read: the batch is flushed there,
-        # so every export holds every point taken before it. It observes nothing, so it exports nothing.
-        meter.create_observable_gauge(METRIC_OPERATION_DURATION + ".flush", callbacks=[self._durations.on_collect])
         # The OpenTelemetry logs API itself, not a `logging` logger: no stdlib record to build and translate, and
         # no logger level or handler of the served server's can silence the audit.
         self._audit_log = logger_provider.get_logger("app.telemetry.audit")
@@ -555,26 +617,26 @@ class McpInstrumentation:
                 span.set_attributes(attributes)
                 if error_type is not None:
                     span.set_status(self._Status(self._StatusCode.ERROR, description))
-                measured = {key: attributes[key] for key in _MEASURED if key in attributes}
+                method, tool = attributes[ATTR_METHOD], attributes.get(ATTR_TOOL)
             else:
-                measured = _measured(exchange, exception)
-            if caller is not None and measured[ATTR_METHOD] == "tools/call":
+                method, tool, error_type = _measured(exchange, exception)
+            if caller is not None and method == "tools/call":
                 # Still inside the span's context, so the record carries its trace and span ids.
-                self._audit(caller.id, measured, elapsed)
+                self._audit(caller.id, tool, error_type, elapsed)
             self._context.detach(token)
             span.end()
-            self._durations.add(elapsed, measured)
+            self._durations.add(elapsed, method, tool, error_type)
 
-    def _audit(self, caller_id: str, measured: Mapping[str, Any], elapsed: float) -> None:
+    def _audit(self, caller_id: str, tool: str | None, error_type: str | None, elapsed: float) -> None:
         """The audit record of one tools/call: a customEvents row (module docstring, Audit)."""
         attributes = {
             _CUSTOM_EVENT_NAME: AUDIT_EVENT,
             ATTR_ENDUSER_ID: caller_id,
-            DIM_OUTCOME: measured.get(ATTR_ERROR_TYPE, OUTCOME_OK),
+            DIM_OUTCOME: error_type or OUTCOME_OK,
             _CUSTOM_MEASUREMENTS: {MEASURE_DURATION_MS: elapsed * 1000.0},
         }
-        if ATTR_TOOL in measured:
-            attributes[ATTR_TOOL] = measured[ATTR_TOOL]
+        if tool is not None:
+            attributes[ATTR_TOOL] = tool
         self._audit_log.emit(body=AUDIT_EVENT, severity_number=self._INFO, attributes=attributes)
 
     def _parent_and_links(self, message: Mapping[str, Any]) -> tuple[Any, list[Any]]:

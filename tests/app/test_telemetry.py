@@ -19,8 +19,14 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import Histogram as SdkHistogram
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    InMemoryMetricReader,
+    MetricExporter,
+    MetricExportResult,
+)
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -71,19 +77,49 @@ def headers_for(message: dict) -> dict[str, str]:
     return headers
 
 
+class KeptMetrics(MetricExporter):
+    """A metric exporter that keeps what it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exported: list = []
+
+    def export(self, metrics_data, timeout_millis: float = 10_000, **kwargs) -> MetricExportResult:
+        self.exported.append(metrics_data)
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs) -> None:
+        pass
+
+    def points(self, name: str) -> list:
+        return [
+            point
+            for data in self.exported
+            for resource_metrics in data.resource_metrics
+            for scope in resource_metrics.scope_metrics
+            for metric in scope.metrics
+            if metric.name == name
+            for point in metric.data.data_points
+        ]
+
+
 class Recorder:
     """The app's real transport and dispatcher in process, with telemetry landing in memory."""
 
     def __init__(self, environ: dict[str, str] | None = None, sampler=ALWAYS_ON) -> None:
         self.spans = InMemorySpanExporter()
         self.metrics = InMemoryMetricReader()
+        self.durations = KeptMetrics()
         self.logs = InMemoryLogRecordExporter()
         self.tracer_provider = TracerProvider(sampler=sampler)
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
         logger_provider = LoggerProvider()
         logger_provider.add_log_record_processor(SimpleLogRecordProcessor(self.logs))
         self.instrumentation = McpInstrumentation(
-            self.tracer_provider, MeterProvider(metric_readers=[self.metrics]), logger_provider
+            self.tracer_provider, MeterProvider(metric_readers=[self.metrics]), logger_provider, self.durations
         )
         self.app = create_app(
             environ={"MCP_REQUEST_STATE_KEYS": "k1:" + "s" * 32, **(environ or {})},
@@ -113,15 +149,9 @@ class Recorder:
         ]
 
     def duration_points(self):
-        data = self.metrics.get_metrics_data()
-        return [
-            point
-            for resource_metrics in data.resource_metrics
-            for scope in resource_metrics.scope_metrics
-            for metric in scope.metrics
-            if metric.name == telemetry.METRIC_OPERATION_DURATION
-            for point in metric.data.data_points
-        ]
+        """What the duration exporter got, after a collection of the meter provider (as its reader makes one)."""
+        self.metrics.get_metrics_data()
+        return self.durations.points(telemetry.METRIC_OPERATION_DURATION)
 
 
 @pytest.fixture
@@ -302,6 +332,52 @@ def test_duration_metric_by_tool_and_outcome(recorder):
     }
     assert counts == {("echo", "ok"): 3, ("no_such_tool", "-32602"): 1, ("compute_primes", "tool_error"): 1}
     assert all(p.attributes["mcp.method.name"] == "tools/call" and p.sum > 0 for p in recorder.duration_points())
+
+
+def test_the_duration_histogram_exports_what_the_sdk_histogram_aggregates():
+    """Same points as the SDK's explicit-bucket histogram (delta, the same bounds) for the same measurements: count,
+    sum, min, max and bucket counts per attribute set, each interval holding only what came after the last."""
+    sdk_reader = InMemoryMetricReader(preferred_temporality={SdkHistogram: AggregationTemporality.DELTA})
+    sdk_histogram = (
+        MeterProvider(metric_readers=[sdk_reader])
+        .get_meter("reference")
+        .create_histogram("d", unit="s", explicit_bucket_boundaries_advisory=telemetry._DURATION_BUCKETS_S)
+    )
+    exported = KeptMetrics()
+    ours = telemetry.DurationHistogram(exported, TracerProvider().resource)
+    rng = random.Random(7)
+    keys = [("tools/call", "echo", None), ("tools/call", "nope", "-32602"), ("tools/list", None, None)]
+    on_a_bound_or_past_the_last = (0.01, 0.05, 300.0, 999.0)
+
+    def interval(n: int) -> tuple[dict, dict]:
+        for _ in range(n):
+            key = rng.choice(keys)
+            seconds = rng.choice(on_a_bound_or_past_the_last) if rng.random() < 0.2 else rng.expovariate(40)
+            ours.add(seconds, *key)
+            sdk_histogram.record(seconds, telemetry._duration_attributes(*key))
+        ours.on_collect(None)
+        sdk_points = [
+            p for rm in sdk_reader.get_metrics_data().resource_metrics for s in rm.scope_metrics
+            for m in s.metrics for p in m.data.data_points
+        ]  # fmt: skip
+        our_points = exported.points(telemetry.METRIC_OPERATION_DURATION)
+        exported.exported.clear()
+        return {frozenset(p.attributes.items()): p for p in our_points}, {
+            frozenset(p.attributes.items()): p for p in sdk_points
+        }
+
+    for n in (500, 40):
+        got, expected = interval(n)
+        assert got.keys() == expected.keys()
+        for key, point in got.items():
+            reference = expected[key]
+            assert (point.count, point.min, point.max, list(point.bucket_counts)) == (
+                reference.count, reference.min, reference.max, list(reference.bucket_counts)
+            )  # fmt: skip
+            assert point.sum == pytest.approx(reference.sum, rel=1e-12)
+            assert tuple(point.explicit_bounds) == tuple(reference.explicit_bounds)
+    ours.on_collect(None)
+    assert exported.exported == []  # an interval without messages exports nothing
 
 
 # --- the caller (Easy Auth): enduser.id and the audit record ------------------
@@ -616,7 +692,7 @@ def test_decided_spans_record_what_the_distro_sampler_keeps_and_drop_the_rest_as
     exported = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exported))
     instrumentation = McpInstrumentation(
-        provider, MeterProvider(metric_readers=[InMemoryMetricReader()]), LoggerProvider()
+        provider, MeterProvider(metric_readers=[InMemoryMetricReader()]), LoggerProvider(), KeptMetrics()
     )
     current: list = []
 

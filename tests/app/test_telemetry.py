@@ -648,6 +648,26 @@ def test_the_fast_djb2_score_is_the_distros():
         assert telemetry.djb2_sample_score(trace_id) == _get_DJB2_sample_score(format_trace_id(trace_id).lower())
 
 
+def test_the_shared_rate_percentage_gives_the_distros_percentages_on_the_same_clock(monkeypatch):
+    from azure.monitor.opentelemetry.exporter.export.trace._rate_limited_sampling import (
+        RateLimitedSamplingPercentage,
+    )
+
+    rng = random.Random(11)
+    start = time.time_ns()
+    # Bursts (several spans on one clock tick), steady load and idle gaps, as a server sees them.
+    steps = [rng.choice([0, 0, 1_000, 50_000, 2_000_000, 3_000_000_000]) for _ in range(5_000)]
+    for round_to_nearest in (True, False):
+        ticks = list(itertools.accumulate(steps, initial=start))
+        monkeypatch.setattr(time, "time_ns", iter(ticks).__next__)
+        distro = RateLimitedSamplingPercentage(5.0, round_to_nearest)
+        expected = [distro.get() for _ in steps]
+        monkeypatch.setattr(time, "time_ns", iter(ticks).__next__)
+        ours = telemetry.SharedRatePercentage(RateLimitedSamplingPercentage(5.0, round_to_nearest))
+        assert [ours.get() for _ in steps] == expected
+    assert len(set(expected)) > 10  # the rate moved: the decay and both branches were exercised
+
+
 def test_the_same_decision_sampler_decides_and_stamps_as_the_distros_sampler(monkeypatch):
     """Same clock, same trace ids: the same decision, sample rate (-> itemCount) and trace state, span for span."""
     from azure.monitor.opentelemetry.exporter.export.trace import _rate_limited_sampling

@@ -326,6 +326,11 @@ class McpHttpProtocol(LimitedHttpProtocol):
             if not cycle.disconnected and not cycle.response_started:
                 self._answer(cycle, _INTERNAL_ERROR.status, _INTERNAL_ERROR.body, _INTERNAL_ERROR.headers)
             return
+        finally:
+            # The canceller and the cycle refer to each other: left so, every request's exchange (head, body,
+            # task) would wait for the garbage collector instead of going with its last reference, which
+            # measured ~10 objects per request more for each young-generation collection to walk.
+            cycle.message_event = _NO_WAITER
         if not cycle.disconnected and not reply.streamed:  # the client left, or the deadline already answered it
             self._answer(cycle, reply.status, reply.body)
 

@@ -11,6 +11,7 @@ test_resilience_slow_clients.py and test_transport.py.)
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import Iterator
 
@@ -282,6 +283,33 @@ def test_post_mcp_is_answered_without_the_asgi_app_and_everything_else_goes_thro
         (b"HTTP/1.1 200 OK", ["/health"]),
         (b"HTTP/1.1 200 OK", ["/health", "/mcp?via=asgi"]),  # not the exact path: left to ASGI, still served
     ]
+
+
+def test_an_answered_exchange_goes_with_its_last_reference_not_the_garbage_collector():
+    """No reference cycle per request: each one would leave the request's exchange for a collection to find."""
+    from app.http_protocol import _DirectExchange
+
+    async def scenario() -> list[bytes]:
+        protocol, transport = _connection(create_app(environ=ENV))
+        _, body, headers = _modern("tools/list")
+        raw = rawhttp.request_head(f"{IN_PROCESS}/mcp", headers, len(body)) + body
+        answers = [(await _exchange(protocol, transport, raw)).split(b"\r\n", 1)[0] for _ in range(5)]
+        protocol.connection_lost(None)
+        return answers
+
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        answers = asyncio.run(scenario())
+        gc.collect()
+        left_to_the_collector = [o for o in gc.garbage if isinstance(o, _DirectExchange)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert answers == [b"HTTP/1.1 200 OK"] * 5
+    assert left_to_the_collector == []
 
 
 def test_a_failing_message_middleware_gets_a_json_500_and_the_connection_closes():

@@ -282,9 +282,6 @@ def djb2_sample_score(trace_id: int) -> float:
     return (_INT32_MAX if value == -(2**31) else abs(value)) / _INT32_MAX
 
 
-_DROPPED_RESULTS_KEPT = 256
-
-
 def _unsampled_span_type() -> type:
     from opentelemetry.trace import NonRecordingSpan, SpanContext
 
@@ -488,12 +485,32 @@ def _is_distro_rate_limited(sampler: Any) -> bool:
 class SharedRatePercentage:
     """The distro's ``RateLimitedSamplingPercentage`` (same state, arithmetic and rounding) at less cost per span.
 
-    The distro's allocates a state object per span under its lock; this keeps
-    the three numbers as attributes (1.1 against 0.8 us per call in a loop).
-    It takes over the distro's state and its place in the distro's sampler, so
-    our middleware and every other tracer still count into one rate.
-    tests/app/test_telemetry.py holds it to the distro's on the same clock.
+    It takes over the distro's state and its place in the distro's sampler,
+    so our middleware and every other tracer still count into one rate, and
+    saves in two ways:
+
+    - The state is three numbers, not a state object allocated per span.
+    - A span whose score is at or above every percentage the rate can reach
+      within ``DEFER_NS`` of the last exact update is dropped whatever the
+      exact figure, so its tick is queued (`percentage_unless_dropped`) and applied,
+      in order and with its own timestamp, by the next exact update (`get`,
+      which any span with a lower score, any other tracer's span, and the
+      ``DEFER_MAX``-th queued tick make). The state after those updates is
+      the one the distro computes, bit for bit; only the moment it is
+      computed moves. The bound: from the exact state (count C, window W),
+      no run of ticks within ``DEFER_NS`` makes the window exceed
+      W + ``DEFER_NS`` or the count fall below max(1, C e^-(DEFER_NS/0.1 s)),
+      so the percentage stays below 100 limit (W + DEFER_NS) / that count.
+      At 10 000 messages a second and 5 traces a second the rate is ~0.05 %,
+      the bound ~0.06 %: 99.9 % of messages skip the update. Measured under
+      load: the exact update per message cost ~7 us of CPU in the server.
+
+    tests/app/test_telemetry.py holds its percentages and the decisions made
+    with it to the distro's on the same clock.
     """
+
+    DEFER_NS = 10_000_000
+    DEFER_MAX = 64
 
     def __init__(self, distro_percentage: Any) -> None:
         from azure.monitor.opentelemetry.exporter.export.trace._utils import _round_down_to_nearest
@@ -505,23 +522,55 @@ class SharedRatePercentage:
         self._limit_per_ns = distro_percentage._target_spans_per_nanosecond_limit
         self._round = _round_down_to_nearest if distro_percentage._round_to_nearest else None
         self._lock = threading.Lock()
+        self._queued: list[int] = []
+        self._bound = math.inf  # nothing is deferred before the first exact update
+        self._bound_from_ns = self._last_ns
 
     def get(self) -> float:
+        """Tick for one span now and return the percentage it is sampled at (the distro's ``get``)."""
         now = int(time.time_ns())
         with self._lock:
-            if now <= self._last_ns:
-                self._count = count = self._count + 1
-                window = self._window_ns
-            else:
-                elapsed_ns = now - self._last_ns
-                decay = math.exp(-elapsed_ns * self._decay_per_ns)
-                self._count = count = self._count * decay + 1
-                self._window_ns = window = self._window_ns * decay + elapsed_ns
-                self._last_ns = now
+            return self._exact(now)
+
+    def percentage_unless_dropped(self, score_percent: float) -> float | None:
+        """`get`, or None with the tick queued if a span scored ``score_percent`` is dropped whatever the rate."""
+        now = int(time.time_ns())
+        with self._lock:
+            if (
+                score_percent >= self._bound
+                and now - self._bound_from_ns <= self.DEFER_NS
+                and len(self._queued) < self.DEFER_MAX
+            ):
+                self._queued.append(now)
+                return None
+            return self._exact(now)
+
+    def _exact(self, now: int) -> float:
+        """The queued ticks, then this one, then the percentage and the next bound (called under the lock)."""
+        for queued in self._queued:
+            self._tick(queued)
+        self._queued.clear()
+        count, window = self._tick(now)
+        floor = max(1.0, count * math.exp(-self.DEFER_NS * self._decay_per_ns))
+        # A hair above the bound's exact value, for float rounding in either figure.
+        self._bound = 100 * min((window + self.DEFER_NS) * self._limit_per_ns / floor, 1.0) * (1 + 1e-9)
+        self._bound_from_ns = self._last_ns
         if count == 0:
             return 100.0
         percentage = 100 * min(window * self._limit_per_ns / count, 1.0)
         return self._round(percentage) if self._round is not None else percentage
+
+    def _tick(self, now: int) -> tuple[float, float]:
+        """The distro's ``_update_state`` (called under the lock)."""
+        if now <= self._last_ns:
+            self._count += 1
+        else:
+            elapsed_ns = now - self._last_ns
+            decay = math.exp(-elapsed_ns * self._decay_per_ns)
+            self._count = self._count * decay + 1
+            self._window_ns = self._window_ns * decay + elapsed_ns
+            self._last_ns = now
+        return self._count, self._window_ns
 
 
 class SameDecisionSampler:
@@ -550,7 +599,8 @@ class SameDecisionSampler:
         self._parent_context_sampling = parent_context_sampling
         self._parent_trace_state = _get_parent_trace_state
         self._SamplingResult, self._Decision, self._rate_key = SamplingResult, Decision, _SAMPLE_RATE_KEY
-        self._dropped: dict[float, Any] = {}
+        # A dropped root span reads nothing from its result: one serves them all.
+        self._dropped_root = SamplingResult(Decision.DROP, None, None)
 
     def should_sample(
         self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None
@@ -559,15 +609,16 @@ class SameDecisionSampler:
             parent_result = self._parent_context_sampling(parent_context, attributes)
             if parent_result is not None:
                 return parent_result
-        percentage = self._percentage.get()
-        sampled = djb2_sample_score(trace_id) * 100.0 < percentage
+        score = djb2_sample_score(trace_id) * 100.0
+        if parent_context is None:
+            percentage = self._percentage.percentage_unless_dropped(score)
+            if percentage is None:
+                return self._dropped_root
+        else:
+            percentage = self._percentage.get()
+        sampled = score < percentage
         if not sampled and parent_context is None:
-            dropped = self._dropped.get(percentage)
-            if dropped is None:
-                if len(self._dropped) >= _DROPPED_RESULTS_KEPT:  # one per sample rate seen: bounded, rarely reset
-                    self._dropped.clear()
-                dropped = self._dropped[percentage] = self._SamplingResult(self._Decision.DROP, None, None)
-            return dropped
+            return self._dropped_root
         new_attributes = {} if attributes is None else dict(attributes)
         if percentage != 100.0:
             new_attributes[self._rate_key] = percentage

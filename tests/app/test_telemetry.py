@@ -656,7 +656,8 @@ def test_the_shared_rate_percentage_gives_the_distros_percentages_on_the_same_cl
     rng = random.Random(11)
     start = time.time_ns()
     # Bursts (several spans on one clock tick), steady load and idle gaps, as a server sees them.
-    steps = [rng.choice([0, 0, 1_000, 50_000, 2_000_000, 3_000_000_000]) for _ in range(5_000)]
+    steps = rng.choices([0, 1_000, 50_000, 100_000, 2_000_000, 3_000_000_000], weights=[10, 10, 40, 30, 5, 1], k=5_000)
+    scores = [rng.choice([rng.uniform(0, 100), rng.uniform(0, 1)]) for _ in steps]
     for round_to_nearest in (True, False):
         ticks = list(itertools.accumulate(steps, initial=start))
         monkeypatch.setattr(time, "time_ns", iter(ticks).__next__)
@@ -665,6 +666,13 @@ def test_the_shared_rate_percentage_gives_the_distros_percentages_on_the_same_cl
         monkeypatch.setattr(time, "time_ns", iter(ticks).__next__)
         ours = telemetry.SharedRatePercentage(RateLimitedSamplingPercentage(5.0, round_to_nearest))
         assert [ours.get() for _ in steps] == expected
+        # With deferral: every percentage given is the distro's, and a deferred tick is one the distro drops.
+        monkeypatch.setattr(time, "time_ns", iter(ticks).__next__)
+        ours = telemetry.SharedRatePercentage(RateLimitedSamplingPercentage(5.0, round_to_nearest))
+        given = [ours.percentage_unless_dropped(score) for score in scores]
+        assert [p for p in given if p is not None] == [p for p, g in zip(expected, given, strict=True) if g is not None]
+        assert all(score >= p for score, p, g in zip(scores, expected, given, strict=True) if g is None)
+        assert len(steps) / 4 < given.count(None) < len(steps) - 100  # high scores under load were deferred
     assert len(set(expected)) > 10  # the rate moved: the decay and both branches were exercised
 
 
@@ -676,7 +684,9 @@ def test_the_same_decision_sampler_decides_and_stamps_as_the_distros_sampler(mon
     rng = random.Random(11)
     trace_ids = [rng.getrandbits(128) for _ in range(3000)]
     # Bursts and pauses, so the rate limiter moves through several sample rates, 100 % included.
-    clock = list(itertools.accumulate(rng.choice((10_000, 100_000, 5_000_000, 900_000_000)) for _ in trace_ids))
+    clock = list(
+        itertools.accumulate(rng.choices((10_000, 100_000, 5_000_000, 900_000_000), weights=(60, 30, 8, 2), k=3000))
+    )
     remote_parent = trace.set_span_in_context(
         NonRecordingSpan(SpanContext(trace_ids[0], 0x1234, is_remote=True, trace_flags=TraceFlags(1)))
     )
@@ -694,8 +704,18 @@ def test_the_same_decision_sampler_decides_and_stamps_as_the_distros_sampler(mon
         ]
 
     distro = decisions(lambda sampler: sampler)
+    deferred = []
+    exact_or_deferred = telemetry.SharedRatePercentage.percentage_unless_dropped
+
+    def counted(self, score_percent):
+        percentage = exact_or_deferred(self, score_percent)
+        deferred.append(percentage is None)
+        return percentage
+
+    monkeypatch.setattr(telemetry.SharedRatePercentage, "percentage_unless_dropped", counted)
     ours = decisions(telemetry.SameDecisionSampler)
     assert ours == distro
+    assert sum(deferred) > len(trace_ids) / 3  # most ticks under load took the deferred path, and changed nothing
     sampled = [attributes for decision, attributes in distro if decision.is_sampled()]
     assert 10 < len(sampled) < len(trace_ids)  # both outcomes exercised
     assert {a.get("_MS.sampleRate") for a in sampled} - {None}  # sample rates below 100 % were stamped

@@ -582,9 +582,9 @@ class SameDecisionSampler:
     parent's decision the same way, scores the trace id with the same DJB2
     (`djb2_sample_score`) and stamps the same sample rate (-> ``itemCount``).
     What it saves: the distro's per-character hash loop, a state object per
-    span (`SharedRatePercentage`), and building a fresh result for every
-    dropped root span (a dropped span never reads its
-    attributes). tests/app/test_telemetry.py holds it to the distro's
+    span and, for a root span it is sure to drop, the rate update itself
+    (both `SharedRatePercentage`), and building a fresh result for every
+    dropped root span (a dropped span never reads its attributes). tests/app/test_telemetry.py holds it to the distro's
     decisions. Why not a sampler of our own: ``itemCount`` and consistent
     sampling across services depend on exactly this algorithm.
     """

@@ -529,13 +529,13 @@ class SharedRatePercentage:
 
     def get(self) -> float:
         """Tick for one span now and return the percentage it is sampled at (the distro's ``get``)."""
-        now = int(time.time_ns())
+        now = time.time_ns()
         with self._lock:
             return self._exact(now)
 
     def percentage_unless_dropped(self, score_percent: float) -> float | None:
         """`get`, or None with the tick queued if a span scored ``score_percent`` is dropped whatever the rate."""
-        now = int(time.time_ns())
+        now = time.time_ns()
         with self._lock:
             if (
                 score_percent >= self._bound
@@ -556,8 +556,6 @@ class SharedRatePercentage:
         # A hair above the bound's exact value, for float rounding in either figure.
         self._bound = 100 * min((window + self.DEFER_NS) * self._limit_per_ns / floor, 1.0) * (1 + 1e-9)
         self._bound_from_ns = self._last_ns
-        if count == 0:
-            return 100.0
         percentage = 100 * min(window * self._limit_per_ns / count, 1.0)
         return self._round(percentage) if self._round is not None else percentage
 

@@ -95,15 +95,20 @@ class KeptMetrics(MetricExporter):
         pass
 
     def points(self, name: str) -> list:
-        return [
-            point
-            for data in self.exported
-            for resource_metrics in data.resource_metrics
-            for scope in resource_metrics.scope_metrics
-            for metric in scope.metrics
-            if metric.name == name
-            for point in metric.data.data_points
-        ]
+        return data_points(self.exported, name)
+
+
+def data_points(exported, name: str) -> list:
+    """The data points of the metric ``name`` in each ``MetricsData`` of ``exported``."""
+    return [
+        point
+        for data in exported
+        for resource_metrics in data.resource_metrics
+        for scope in resource_metrics.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+    ]
 
 
 class Recorder:
@@ -356,10 +361,7 @@ def test_the_duration_histogram_exports_what_the_sdk_histogram_aggregates():
             ours.add(seconds, *key)
             sdk_histogram.record(seconds, telemetry._duration_attributes(*key))
         ours.on_collect(None)
-        sdk_points = [
-            p for rm in sdk_reader.get_metrics_data().resource_metrics for s in rm.scope_metrics
-            for m in s.metrics for p in m.data.data_points
-        ]  # fmt: skip
+        sdk_points = data_points([sdk_reader.get_metrics_data()], "d")
         our_points = exported.points(telemetry.METRIC_OPERATION_DURATION)
         exported.exported.clear()
         return {frozenset(p.attributes.items()): p for p in our_points}, {

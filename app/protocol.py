@@ -657,7 +657,9 @@ def chain(handler: MessageHandler, middleware: list[MessageMiddleware]) -> Messa
 
 
 def _bind(wrapper: MessageMiddleware, inner: MessageHandler) -> MessageHandler:
-    async def bound(exchange: Exchange) -> Reply:
-        return await wrapper(exchange, inner)
+    # A plain function handing on the wrapper's awaitable, not a coroutine awaiting it: one coroutine frame less
+    # per message and middleware.
+    def bound(exchange: Exchange) -> Awaitable[Reply]:
+        return wrapper(exchange, inner)
 
     return bound

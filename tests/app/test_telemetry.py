@@ -650,6 +650,56 @@ def test_the_fast_djb2_score_is_the_distros():
         assert telemetry.djb2_sample_score(trace_id) == _get_DJB2_sample_score(format_trace_id(trace_id).lower())
 
 
+@pytest.mark.parametrize("runtime", ["contextvars", "another"])
+def test_current_span_sets_and_restores_the_context_the_api_does(monkeypatch, runtime):
+    """telemetry.CurrentSpan: the API's attach(set_span_in_context(span)), detach and get_current_span, through the
+    ContextVar of the default runtime context and through the API for any other."""
+    from opentelemetry import context
+    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+    from opentelemetry.trace import NonRecordingSpan, SpanContext
+
+    attached = []
+
+    class AnotherRuntime(ContextVarsRuntimeContext):
+        def attach(self, ctx):
+            attached.append(ctx)
+            return super().attach(ctx)
+
+    if runtime == "another":
+        monkeypatch.setattr(context, "_RUNTIME_CONTEXT", AnotherRuntime())
+    current = telemetry.CurrentSpan()
+    outer, inner = (NonRecordingSpan(SpanContext(trace_id, 7, False)) for trace_id in (1, 2))
+    other_key = context.create_key("other")
+    other_token = context.attach(context.set_value(other_key, "kept"))
+    try:
+        assert current.span() is None
+        outer_token = current.attach(outer)
+        assert trace.get_current_span() is outer and current.span() is outer
+        assert context.get_value(other_key) == "kept"
+        expected = trace.set_span_in_context(inner)
+        inner_token = current.attach(inner)
+        assert context.get_current() == expected  # the rest of the context carried over, as the API carries it
+        current.detach(inner_token)
+        assert current.span() is outer
+        current.detach(outer_token)
+        assert current.span() is None and context.get_value(other_key) == "kept"
+    finally:
+        context.detach(other_token)
+    assert (len(attached) == 3) == (runtime == "another")  # another runtime is reached through the API alone
+
+
+def test_current_span_logs_a_token_from_another_context_as_the_api_does(caplog):
+    import contextvars
+
+    from opentelemetry.trace import NonRecordingSpan, SpanContext
+
+    current = telemetry.CurrentSpan()
+    token = contextvars.copy_context().run(current.attach, NonRecordingSpan(SpanContext(1, 7, False)))
+    current.detach(token)
+    assert "Failed to detach context" in caplog.text
+    assert current.span() is None
+
+
 def test_the_shared_rate_percentage_gives_the_distros_percentages_on_the_same_clock(monkeypatch):
     from azure.monitor.opentelemetry.exporter.export.trace._rate_limited_sampling import (
         RateLimitedSamplingPercentage,

@@ -97,11 +97,14 @@ change that.
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import math
 import os
+import random
 import threading
 import time
+from binascii import hexlify
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -241,7 +244,7 @@ def _measured(exchange: Any, exception: BaseException | None) -> tuple[str, str 
     elif len(method) > _MAX_NAME:
         method = method[:_MAX_NAME]
     name = exchange.name
-    tool = _capped(name) if name is not None and method == "tools/call" else None
+    tool = name[:_MAX_NAME] if name is not None and method == "tools/call" else None  # the dispatcher's str
     if exception is not None:
         error_type = type(exception).__qualname__
     elif error_code is not None:
@@ -255,8 +258,8 @@ def _measured(exchange: Any, exception: BaseException | None) -> tuple[str, str 
 # h' = 33 h + c (mod 2**32, signed), so h = 5381 * 33**32 + sum(c_i * 33**(31 - i)) (mod 2**32). Digit i of value v_i
 # has the code c_i = 48 + v_i + 39 * [v_i > 9] ("0" is 48, "a" is 97), so the sum is 48 * sum(33**k), plus the
 # digits read as a base-33 number (hex digits are base-33 digits), plus 39 times the same with each letter read as 1
-# and each decimal digit as 0. Two parses of 32 characters: no loop, and no table to miss in the cache, which
-# matters more under load than in a loop (both 0.8 us in a loop, against 1.9 us for the distro's).
+# and each decimal digit as 0. Two parses of 32 characters: no loop and no lookup table, whose entries miss in the
+# cache under load (in a loop this and a table of byte terms both take ~0.7 us, the distro's loop 1.9 us).
 _MOD = 2**32
 _INT32_MAX = 2**31 - 1
 _DJB2_BASE = (5381 * pow(33, 32, _MOD) + 48 * sum(pow(33, k, _MOD) for k in range(32))) % _MOD
@@ -265,57 +268,41 @@ _LETTERS_AS_ONE = bytes.maketrans(b"0123456789abcdef", b"0000000000111111")
 
 def djb2_sample_score(trace_id: int) -> float:
     """The distro's ``_get_DJB2_sample_score(format_trace_id(trace_id).lower())``, in 0..1, without its loop."""
-    digits = b"%032x" % trace_id
-    value = (_DJB2_BASE + int(digits, 33) + 39 * int(digits.translate(_LETTERS_AS_ONE), 33)) % _MOD
-    if (
-        value > _INT32_MAX
-    ):  # negative as a signed 32-bit int: the score is its absolute value, -2**31 counting as 2**31 - 1
+    digits = hexlify(trace_id.to_bytes(16, "big"))
+    value = (_DJB2_BASE + int(digits, 33) + 39 * int(digits.translate(_LETTERS_AS_ONE), 33)) & _MOD - 1
+    if value > _INT32_MAX:  # negative as a signed 32-bit int: the score is its absolute value, of -2**31 2**31 - 1
         value = _MOD - value if value != 2**31 else _INT32_MAX
     return value / _INT32_MAX
 
 
-class CurrentSpan:
-    """Makes a span the current one and reads the current one: the OpenTelemetry context API's
-    ``attach(set_span_in_context(span))``, ``detach`` and ``get_current_span``, in one step each.
+class CurrentContext:
+    """The current OpenTelemetry context, read and set in C calls.
 
-    The API reaches the runtime context's ``ContextVar`` through six calls
-    per message (~100 bytecodes, an eighth of what a dropped message's
-    telemetry executed). With the default runtime context (contextvars;
-    ``OTEL_PYTHON_CONTEXT`` unset) this sets and resets that variable
-    itself, to the same `Context` the API builds; with any other it calls
-    the API. tests/app/test_telemetry.py holds it to the API.
+    The API reaches the runtime context's ``ContextVar`` through six Python
+    calls per message, and each Python call on the per-message path costs
+    ~0.5 us of CPU under load (A/B in the server), several times its cost in
+    a loop. With the default runtime context (contextvars;
+    ``OTEL_PYTHON_CONTEXT`` unset) `get`, `set` and `reset` are that
+    variable's own methods; with any other they are the API's
+    ``get_current``, ``attach`` and ``detach``. The API's
+    ``set_span_in_context(span)`` is ``Context({**get(), span_key: span})``.
+    ``reset`` of the variable raises for a token from another context, where
+    the API's ``detach`` logs: callers log it (`McpInstrumentation.middleware`).
+    tests/app/test_telemetry.py holds the middleware's use of both to the API.
     """
 
     def __init__(self) -> None:
-        from opentelemetry import context, trace
+        from opentelemetry import context
         from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
         from opentelemetry.trace.propagation import _SPAN_KEY
 
         runtime = context._RUNTIME_CONTEXT
-        self._variable = runtime._current_context if type(runtime) is ContextVarsRuntimeContext else None
-        self._key, self._Context, self._Span = _SPAN_KEY, context.Context, trace.Span
-        self._api, self._trace = context, trace
-
-    def attach(self, span: Any) -> Any:
-        """Make ``span`` current; returns the token for `detach`."""
-        variable = self._variable
-        if variable is None:
-            return self._api.attach(self._trace.set_span_in_context(span))
-        return variable.set(self._Context({**variable.get(), self._key: span}))
-
-    def detach(self, token: Any) -> None:
-        if self._variable is None:
-            self._api.detach(token)
-            return
-        try:
-            self._variable.reset(token)
-        except Exception:  # as the API's detach: a token from another context is logged, not raised
-            logger.exception("Failed to detach context")
-
-    def span(self) -> Any:
-        """The current span, or None where the API's ``get_current_span`` gives ``INVALID_SPAN`` for want of one."""
-        span = self._api.get_value(self._key) if self._variable is None else self._variable.get().get(self._key)
-        return span if isinstance(span, self._Span) else None
+        if type(runtime) is ContextVarsRuntimeContext:
+            variable = runtime._current_context
+            self.get, self.set, self.reset = variable.get, variable.set, variable.reset
+        else:
+            self.get, self.set, self.reset = context.get_current, context.attach, context.detach
+        self.span_key, self.Context = _SPAN_KEY, context.Context
 
 
 def _unsampled_span_type() -> type:
@@ -326,14 +313,13 @@ def _unsampled_span_type() -> type:
 
         Something asks only when the message's work continues the trace (a
         child span, an outgoing call's ``traceparent``); most messages never
-        do, and making it cost ~0.5 us of the ~4 us a dropped span takes (in
-        a loop).
+        do. Made without a Python call (`DecidedSpans.dropped_span`): the
+        instance gets ``_parts``, and ``_context`` stays the class's None
+        until asked for.
         """
 
-        def __init__(self, trace_id: int, trace_flags: Any, trace_state: Any, ids: Any) -> None:
-            # What NonRecordingSpan.__init__ sets (it sets nothing else), without the call.
-            self._context = None
-            self._parts = (trace_id, trace_flags, trace_state, ids)
+        _context = None
+        _parts: tuple[int, Any, Any, Any]  # trace id, trace flags, trace state, id generator
 
         def get_span_context(self) -> SpanContext:
             if self._context is None:
@@ -364,16 +350,23 @@ class DecidedSpans:
     less (README, Telemetry cost).
     """
 
-    def __init__(self, sampler: SameDecisionSampler, ids: Any, current: CurrentSpan) -> None:
+    def __init__(self, sampler: SameDecisionSampler, ids: Any, current: CurrentContext) -> None:
         from opentelemetry import trace
+        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
         from opentelemetry.sdk.trace.sampling import Decision
         from opentelemetry.trace import TraceFlags
 
         self._sampler, self._ids, self._trace, self._current = sampler, ids, trace, current
         self._DROP = Decision.DROP
         self._UnsampledSpan = _unsampled_span_type()
-        # What the SDK gives a dropped span: unsampled, random trace id as the parent says (a new id is random).
+        # What the SDK gives a dropped span: unsampled, random trace id as the parent says.
         self._unsampled = {True: TraceFlags(TraceFlags.RANDOM_TRACE_ID), False: TraceFlags(TraceFlags.DEFAULT)}
+        # A new trace's id and flags in C calls: the SDK's RandomIdGenerator draws random.getrandbits(128) (again
+        # for 0, the invalid id: `dropped_span` then asks it) and says its ids are random; another generator is
+        # asked for each id, and once whether its ids are random.
+        random_ids = type(ids) is RandomIdGenerator
+        self._new_trace_id = functools.partial(random.getrandbits, 128) if random_ids else ids.generate_trace_id
+        self._new_trace_flags = self._unsampled[random_ids or ids.is_trace_id_random()]
         self._decision: Any = None
         self._trace_id: int | None = None
 
@@ -382,27 +375,26 @@ class DecidedSpans:
 
         ``parent`` None: the span continues the current context, as the tracer's ``start_span`` would.
         """
-        if parent is None:
-            parent_span = self._current.span()
-            if parent_span is None:  # a new trace: the common case, decided in the fewest steps
-                trace_id = self._ids.generate_trace_id()
-                result = self._sampler.sampled_root(trace_id)
-                if result is None:
-                    return self._UnsampledSpan(
-                        trace_id, self._unsampled[self._ids.is_trace_id_random()], None, self._ids
-                    )
-                self._decision, self._trace_id = result, trace_id
-                return None
-        else:
-            parent_span = self._trace.get_current_span(parent)
-        parent_context = parent_span.get_span_context()
+        if parent is None and self._current.get().get(self._current.span_key) is None:
+            # A new trace, the common case: decided in the fewest Python calls (see `CurrentContext`).
+            trace_id = self._new_trace_id() or self._ids.generate_trace_id()
+            result = self._sampler.sampled_root(trace_id)
+            if result is None:
+                span = self._UnsampledSpan.__new__(self._UnsampledSpan)
+                span._parts = (trace_id, self._new_trace_flags, None, self._ids)
+                return span
+            self._decision, self._trace_id = result, trace_id
+            return None
+        parent_context = self._trace.get_current_span(parent).get_span_context()
         if parent_context.is_valid:
             trace_id, random_id = parent_context.trace_id, parent_context.trace_flags.random_trace_id
         else:
             trace_id, random_id = self._ids.generate_trace_id(), self._ids.is_trace_id_random()
         result = self._sampler.should_sample(parent, trace_id, "")
         if result.decision is self._DROP:  # the one decision that does not record
-            return self._UnsampledSpan(trace_id, self._unsampled[random_id], result.trace_state, self._ids)
+            span = self._UnsampledSpan.__new__(self._UnsampledSpan)
+            span._parts = (trace_id, self._unsampled[random_id], result.trace_state, self._ids)
+            return span
         self._decision, self._trace_id = result, trace_id
         return None
 
@@ -455,13 +447,16 @@ class DurationHistogram:
         self._scope = InstrumentationScope(_SCOPE)
         self._delta = AggregationTemporality.DELTA
         self._boundaries = tuple(boundaries)
+        self._first_bound = self._boundaries[0] if self._boundaries else math.inf
         self._lock = threading.Lock()
         # (method, tool, error type) -> [count, sum, min, max, bucket counts]
         self._points: dict[tuple[str, str | None, str | None], list[Any]] = {}
         self._since_ns = time.time_ns()
 
     def add(self, seconds: float, method: str, tool: str | None, error_type: str | None) -> None:
-        key, bucket = (method, tool, error_type), bisect.bisect_left(self._boundaries, seconds)
+        # Most messages take less than the first bound: no call for their bucket.
+        bucket = 0 if seconds <= self._first_bound else bisect.bisect_left(self._boundaries, seconds)
+        key = (method, tool, error_type)
         # The reader's thread takes the points away between two messages. Acquire and release, not `with`: its
         # __exit__ call alone costs more than both.
         self._lock.acquire()
@@ -763,7 +758,7 @@ class McpInstrumentation:
         self._context, self._propagate, self._trace = context, propagate, trace
         self._Link, self._SpanKind, self._Status, self._StatusCode = Link, SpanKind, Status, StatusCode
         self._tracer = tracer_provider.get_tracer(_SCOPE)
-        self._current = CurrentSpan()
+        self._current = CurrentContext()
         self._decided: DecidedSpans | None = None
         sampler = getattr(self._tracer, "sampler", None)
         if _is_distro_rate_limited(sampler):
@@ -806,7 +801,8 @@ class McpInstrumentation:
             recording = span.is_recording()
         else:
             recording = False
-        token = self._current.attach(span)
+        current = self._current
+        token = current.set(current.Context({**current.get(), current.span_key: span}))
         exception = None
         try:
             return await call_next(exchange)
@@ -832,7 +828,10 @@ class McpInstrumentation:
             if caller is not None and method == "tools/call":
                 # Still inside the span's context, so the record carries its trace and span ids.
                 self._audit(caller.id, tool, error_type, elapsed)
-            self._current.detach(token)
+            try:
+                current.reset(token)
+            except Exception:  # as the API's detach: a token from another context is logged, not raised
+                logger.exception("Failed to detach context")
             if recording:  # a span that does not record ends as a no-op
                 span.end()
             self._durations.add(elapsed, method, tool, error_type)

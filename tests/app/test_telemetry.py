@@ -651,9 +651,9 @@ def test_the_fast_djb2_score_is_the_distros():
 
 
 @pytest.mark.parametrize("runtime", ["contextvars", "another"])
-def test_current_span_sets_and_restores_the_context_the_api_does(monkeypatch, runtime):
-    """telemetry.CurrentSpan: the API's attach(set_span_in_context(span)), detach and get_current_span, through the
-    ContextVar of the default runtime context and through the API for any other."""
+def test_current_context_sets_and_restores_the_context_the_api_does(monkeypatch, runtime):
+    """telemetry.CurrentContext: the default runtime context's ContextVar read and set directly, any other runtime
+    through the API, with the context the API's set_span_in_context builds."""
     from opentelemetry import context
     from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
     from opentelemetry.trace import NonRecordingSpan, SpanContext
@@ -667,37 +667,49 @@ def test_current_span_sets_and_restores_the_context_the_api_does(monkeypatch, ru
 
     if runtime == "another":
         monkeypatch.setattr(context, "_RUNTIME_CONTEXT", AnotherRuntime())
-    current = telemetry.CurrentSpan()
+    current = telemetry.CurrentContext()
+
+    def make_current(span):
+        return current.set(current.Context({**current.get(), current.span_key: span}))  # as the middleware does
+
     outer, inner = (NonRecordingSpan(SpanContext(trace_id, 7, False)) for trace_id in (1, 2))
     other_key = context.create_key("other")
     other_token = context.attach(context.set_value(other_key, "kept"))
     try:
-        assert current.span() is None
-        outer_token = current.attach(outer)
-        assert trace.get_current_span() is outer and current.span() is outer
+        outer_token = make_current(outer)
+        assert trace.get_current_span() is outer and current.get().get(current.span_key) is outer
         assert context.get_value(other_key) == "kept"
         expected = trace.set_span_in_context(inner)
-        inner_token = current.attach(inner)
+        inner_token = make_current(inner)
         assert context.get_current() == expected  # the rest of the context carried over, as the API carries it
-        current.detach(inner_token)
-        assert current.span() is outer
-        current.detach(outer_token)
-        assert current.span() is None and context.get_value(other_key) == "kept"
+        current.reset(inner_token)
+        assert trace.get_current_span() is outer
+        current.reset(outer_token)
+        assert current.get().get(current.span_key) is None and context.get_value(other_key) == "kept"
     finally:
         context.detach(other_token)
-    assert (len(attached) == 3) == (runtime == "another")  # another runtime is reached through the API alone
+    # Another runtime is reached through the API alone: both spans went through its attach.
+    assert sum(current.span_key in ctx for ctx in attached) == (2 if runtime == "another" else 0)
 
 
-def test_current_span_logs_a_token_from_another_context_as_the_api_does(caplog):
+def test_a_message_finished_in_another_context_logs_the_detach_as_the_api_does(caplog):
     import contextvars
 
-    from opentelemetry.trace import NonRecordingSpan, SpanContext
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    instrumentation = McpInstrumentation(
+        provider, MeterProvider(metric_readers=[InMemoryMetricReader()]), LoggerProvider(), KeptMetrics()
+    )
 
-    current = telemetry.CurrentSpan()
-    token = contextvars.copy_context().run(current.attach, NonRecordingSpan(SpanContext(1, 7, False)))
-    current.detach(token)
+    async def handler(exchange):
+        await asyncio.sleep(0)  # suspends the middleware once
+        return "answer"
+
+    steps = instrumentation.middleware(Exchange(headers={}, message=tools_call("whoami", meta={})), handler)
+    contextvars.copy_context().run(steps.send, None)
+    with pytest.raises(StopIteration) as finished:
+        contextvars.copy_context().run(steps.send, None)
+    assert finished.value.value == "answer"
     assert "Failed to detach context" in caplog.text
-    assert current.span() is None
 
 
 def test_the_shared_rate_percentage_gives_the_distros_percentages_on_the_same_clock(monkeypatch):

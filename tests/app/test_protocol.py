@@ -9,7 +9,7 @@ import json
 import pytest
 from mcp_types._v2025_11_25 import InitializeResult as InitializeResult2025
 
-from app.protocol import Exchange
+from app.protocol import Exchange, chain
 from tests.app.conftest import HANDLE_KEYS, META, MODERN, call_modern, modern_headers, modern_request, rpc, validate
 
 SERVER_INFO = {"name": "mcpscale", "version": "0.1.0"}
@@ -586,3 +586,23 @@ def test_the_fast_path_answers_what_the_sdk_kernel_answers():
         return compared
 
     assert asyncio.run(compare()) >= 20
+
+
+def test_message_middleware_wraps_the_handler_first_outermost():
+    seen = []
+
+    async def handler(exchange):
+        seen.append("handler")
+        return "reply"
+
+    def middleware(name):
+        async def wrapper(exchange, call_next):
+            seen.append(name)
+            reply = await call_next(exchange)
+            seen.append(f"/{name}")
+            return reply
+
+        return wrapper
+
+    assert asyncio.run(chain(handler, [middleware("outer"), middleware("inner")])("exchange")) == "reply"
+    assert seen == ["outer", "inner", "handler", "/inner", "/outer"]

@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import random
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import httpx
@@ -382,6 +384,36 @@ def test_the_duration_histogram_exports_what_the_sdk_histogram_aggregates():
     assert exported.exported == []  # an interval without messages exports nothing
 
 
+def test_no_measurement_is_lost_to_a_collection_running_meanwhile(monkeypatch):
+    """Measurements are queued without a lock and folded in batches: a collection on the reader's thread, at any
+    moment, takes each of them exactly once."""
+    monkeypatch.setattr(telemetry.DurationHistogram, "FOLD_EVERY", 2_000)  # long folds: more to race with
+    exported = KeptMetrics()
+    ours = telemetry.DurationHistogram(exported, TracerProvider().resource)
+    total, adding = 100_000, threading.Event()
+
+    def add_all():
+        adding.set()
+        for _ in range(total):
+            ours.add(0.001, "tools/call", "whoami", None)
+
+    adder = threading.Thread(target=add_all)
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the threads interleave between almost any two bytecodes
+    try:
+        adder.start()
+        adding.wait()
+        while adder.is_alive():
+            ours.on_collect(None)
+        adder.join()
+    finally:
+        sys.setswitchinterval(switch_interval)
+    ours.on_collect(None)
+    counts = [point.count for point in exported.points(telemetry.METRIC_OPERATION_DURATION)]
+    assert sum(counts) == total
+    assert len(counts) > 2  # collections did run while measurements were being added
+
+
 # --- the caller (Easy Auth): enduser.id and the audit record ------------------
 
 EASY_AUTH = {"WEBSITE_AUTH_ENABLED": "True", "MCP_TOOL_ROLES": json.dumps({"compute_primes": [PRIMES_ROLE]})}
@@ -738,6 +770,54 @@ def test_the_shared_rate_percentage_gives_the_distros_percentages_on_the_same_cl
         assert all(score >= p for score, p, g in zip(scores, expected, given, strict=True) if g is None)
         assert len(steps) / 4 < given.count(None) < len(steps) - 100  # high scores under load were deferred
     assert len(set(expected)) > 10  # the rate moved: the decay and both branches were exercised
+
+
+def test_no_rate_tick_is_lost_when_threads_share_the_rate(monkeypatch):
+    """Dropped spans queue their ticks without the lock while other threads update the rate exactly: every tick is
+    applied once. On a stopped clock each tick adds exactly 1 to the rate's count, so the count is the tick count."""
+    from azure.monitor.opentelemetry.exporter.export.trace._rate_limited_sampling import (
+        RateLimitedSamplingPercentage,
+    )
+
+    monkeypatch.setattr(time, "time_ns", lambda: 1_000_000_000)
+    monkeypatch.setattr(telemetry.SharedRatePercentage, "DEFER_MAX", 5_000)  # long updates: more to race with
+    ours = telemetry.SharedRatePercentage(RateLimitedSamplingPercentage(5.0))
+    per_thread, threads = 20_000, 4
+    deferred = []
+
+    def tick_many(exact_every: int):
+        given = [
+            ours.get() if i % exact_every == 0 else ours.percentage_unless_dropped(99.0) for i in range(per_thread)
+        ]
+        deferred.append(given.count(None))
+
+    workers = [threading.Thread(target=tick_many, args=(every,)) for every in (1, 7, 1_000, 100_000)[:threads]]
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads interleave between almost any two bytecodes
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        sys.setswitchinterval(switch_interval)
+    ours.get()  # applies whatever is still queued, and its own tick
+    assert ours._count == per_thread * threads + 1
+    assert sum(deferred) > per_thread  # the lock-free path was taken, by several threads at once
+
+
+def test_a_forked_process_draws_trace_ids_of_its_own():
+    """The trace ids drawn ahead (with their scores) stay in the process that drew them."""
+    telemetry._draw_scored_trace_ids()
+    assert all(
+        score == telemetry.djb2_sample_score(trace_id) * 100.0 for trace_id, score in telemetry._SCORED_TRACE_IDS
+    )
+    pid = os.fork()
+    if pid == 0:
+        os._exit(1 if telemetry._SCORED_TRACE_IDS else 0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert telemetry._SCORED_TRACE_IDS  # the parent keeps its own
 
 
 def test_the_same_decision_sampler_decides_and_stamps_as_the_distros_sampler(monkeypatch):

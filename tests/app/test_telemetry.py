@@ -865,14 +865,17 @@ def test_the_same_decision_sampler_decides_and_stamps_as_the_distros_sampler(mon
     assert {a.get("_MS.sampleRate") for a in sampled} - {None}  # sample rates below 100 % were stamped
 
 
-def test_decided_spans_record_what_the_distro_sampler_keeps_and_drop_the_rest_as_the_sdk_would():
+def test_decided_spans_record_what_the_distro_sampler_keeps_and_drop_the_rest_as_the_sdk_would(monkeypatch):
     """Sampling decided before a span exists (telemetry.DecidedSpans): a kept message's span is the SDK's, with the
     trace id it was scored on; a dropped one runs under an unsampled span of the right trace, never exported."""
     from azure.monitor.opentelemetry.exporter.export.trace._rate_limited_sampling import RateLimitedSampler
 
     from app.protocol import Reply
 
-    provider = TracerProvider(sampler=RateLimitedSampler(20_000.0))  # high enough to keep some of a fast burst
+    # A clock 10 us on at every reading: the burst is fast whatever this machine's speed, so that the rate limiter
+    # keeps some of it and drops some.
+    monkeypatch.setattr(time, "time_ns", itertools.count(time.time_ns(), 10_000).__next__)
+    provider = TracerProvider(sampler=RateLimitedSampler(20_000.0))
     exported = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exported))
     instrumentation = McpInstrumentation(

@@ -76,14 +76,14 @@ class Driver:
         self.seed = seed
         self.ids = itertools.count()
 
-    def next_url(self) -> str:
-        return self.urls[next(self.turn) % len(self.urls)]
-
     async def call(self, client: httpx.AsyncClient, body: dict, what: str) -> dict | None:
         body = {**body, "id": next(self.ids)}
         start = time.perf_counter()
+        # A retry goes to the next backend after the one that failed, as a load balancer's does: taking the shared
+        # turn instead, concurrent calls could keep landing one call on the stopped backend.
+        first = next(self.turn)
         for attempt in range(1, 3 * len(self.urls) + 1):
-            url = self.next_url()
+            url = self.urls[(first + attempt - 1) % len(self.urls)]
             try:
                 response = await client.post(url, json=body, headers=headers_for(body))
                 break

@@ -270,7 +270,7 @@ def djb2_sample_score(trace_id: int) -> float:
     """The distro's ``_get_DJB2_sample_score(format_trace_id(trace_id).lower())``, in 0..1, without its loop."""
     digits = hexlify(trace_id.to_bytes(16, "big"))
     value = (_DJB2_BASE + int(digits, 33) + 39 * int(digits.translate(_LETTERS_AS_ONE), 33)) & _MOD - 1
-    if value > _INT32_MAX:  # negative as a signed 32-bit int: the score is its absolute value, of -2**31 2**31 - 1
+    if value > _INT32_MAX:  # negative as a signed 32-bit int: the absolute value (2**31 - 1 for -2**31)
         value = _MOD - value if value != 2**31 else _INT32_MAX
     return value / _INT32_MAX
 
@@ -377,7 +377,7 @@ class DecidedSpans:
         # What the SDK gives a dropped span: unsampled, random trace id as the parent says.
         self._unsampled = {True: TraceFlags(TraceFlags.RANDOM_TRACE_ID), False: TraceFlags(TraceFlags.DEFAULT)}
         # A new trace's id: with the SDK's RandomIdGenerator (random.getrandbits(128), never 0, and random), one
-        # of `scored_trace_ids`; another generator is asked for each id, and once whether its ids are random.
+        # of `_SCORED_TRACE_IDS`; another generator is asked for each id, and once whether its ids are random.
         self._scored_ids = type(ids) is RandomIdGenerator
         self._new_trace_flags = self._unsampled[self._scored_ids or ids.is_trace_id_random()]
         self._decision: Any = None
@@ -391,11 +391,12 @@ class DecidedSpans:
         if parent is None and self._current.get().get(self._current.span_key) is None:
             # A new trace, the common case: decided in the fewest Python calls (see `CurrentContext`).
             if self._scored_ids:
-                try:
-                    trace_id, score = _SCORED_TRACE_IDS.pop()
-                except IndexError:
-                    _draw_scored_trace_ids()
-                    trace_id, score = _SCORED_TRACE_IDS.pop()
+                while True:  # a loop, not one refill: another thread may take what this one drew
+                    try:
+                        trace_id, score = _SCORED_TRACE_IDS.pop()
+                        break
+                    except IndexError:
+                        _draw_scored_trace_ids()
             else:
                 trace_id, score = self._ids.generate_trace_id(), None
             result = self._sampler.sampled_root(trace_id, score=score)
@@ -722,7 +723,7 @@ class SameDecisionSampler:
     def sampled_root(self, trace_id: int, attributes: Any = None, score: float | None = None) -> Any:
         """`should_sample` for a span without parent context when it records; None when it drops.
 
-        ``score``: the trace id's ``djb2_sample_score * 100`` if already known (`scored_trace_ids`).
+        ``score``: the trace id's ``djb2_sample_score * 100`` if already known (`_SCORED_TRACE_IDS`).
         """
         if score is None:
             score = djb2_sample_score(trace_id) * 100.0

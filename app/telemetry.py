@@ -400,21 +400,20 @@ class DecidedSpans:
             else:
                 trace_id, score = self._ids.generate_trace_id(), None
             result = self._sampler.sampled_root(trace_id, score=score)
-            if result is None:
-                span = self._UnsampledSpan.__new__(self._UnsampledSpan)
-                span._parts = (trace_id, self._new_trace_flags, None, self._ids)
-                return span
-            self._decision, self._trace_id = result, trace_id
-            return None
-        parent_context = self._trace.get_current_span(parent).get_span_context()
-        if parent_context.is_valid:
-            trace_id, random_id = parent_context.trace_id, parent_context.trace_flags.random_trace_id
+            trace_flags, trace_state = self._new_trace_flags, None
         else:
-            trace_id, random_id = self._ids.generate_trace_id(), self._ids.is_trace_id_random()
-        result = self._sampler.should_sample(parent, trace_id, "")
-        if result.decision is self._DROP:  # the one decision that does not record
+            parent_context = self._trace.get_current_span(parent).get_span_context()
+            if parent_context.is_valid:
+                trace_id, random_id = parent_context.trace_id, parent_context.trace_flags.random_trace_id
+            else:
+                trace_id, random_id = self._ids.generate_trace_id(), self._ids.is_trace_id_random()
+            result = self._sampler.should_sample(parent, trace_id, "")
+            trace_flags, trace_state = self._unsampled[random_id], result.trace_state
+            if result.decision is self._DROP:  # the one decision that does not record
+                result = None
+        if result is None:
             span = self._UnsampledSpan.__new__(self._UnsampledSpan)
-            span._parts = (trace_id, self._unsampled[random_id], result.trace_state, self._ids)
+            span._parts = (trace_id, trace_flags, trace_state, self._ids)
             return span
         self._decision, self._trace_id = result, trace_id
         return None

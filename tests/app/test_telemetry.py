@@ -6,6 +6,7 @@ and nothing at all when no connection string is set."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -384,6 +385,17 @@ def test_the_duration_histogram_exports_what_the_sdk_histogram_aggregates():
     assert exported.exported == []  # an interval without messages exports nothing
 
 
+@contextlib.contextmanager
+def threads_interleaving_at_almost_every_bytecode():
+    """The interpreter switching threads every microsecond: races that need a switch at one spot happen."""
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(switch_interval)
+
+
 def test_no_measurement_is_lost_to_a_collection_running_meanwhile(monkeypatch):
     """Measurements are queued without a lock and folded in batches: a collection on the reader's thread, at any
     moment, takes each of them exactly once."""
@@ -398,16 +410,12 @@ def test_no_measurement_is_lost_to_a_collection_running_meanwhile(monkeypatch):
             ours.add(0.001, "tools/call", "whoami", None)
 
     adder = threading.Thread(target=add_all)
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # the threads interleave between almost any two bytecodes
-    try:
+    with threads_interleaving_at_almost_every_bytecode():
         adder.start()
         adding.wait()
         while adder.is_alive():
             ours.on_collect(None)
         adder.join()
-    finally:
-        sys.setswitchinterval(switch_interval)
     ours.on_collect(None)
     counts = [point.count for point in exported.points(telemetry.METRIC_OPERATION_DURATION)]
     assert sum(counts) == total
@@ -781,29 +789,31 @@ def test_no_rate_tick_is_lost_when_threads_share_the_rate(monkeypatch):
 
     monkeypatch.setattr(time, "time_ns", lambda: 1_000_000_000)
     monkeypatch.setattr(telemetry.SharedRatePercentage, "DEFER_MAX", 5_000)  # long updates: more to race with
-    ours = telemetry.SharedRatePercentage(RateLimitedSamplingPercentage(5.0))
     per_thread, threads = 20_000, 4
-    deferred = []
 
-    def tick_many(exact_every: int):
-        given = [
-            ours.get() if i % exact_every == 0 else ours.percentage_unless_dropped(99.0) for i in range(per_thread)
-        ]
-        deferred.append(given.count(None))
+    def ticks_applied_and_deferred() -> tuple[float, int]:
+        ours = telemetry.SharedRatePercentage(RateLimitedSamplingPercentage(5.0))
+        deferred = []
 
-    workers = [threading.Thread(target=tick_many, args=(every,)) for every in (1, 7, 1_000, 100_000)[:threads]]
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # threads interleave between almost any two bytecodes
-    try:
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-    finally:
-        sys.setswitchinterval(switch_interval)
-    ours.get()  # applies whatever is still queued, and its own tick
-    assert ours._count == per_thread * threads + 1
-    assert sum(deferred) > per_thread  # the lock-free path was taken, by several threads at once
+        def tick_many(exact_every: int):
+            given = [
+                ours.get() if i % exact_every == 0 else ours.percentage_unless_dropped(99.0) for i in range(per_thread)
+            ]
+            deferred.append(given.count(None))
+
+        workers = [threading.Thread(target=tick_many, args=(every,)) for every in (1, 7, 1_000, 100_000)[:threads]]
+        with threads_interleaving_at_almost_every_bytecode():
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+        ours.get()  # applies whatever is still queued, and its own tick
+        return ours._count, sum(deferred)
+
+    for _ in range(4):  # a lost tick needs a switch at one spot: several runs make it near certain to show
+        applied, deferred = ticks_applied_and_deferred()
+        assert applied == per_thread * threads + 1
+        assert deferred > per_thread  # the lock-free path was taken, by several threads at once
 
 
 def test_a_forked_process_draws_trace_ids_of_its_own():

@@ -35,19 +35,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # Cache geometry of the benchmark machine (lscpu): 32 KiB 8-way L1i and L1d, 1 MiB 16-way L2, 64-byte lines.
 CACHES = ["--I1=32768,8,64", "--D1=32768,8,64", "--LL=1048576,16,64"]
 EVENTS = {"Ir": "instructions", "I1mr": "L1i misses", "D1mr": "L1d read misses", "D1mw": "L1d write misses"}
-WHOAMI = (
-    b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{},"_meta":'
-    b'{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},'
-    b'"io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"}}}}'
-)
-HEADERS = [
-    (b"host", b"127.0.0.1"),
-    (b"content-type", b"application/json"),
-    (b"accept", b"application/json, text/event-stream"),
-    (b"mcp-protocol-version", b"2026-07-28"),
-    (b"mcp-method", b"tools/call"),
-    (b"mcp-name", b"whoami"),
-]
 WARMUP = 2000
 
 
@@ -56,16 +43,21 @@ def serve_messages(messages: int, telemetry_on: bool, signals: Path) -> None:
     sys.path.insert(0, str(ROOT))
     from app import main, telemetry
     from bench.ingestion import Ingestion
+    from bench.run import SCENARIOS
+
+    whoami = SCENARIOS["whoami"]  # the message and headers the HTTP benchmark sends
+    body = whoami.body().encode()
+    headers = [(name.lower().encode(), value.encode()) for name, value in whoami.headers(port=0).items()]
 
     environ = dict(os.environ, APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true")
     if telemetry_on:
         environ[telemetry.CONNECTION_STRING_ENV] = Ingestion().connection_string()
     transport = main.create_app(message_middleware=telemetry.message_middleware(environ)).mcp
-    head = transport.read_head("POST", HEADERS)
+    head = transport.read_head("POST", headers)
 
     async def serve(count: int) -> None:
         for _ in range(count):
-            reply = await transport.handler(transport.exchange(head, WHOAMI, None))
+            reply = await transport.handler(transport.exchange(head, body, None))
             if reply.status != 200:
                 raise SystemExit(f"whoami answered {reply.status}: {reply.body!r}")
 

@@ -732,8 +732,7 @@ class SameDecisionSampler:
         return self._result(True, percentage, attributes, None)
 
     def _result(self, sampled: bool, percentage: float, attributes: Any, parent_context: Any) -> Any:
-        if not sampled and parent_context is None:
-            return self._dropped_root
+        """The distro's result for a decided span (a dropped root never gets here: it takes `_dropped_root`)."""
         new_attributes = {} if attributes is None else dict(attributes)
         if percentage != 100.0:
             new_attributes[self._rate_key] = percentage

@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
         server_header=False,
         # uvicorn's httptools protocol plus a request deadline, a head-size limit and POST /mcp served without
         # the ASGI cycle (see app.http_protocol). Named, not imported: it imports the MCP SDK, which only the
-        # workers need (a multi-worker supervisor that imported it held ~40 MB more).
+        # workers need (a multi-worker supervisor that imported it would hold it in memory for nothing).
         http=f"{PROTOCOL_MODULE}:McpHttpProtocol",
         log_config=_log_config(),
     )

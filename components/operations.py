@@ -50,8 +50,8 @@ SLOW_RESPONSE_SECONDS = 2
 # HealthCheckStatus is published at PT5M and coarser (Learn, "Supported metrics for Microsoft.Web/sites"):
 # evaluated every 5 minutes over 15, three points decide, and one late point cannot page.
 HEALTH_FREQUENCY, HEALTH_WINDOW = "PT5M", "PT15M"
-# Autoscale adds an instance after CPU stays above the scale-out threshold for 5 minutes, then waits a
-# 5-minute cooldown (components/autoscale.py); 15 minutes at the maximum is not a scale-out still under way.
+# Three of autoscale's 5-minute scale-out windows (components/autoscale.py): CPU that high for that long is
+# not a burst the next instance would absorb.
 CPU_FREQUENCY, CPU_WINDOW = "PT5M", "PT15M"
 
 
@@ -102,8 +102,9 @@ def healthy_percent_threshold(instances: int) -> float:
     """The HealthCheckStatus below which more than one of ``instances`` instances is out of rotation.
 
     HealthCheckStatus is the site's average over its instances of 100 (healthy) or 0 (deemed unhealthy
-    after the configured failed pings; Learn, "Monitor App Service instances by using Health check"), so
-    the percentage of healthy instances: one instance out of n reads 100 (n-1)/n, two read 100 (n-2)/n.
+    after the configured failed pings; Learn, "Monitor App Service instances by using Health check"; Azure
+    Monitor Baseline Alerts' rule for it fires below 100), so the percentage of healthy instances: one
+    instance out of n reads 100 (n-1)/n, two read 100 (n-2)/n.
     The threshold sits halfway between, so one instance restarting or being replaced never pages and a
     second one failing does. Autoscale only adds instances, which moves one-out further above it. With a
     single instance, one out is everything: it pages once that instance fails most of the window.

@@ -119,6 +119,8 @@ KEYS = (
     "authTenantId",
     "authScopes",
     "authAllowedClientApps",
+    "requireAllowedClientApps",
+    "authAllowAnyClientApp",
     "alertEmails",
     "keyVaultPurgeProtection",
     "handleKeys",
@@ -404,6 +406,7 @@ class _Reader:
         )
         allowed_origins = self._origins()
         easy_auth = self._easy_auth()
+        self._check_any_client_app(easy_auth)
         alert_emails = self._alert_emails()
         purge_protection = self.boolean("keyVaultPurgeProtection", True)
         handle_keys = self._key_ring("handleKeys")
@@ -484,6 +487,30 @@ class _Reader:
         scopes = tuple(s.strip() for s in (scopes_raw or "").split(",") if s.strip())
         allowed = self._list("authAllowedClientApps", _GUID, "expected comma-separated client (application) ids, GUIDs")
         return EasyAuth(client_id, tenant_id, scopes or (f"api://{client_id}/user_impersonation",), allowed)
+
+    def _check_any_client_app(self, easy_auth: EasyAuth | None) -> None:
+        """Easy Auth without authAllowedClientApps accepts a token from any client app in the tenant.
+
+        Refused where requireAllowedClientApps is true (Pulumi.prod.yaml sets it), unless
+        authAllowAnyClientApp says that is meant; elsewhere allowed with a warning.
+        """
+        required = self.boolean("requireAllowedClientApps", False)
+        allow_any = self.boolean("authAllowAnyClientApp", False)
+        if easy_auth is None or easy_auth.allowed_applications or allow_any:
+            return
+        if required:
+            self._problem(
+                "authAllowedClientApps",
+                "",
+                "empty accepts a token from any client app in the tenant, and this stack sets "
+                "requireAllowedClientApps true; list the MCP clients' application (client) ids, "
+                "or set authAllowAnyClientApp true to accept any client app in the tenant",
+            )
+        else:
+            pulumi.log.warn(
+                f"{self.config.full_key('authAllowedClientApps')} is empty: /mcp accepts a token from any client "
+                f"app in tenant {easy_auth.tenant_id}; list the MCP clients' application ids to restrict it"
+            )
 
     def _list(self, key: str, item: re.Pattern[str], allowed: str) -> tuple[str, ...]:
         raw = self._raw(key)

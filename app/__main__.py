@@ -11,6 +11,11 @@ CLI contract (shared with the infrastructure's startup command
                        about 30 s before it kills a container it is stopping)
 --server               MODULE:ATTR of the MCPServer to serve (default env
                        MCP_SERVER, else the bundled demo app.demo.server:server)
+--server-source        folder holding the server's package(s), as the stack's
+                       ``serverSource``: it goes first on the Python path
+                       (the deployment package puts its files at the root
+                       the site imports from), for this process, the start-up
+                       check and the workers; relative to the current folder
 
 A ``--server`` that cannot be served (see `app.loading`) stops start-up
 before the port is bound, with a message naming the value and the reason.
@@ -34,6 +39,7 @@ import copy
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
@@ -91,7 +97,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE:ATTR",
         help=f"the MCPServer to serve (default env {SERVER_ENV}, else the bundled demo)",
     )
+    parser.add_argument(
+        "--server-source",
+        default=None,
+        metavar="FOLDER",
+        help="folder holding the server's package(s), put first on the Python path (the stack's serverSource)",
+    )
     return parser
+
+
+def use_server_source(source: str) -> None:
+    """Put ``source`` first on the path of this process and of every process it starts (checks, workers)."""
+    folder = Path(source).expanduser().resolve()
+    if not folder.is_dir():
+        raise SystemExit(
+            f"--server-source={source!r}: {folder} is not a folder: expected the folder holding the server's "
+            "package(s), absolute or relative to the current folder"
+        )
+    shadowing = [name for name in ("app", "app.py") if (folder / name).exists()]
+    if shadowing:
+        raise SystemExit(
+            f"--server-source={source!r}: {folder / shadowing[0]} would shadow the host's own 'app' package; "
+            "rename it"
+        )
+    sys.path.insert(0, str(folder))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
 
 
 def check_server(spec: str, workers: int) -> None:
@@ -124,6 +154,8 @@ def main(argv: list[str] | None = None) -> None:
         read_timeout_seconds(os.environ)
     except SettingsError as error:
         raise SystemExit(str(error)) from None
+    if args.server_source is not None:
+        use_server_source(args.server_source)
     if args.server is not None:
         os.environ[SERVER_ENV] = args.server  # the workers build the app from the environment
     check_server(server_spec(os.environ), args.workers)

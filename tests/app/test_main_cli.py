@@ -78,6 +78,38 @@ def test_bad_environment_stops_start_up_with_a_named_error():
     assert "MCP_HANDLE_KEYS entry 1 (key id 'k'): secret is 5 characters" in result.stderr + result.stdout
 
 
+@pytest.mark.parametrize(
+    ("source", "needle"),
+    [
+        ("examples/no-such-folder", "--server-source='examples/no-such-folder': "),
+        ("tests", "tests/app would shadow the host's own 'app' package"),  # tests/app/ is a package named app
+    ],
+)
+def test_a_server_source_that_cannot_be_used_is_named(source, needle):
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "--server-source", source, "--server", "acme_tools.server:mcp"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert needle in result.stderr
+
+
+def test_the_server_source_reaches_the_start_up_check_and_every_worker():
+    """Two workers: the probe process and the spawned workers import the server from the source folder."""
+    args = ["--server-source", "examples/acme_tools", "--server", "acme_tools.server:mcp"]
+    with running_server(args=args, workers=2) as srv, httpx.Client(base_url=srv.url, timeout=30) as client:
+        for _ in range(4):  # new connections, spread over both workers
+            reply = client.post(
+                "/mcp",
+                json=modern_request("tools/call", {"name": "to_roman", "arguments": {"number": 2026}}),
+                headers={**modern_headers("tools/call", "to_roman"), "Connection": "close"},
+            )
+            assert reply.status_code == 200 and "MMXXVI" in reply.text
+
+
 def test_two_workers_serve_from_two_processes():
     with running_server(env={"MCP_HANDLE_KEYS": "k:shared-secret-0123456789"}, workers=2) as srv:
         pids = set()

@@ -26,6 +26,13 @@ supervisor itself never imports the SDK (see the note at ``http=`` below).
 Environment: ``MCP_READ_TIMEOUT_SECONDS`` (default 15) bounds the time a
 client gets to send a whole request, head and body (app.http_protocol).
 
+Key rings (``MCP_HANDLE_KEYS``, ``MCP_REQUEST_STATE_KEYS``): one left unset
+gets one random key here, before the workers start, passed to them in the
+environment, so the workers of one server open each other's handles and
+``requestState``; only separate processes and instances need a configured
+ring. A ring that is still an unresolved App Service Key Vault reference
+stops start-up with what to fix (`app.handles.check_resolved`).
+
 Graceful shutdown is uvicorn's own: on SIGTERM it stops accepting, lets
 in-flight requests finish for up to ``--graceful-timeout`` seconds, then
 closes connections; with ``--workers > 1`` the supervisor forwards SIGTERM to
@@ -44,7 +51,15 @@ from pathlib import Path
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
-from app.settings import SERVER_ENV, SettingsError, env_number, read_timeout_seconds, server_spec
+from app.handles import KEYS_ENV, KeyRingError, check_resolved, share_generated_ring
+from app.settings import (
+    REQUEST_STATE_KEYS_ENV,
+    SERVER_ENV,
+    SettingsError,
+    env_number,
+    read_timeout_seconds,
+    server_spec,
+)
 
 PROTOCOL_MODULE = "app.http_protocol"
 
@@ -152,7 +167,10 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:  # checked here too, so that a bad value stops the supervisor, not each worker in turn
         read_timeout_seconds(os.environ)
-    except SettingsError as error:
+        for ring in (KEYS_ENV, REQUEST_STATE_KEYS_ENV):
+            check_resolved(os.environ, ring)
+            share_generated_ring(os.environ, ring)  # unset: one key for all workers, generated before they start
+    except (SettingsError, KeyRingError) as error:
         raise SystemExit(str(error)) from None
     if args.server_source is not None:
         use_server_source(args.server_source)

@@ -45,7 +45,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -59,6 +59,9 @@ KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 MIN_SECRET_LENGTH = 16
 MAX_HANDLE_LENGTH = 4096
 KEYS_ENV = "MCP_HANDLE_KEYS"
+GENERATED_RINGS_ENV = "MCP_GENERATED_KEY_RINGS"
+"""Set by ``python -m app`` for its workers: the ring variables it filled with a generated key (comma-separated)."""
+KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
 
 
 class HandleError(ValueError):
@@ -128,9 +131,22 @@ class KeyRing:
         cls, environ: Mapping[str, str], env: str = KEYS_ENV, min_secret: int = MIN_SECRET_LENGTH, what: str = "handles"
     ) -> KeyRing:
         """The ring in ``environ[env]``; unset, a random per-process key and a warning saying what breaks."""
+        check_resolved(environ, env)
         spec = environ.get(env, "")
         if spec.strip():
-            return cls.parse(spec, env, min_secret)
+            ring = cls.parse(spec, env, min_secret)
+            if env not in environ.get(GENERATED_RINGS_ENV, "").split(","):
+                return ring
+            logger.warning(
+                "%s is not set: %s are sealed with a random key generated when this server started (id %s), "
+                "shared by its workers; they will not verify on other instances or processes, or after a restart. "
+                "Set %s in any shared deployment.",
+                env,
+                what,
+                ring.signing_kid,
+                env,
+            )
+            return cls(keys=ring.keys, signing_kid=ring.signing_kid, ephemeral=True)
         kid = "local-" + secrets.token_hex(4)
         logger.warning(
             "%s is not set: %s are sealed with a random per-process key (id %s); they will not "
@@ -141,6 +157,38 @@ class KeyRing:
             env,
         )
         return cls(keys={kid: secrets.token_bytes(32)}, signing_kid=kid, ephemeral=True)
+
+
+def check_resolved(environ: Mapping[str, str], env: str) -> None:
+    """Stop on a ring variable that still holds an App Service Key Vault reference instead of the secret.
+
+    App Service replaces ``@Microsoft.KeyVault(...)`` with the secret when it can read it, and passes the
+    reference through as the value when it cannot, most often because the app's identity may not read the vault;
+    it fetches references again when the app's configuration changes, every 24 hours, or on request
+    (learn.microsoft.com/azure/app-service/app-service-key-vault-references).
+    """
+    value = environ.get(env, "").strip()
+    if value.startswith(KEY_VAULT_REFERENCE):
+        raise KeyRingError(
+            f"{env} is an unresolved Key Vault reference ({value[:200]}): App Service could not read the secret, "
+            "so it passed the reference through as the value. Give the app's managed identity (site and slot) the "
+            "'Key Vault Secrets User' role on the vault. App Service fetches references again when the app's "
+            "configuration changes, every 24 hours, or on POST "
+            ".../sites/<app>/config/configreferences/appsettings/refresh (then restart the app)"
+        )
+
+
+def share_generated_ring(environ: MutableMapping[str, str], env: str) -> None:
+    """Unset ``env``: put one generated key there, so every worker started with ``environ`` shares it.
+
+    The workers of one ``python -m app`` then verify each other's handles and ``requestState``; only separate
+    processes and instances need the ring configured. `KeyRing.from_env` warns, in each worker that uses it.
+    """
+    if environ.get(env, "").strip():
+        return
+    environ[env] = f"local-{secrets.token_hex(4)}:{secrets.token_urlsafe(32)}"
+    generated = [name for name in environ.get(GENERATED_RINGS_ENV, "").split(",") if name]
+    environ[GENERATED_RINGS_ENV] = ",".join([*generated, env])
 
 
 def _b64(data: bytes) -> str:

@@ -132,8 +132,7 @@ def use_server_source(source: str) -> None:
     shadowing = [name for name in ("app", "app.py") if (folder / name).exists()]
     if shadowing:
         raise SystemExit(
-            f"--server-source={source!r}: {folder / shadowing[0]} would shadow the host's own 'app' package; "
-            "rename it"
+            f"--server-source={source!r}: {folder / shadowing[0]} would shadow the host's own 'app' package; rename it"
         )
     sys.path.insert(0, str(folder))
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))

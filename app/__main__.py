@@ -12,6 +12,11 @@ CLI contract (shared with the infrastructure's startup command
                        limit on App Service is derived from)
 --server               MODULE:ATTR of the MCPServer to serve (default env
                        MCP_SERVER, else the bundled demo app.demo.server:server)
+--server-source        folder holding the server's package(s), as the stack's
+                       ``serverSource``: it goes first on the Python path
+                       (the deployment package puts its files at the root
+                       the site imports from), for this process, the start-up
+                       check and the workers; relative to the current folder
 
 A ``--server`` that cannot be served (see `app.loading`) stops start-up
 before the port is bound, with a message naming the value and the reason.
@@ -21,6 +26,13 @@ supervisor itself never imports the SDK (see the note at ``http=`` below).
 
 Environment: ``MCP_READ_TIMEOUT_SECONDS`` (default 15) bounds the time a
 client gets to send a whole request, head and body (app.http_protocol).
+
+Key rings (``MCP_HANDLE_KEYS``, ``MCP_REQUEST_STATE_KEYS``): one left unset
+gets one random key here, before the workers start, passed to them in the
+environment, so the workers of one server open each other's handles and
+``requestState``; only separate processes and instances need a configured
+ring. A ring that is still an unresolved App Service Key Vault reference
+stops start-up with what to fix (`app.handles.check_resolved`).
 
 Graceful shutdown is uvicorn's own: on SIGTERM it stops accepting, lets
 in-flight requests finish for up to ``--graceful-timeout`` seconds, then
@@ -35,12 +47,21 @@ import copy
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from app.contract import GRACEFUL_TIMEOUT_SECONDS
-from app.settings import SERVER_ENV, SettingsError, env_number, read_timeout_seconds, server_spec
+from app.handles import KEYS_ENV, KeyRingError, check_resolved, share_generated_ring
+from app.settings import (
+    REQUEST_STATE_KEYS_ENV,
+    SERVER_ENV,
+    SettingsError,
+    env_number,
+    read_timeout_seconds,
+    server_spec,
+)
 
 PROTOCOL_MODULE = "app.http_protocol"
 
@@ -94,7 +115,30 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE:ATTR",
         help=f"the MCPServer to serve (default env {SERVER_ENV}, else the bundled demo)",
     )
+    parser.add_argument(
+        "--server-source",
+        default=None,
+        metavar="FOLDER",
+        help="folder holding the server's package(s), put first on the Python path (the stack's serverSource)",
+    )
     return parser
+
+
+def use_server_source(source: str) -> None:
+    """Put ``source`` first on the path of this process and of every process it starts (checks, workers)."""
+    folder = Path(source).expanduser().resolve()
+    if not folder.is_dir():
+        raise SystemExit(
+            f"--server-source={source!r}: {folder} is not a folder: expected the folder holding the server's "
+            "package(s), absolute or relative to the current folder"
+        )
+    shadowing = [name for name in ("app", "app.py") if (folder / name).exists()]
+    if shadowing:
+        raise SystemExit(
+            f"--server-source={source!r}: {folder / shadowing[0]} would shadow the host's own 'app' package; rename it"
+        )
+    sys.path.insert(0, str(folder))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
 
 
 def check_server(spec: str, workers: int) -> None:
@@ -125,8 +169,13 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:  # checked here too, so that a bad value stops the supervisor, not each worker in turn
         read_timeout_seconds(os.environ)
-    except SettingsError as error:
+        for ring in (KEYS_ENV, REQUEST_STATE_KEYS_ENV):
+            check_resolved(os.environ, ring)
+            share_generated_ring(os.environ, ring)  # unset: one key for all workers, generated before they start
+    except (SettingsError, KeyRingError) as error:
         raise SystemExit(str(error)) from None
+    if args.server_source is not None:
+        use_server_source(args.server_source)
     if args.server is not None:
         os.environ[SERVER_ENV] = args.server  # the workers build the app from the environment
     check_server(server_spec(os.environ), args.workers)

@@ -3,7 +3,7 @@
 | variable | meaning | default |
 |---|---|---|
 | ``MCP_SERVER`` | the ``MCPServer`` to serve, ``MODULE:ATTR`` (also ``--server``) | ``mcp-server.txt`` beside ``app/`` (what a deployment package names), else ``app.demo.server:server`` |
-| ``MCP_REQUEST_STATE_KEYS`` | multi-round ``requestState`` key ring ``kid:secret,...``, secrets >= 32 characters (first seals, all open) | random per-process key + warning |
+| ``MCP_REQUEST_STATE_KEYS`` | multi-round ``requestState`` key ring ``kid:secret,...``, secrets >= 32 characters (first seals, all open) | random key + warning (``python -m app`` shares one among its workers) |
 | ``MCP_ALLOWED_ORIGINS`` | comma-separated allowed ``Origin`` values (``*`` = any); an absent Origin is always allowed | loopback origins only |
 | ``MCP_SLOT_NAME`` | deployment slot (sticky app setting) | ``local`` |
 | ``WEBSITE_INSTANCE_ID`` | App Service instance id | ``local`` |

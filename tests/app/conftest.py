@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jsonschema
 import pytest
 
-from tests.app.serving import PROJECT_ROOT, ServerProcess, running_server
+from tests.app.serving import ServerProcess, running_server
 
-# CI checks out the project with the team's shared folder beside it (../shared); nothing is copied in.
-SCHEMA_PATH = PROJECT_ROOT.parent / "shared" / "mcp-spec" / "2026-07-28" / "schema.json"
+# The official schema, vendored with its source and licence (tests/app/schemas/README.md).
+SCHEMA_PATH = Path(__file__).with_name("schemas") / "mcp_2026-07-28.schema.json"
 HANDLE_KEYS = "primary:test-secret-0123456789abcdef,old:retired-secret-0123456789"
 MODERN = "2026-07-28"
 META = {

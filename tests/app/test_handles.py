@@ -133,6 +133,13 @@ def test_without_keys_a_random_key_is_used_and_a_warning_logged(caplog):
     assert KeyRing.from_env({}).keys != ring.keys
 
 
+def test_the_ring_reader_refuses_an_unresolved_key_vault_reference():
+    """Also where no ``python -m app`` checked first (``uvicorn app.main:app``): named as a reference, not a parse error."""
+    environ = {"MCP_HANDLE_KEYS": " @Microsoft.KeyVault(VaultName=kv-mcp;SecretName=mcp-handle-keys)"}
+    with pytest.raises(KeyRingError, match=r"MCP_HANDLE_KEYS is an unresolved Key Vault reference .*Secrets User"):
+        KeyRing.from_env(environ)
+
+
 # ---------------------------------------------------------------- over the wire, across processes
 
 

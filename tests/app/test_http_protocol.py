@@ -4,8 +4,9 @@
 serves the same application through ASGI only. Every answer the direct path
 gives is compared with the ASGI path's; the requests the direct path must
 leave to ASGI (pipelined, ``Expect: 100-continue``, HTTP/1.0, another path)
-are shown to be answered correctly. (Deadline and head-size limits:
-test_resilience_slow_clients.py and test_transport.py.)
+are shown to be answered correctly. The body limit's refusal is tested here, on
+both paths (its exact boundary: test_fuzz.py); deadline and head-size limits:
+test_resilience_slow_clients.py and test_transport.py.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
@@ -11,6 +12,7 @@ import time
 from urllib.parse import urlparse
 
 import httpx
+import mcp
 import pytest
 
 from app.__main__ import build_parser
@@ -82,6 +84,38 @@ def test_bad_environment_stops_start_up_with_a_named_error():
     assert "MCP_HANDLE_KEYS entry 1 (key id 'k'): secret is 5 characters" in result.stderr + result.stdout
 
 
+@pytest.mark.parametrize(
+    ("source", "needle"),
+    [
+        ("examples/no-such-folder", "--server-source='examples/no-such-folder': "),
+        ("tests", "tests/app would shadow the host's own 'app' package"),  # tests/app/ is a package named app
+    ],
+)
+def test_a_server_source_that_cannot_be_used_is_named(source, needle):
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "--server-source", source, "--server", "acme_tools.server:mcp"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert needle in result.stderr
+
+
+def test_the_server_source_reaches_the_start_up_check_and_every_worker():
+    """Two workers: the probe process and the spawned workers import the server from the source folder."""
+    args = ["--server-source", "examples/acme_tools", "--server", "acme_tools.server:mcp"]
+    with running_server(args=args, workers=2) as srv, httpx.Client(base_url=srv.url, timeout=30) as client:
+        for _ in range(4):  # new connections, spread over both workers
+            reply = client.post(
+                "/mcp",
+                json=modern_request("tools/call", {"name": "to_roman", "arguments": {"number": 2026}}),
+                headers={**modern_headers("tools/call", "to_roman"), "Connection": "close"},
+            )
+            assert reply.status_code == 200 and "MMXXVI" in reply.text
+
+
 def test_two_workers_serve_from_two_processes():
     with running_server(env={"MCP_HANDLE_KEYS": "k:shared-secret-0123456789"}, workers=2) as srv:
         pids = set()
@@ -90,6 +124,50 @@ def test_two_workers_serve_from_two_processes():
             with httpx.Client(base_url=srv.url) as client:  # a new connection each time
                 pids.add(client.get("/").json()["pid"])
         assert len(pids) == 2 and srv.process.pid not in pids
+
+
+UNSET_RINGS = {"MCP_HANDLE_KEYS": None, "MCP_REQUEST_STATE_KEYS": None, "MCP_GENERATED_KEY_RINGS": None}
+
+
+def test_two_workers_without_configured_rings_share_one_generated_key():
+    """Each call on a new connection, so calls land on both workers; every step opens the previous handle."""
+
+    async def chain(url: str) -> list[mcp.types.CallToolResult]:
+        results, handle = [], None
+        for step in range(10):
+            async with mcp.Client(url, mode="2026-07-28") as client:  # a new connection per call
+                result = await client.call_tool("tally", {"add": step, **({"handle": handle} if handle else {})})
+            results.append(result)
+            handle = (result.structured_content or {}).get("handle")
+        return results
+
+    with running_server(env=UNSET_RINGS, workers=2) as srv:
+        results = asyncio.run(chain(srv.mcp_url))
+        failed = [r.content[0].text for r in results if r.is_error]
+        assert not failed
+        assert (results[-1].structured_content["total"], results[-1].structured_content["count"]) == (45, 10)
+        log = srv.output()
+        assert "MCP_HANDLE_KEYS is not set" in log and "shared by its workers" in log
+        assert "per-process key" not in log  # the warning says what is true: only other instances are affected
+
+
+@pytest.mark.parametrize("ring", ["MCP_HANDLE_KEYS", "MCP_REQUEST_STATE_KEYS"])
+def test_an_unresolved_key_vault_reference_stops_start_up_with_the_fix(ring):
+    reference = "@Microsoft.KeyVault(SecretUri=https://kv-mcp.vault.azure.net/secrets/mcp-keys/)"
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "--port", "0", "--workers", "2"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin", ring: reference},
+    )
+    assert result.returncode != 0
+    message = result.stderr
+    assert f"{ring} is an unresolved Key Vault reference ({reference})" in message
+    assert "'Key Vault Secrets User' role on the vault" in message
+    assert "every 24 hours" in message and "/config/configreferences/appsettings/refresh" in message
+    assert "Uvicorn running" not in result.stdout + message  # stopped before the port was bound
 
 
 def test_sigterm_lets_an_in_flight_request_finish():

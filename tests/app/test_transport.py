@@ -1,4 +1,8 @@
-"""The HTTP layer of POST /mcp: origin, methods, media types, body limit, notifications, X-Served-By."""
+"""The HTTP layer of POST /mcp: origin, methods, media types, request head limit, deadlines, X-Served-By.
+
+(The 1 MiB body limit: its refusal on both serving paths in test_http_protocol.py, its exact boundary in
+test_fuzz.py.)
+"""
 
 from __future__ import annotations
 
@@ -61,41 +65,6 @@ def test_accept_without_json_is_406(http):
 def test_non_json_content_type_is_415(http):
     response = rpc(http, modern_request("tools/list"), {**modern_headers("tools/list"), "Content-Type": "text/plain"})
     assert response.status_code == 415
-
-
-def test_declared_oversized_body_is_413_before_it_is_read(server):
-    """Send only the headers of a 2 MiB request: the answer must come without the body ever being sent."""
-    address = urlparse(server.url)
-    with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
-        sock.sendall(
-            b"POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 2097152\r\n\r\n"
-        )
-        reply = b""
-        while chunk := sock.recv(65536):  # head and body may come in two reads; the server then closes
-            reply += chunk
-    reply = reply.decode()
-    assert reply.startswith("HTTP/1.1 413")
-    assert "Payload Too Large" in reply
-
-
-def test_chunked_oversized_body_is_413_while_streaming(http):
-    def chunks():
-        piece = b" " * 65536
-        for _ in range(20):  # 1.25 MiB, no Content-Length
-            yield piece
-
-    response = http.post("/mcp", content=chunks(), headers=modern_headers("tools/list"))
-    assert response.status_code == 413
-
-
-def test_body_just_under_the_limit_is_served(http):
-    body = modern_request("tools/call", {"name": "echo", "arguments": {"message": "x"}})
-    raw = json.dumps(body).encode()
-    padded = raw[:-1] + b" " * (1024 * 1024 - len(raw)) + b"}"
-    assert len(padded) == 1024 * 1024
-    response = rpc(http, None, modern_headers("tools/call", "echo"), content=padded)
-    assert response.status_code == 200
 
 
 def test_every_response_names_the_serving_instance(http):

@@ -15,8 +15,8 @@ from components.autoscale import Autoscale, AutoscaleArgs
 SETTING = "azure-native:monitor:AutoscaleSetting"
 PLAN_ID = "/subscriptions/s/resourceGroups/rg-mcp/providers/Microsoft.Web/serverfarms/plan1"
 TAGS = {"project": "mcpscale-azure", "stack": "test"}
-# Microsoft.Insights 2022-10-01 autoscale schema, transcribed into the team's shared docs.
-SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "azure-schemas" / "autoscale_2022-10-01.schema.json"
+# Microsoft.Insights 2022-10-01 autoscale schema, transcribed from the REST API specs (tests/infra/schemas/README.md).
+SCHEMA = Path(__file__).with_name("schemas") / "autoscale_2022-10-01.schema.json"
 
 
 def run_autoscale(infra, min_count=3, max_count=10, scale_out=70, scale_in=30, notify_emails=()):

@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 
 SCHEMAS = Path(__file__).with_name("schemas")
-SHARED_AUTOSCALE = Path(__file__).resolve().parents[3] / "shared" / "azure-schemas" / "autoscale_2022-10-01.schema.json"
+SCHEMA_AUTOSCALE = SCHEMAS / "autoscale_2022-10-01.schema.json"
 
 # Resource type -> (schema file, definition, inputs that are the request path, inputs at the body's top level).
 SHAPES = {
@@ -125,7 +125,7 @@ def test_every_payload_of_the_stacks_matches_its_azure_shape(infra):
 def test_the_autoscale_setting_with_notifications_matches_its_azure_shape(infra):
     run = infra.run_main({**infra.stack_config("prod"), **FULL})
     setting = run.one("azure-native:monitor:AutoscaleSetting")
-    schema = json.loads(SHARED_AUTOSCALE.read_text())
+    schema = json.loads(SCHEMA_AUTOSCALE.read_text())
     properties = schema["definitions"]["AutoscaleSetting"]["properties"]
     body = {k: v for k, v in setting.inputs.items() if k in properties}
     assert "notifications" in body

@@ -17,7 +17,7 @@ from components import workbook
 from components.workbook import build_workbook
 from tests.infra.kusto.checker import kql_diagnostics
 
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "shared" / "azure-schemas" / "workbook.schema.json"
+SCHEMA_PATH = Path(__file__).with_name("schemas") / "workbook.schema.json"
 PLAN_ID = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-mcp"
     "/providers/Microsoft.Web/serverfarms/plan-mcp"

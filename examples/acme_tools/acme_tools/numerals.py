@@ -1,0 +1,5 @@
+import roman
+
+
+def numeral(number: int) -> str:
+    return roman.toRoman(number)

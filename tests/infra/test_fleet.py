@@ -12,7 +12,7 @@ import pytest
 from components.fleet import TYPE, McpFleet, McpFleetArgs
 from components.package import PROJECT_ROOT, SERVER_FILE, build_package
 from components.server_source import resolve_server_source
-from components.settings import SKUS, StackSettings
+from components.settings import SKUS
 from components.site_config import STARTUP_COMMAND
 from tests.infra.conftest import TENANT, StackRun
 from tests.team_server import SERVER, write_team_server
@@ -178,7 +178,7 @@ def test_args_set_in_code_default_to_a_stack_without_config(infra):
     compared = []
 
     def program() -> None:
-        compared.append((McpFleetArgs(location="westeurope"), McpFleetArgs.from_settings(StackSettings.load())))
+        compared.append((McpFleetArgs(location="westeurope"), McpFleetArgs.from_config()))
 
     infra.run(program, {"azure-native:location": "westeurope"})
     ((in_code, from_config),) = compared

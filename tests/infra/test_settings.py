@@ -1,4 +1,5 @@
-"""StackSettings: every config key typed and validated, with errors naming key, value and what is allowed."""
+"""McpFleetArgs.from_config(): every config key typed and validated, with errors naming key, value and what is
+allowed."""
 
 from __future__ import annotations
 
@@ -8,15 +9,15 @@ import pulumi
 import pytest
 import yaml
 
+from components.fleet import McpFleetArgs
 from components.server_source import BUNDLED_SERVER, ServerSource
 from components.settings import (
     BUNDLED_SERVER_TOOLS,
-    KEYS,
     MIN_HANDLE_SECRET_LENGTH,
     PYTHON_VERSIONS,
     SKUS,
     ConfigError,
-    StackSettings,
+    config_keys,
     workbook_name,
 )
 from tests.infra.conftest import PROJECT_FILE
@@ -26,10 +27,13 @@ LOCATION = {"azure-native:location": "westeurope"}
 GOOD_SECRET = "s" * MIN_HANDLE_SECRET_LENGTH
 
 
+KEYS = tuple(key.name for key in config_keys(McpFleetArgs))
+
+
 def load(infra, config=None, secret_keys=()):
-    """StackSettings.load() with ``config`` (plus a location) as the stack's config."""
+    """McpFleetArgs.from_config() with ``config`` (plus a location) as the stack's config."""
     loaded = []
-    infra.run(lambda: loaded.append(StackSettings.load()), {**LOCATION, **(config or {})}, secret_keys=secret_keys)
+    infra.run(lambda: loaded.append(McpFleetArgs.from_config()), {**LOCATION, **(config or {})}, secret_keys=secret_keys)
     return loaded[0]
 
 
@@ -412,7 +416,7 @@ def test_resource_group_name_follows_azure_naming(infra):
 
 def test_location_is_required(infra):
     with pytest.raises(ConfigError) as raised:
-        infra.run(StackSettings.load, {})
+        infra.run(McpFleetArgs.from_config, {})
     assert raised.value.problems == [
         (
             "azure-native:location is not set: expected an Azure region, "

@@ -192,7 +192,7 @@ def test_args_set_in_code_default_to_a_stack_without_config(infra):
         ({"staging_slot": False, "swap": "1"}, ["swap = '1'"]),
         ({"instance_count": 2, "zone_redundant": True}, ["zone_redundant = 'true'"]),
         ({"cpu_scale_in_threshold": 60}, ["cpu_scale_in_threshold = '60'"]),  # 3 -> 4 -> 3 instances would flap
-        ({"tool_roles": {"tally": ("Tally.Use",)}}, ["tool_roles = '{\"tally\": [\"Tally.Use\"]}'"]),  # no Easy Auth
+        ({"tool_roles": {"tally": ("Tally.Use",)}}, ['tool_roles = \'{"tally": ["Tally.Use"]}\'']),  # no Easy Auth
     ],
 )
 def test_values_set_in_code_are_refused_as_config_values_are(infra, values, problems):

@@ -34,7 +34,9 @@ KEYS = tuple(key.name for key in config_keys(McpFleetArgs))
 def load(infra, config=None, secret_keys=()):
     """McpFleetArgs.from_config() with ``config`` (plus a location) as the stack's config."""
     loaded = []
-    infra.run(lambda: loaded.append(McpFleetArgs.from_config()), {**LOCATION, **(config or {})}, secret_keys=secret_keys)
+    infra.run(
+        lambda: loaded.append(McpFleetArgs.from_config()), {**LOCATION, **(config or {})}, secret_keys=secret_keys
+    )
     return loaded[0]
 
 

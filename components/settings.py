@@ -12,15 +12,15 @@ McpFleetArgs gets the same defaults as a stack without config.
 :func:`read_config` (``McpFleetArgs.from_config()``) reads every declared
 key from ``pulumi.Config()``, then builds the arguments, whose
 ``__post_init__`` runs :func:`check_combinations` once: the combinations the
-sku or autoscale cannot serve are refused for config and code alike. Every
+sku, autoscale or Easy Auth cannot serve are refused for config and code alike. Every
 problem, of single values and of combinations, is raised together as one
 :class:`ConfigError` (key, value, what is allowed) before the program
 registers a single resource. Pulumi passes config values to the program as
 strings, whatever Pulumi.yaml declares, so every value is parsed here.
 
-Adding a key: a field with a field maker in McpFleetArgs, its entry in
-Pulumi.yaml and a row in the README's table (the tests name whichever is
-missing); a key whose value depends on another's goes in
+Adding a key: a field with a field maker in McpFleetArgs (:func:`parsed`
+for a kind of its own), its entry in Pulumi.yaml and a row in the README's
+table (the tests name whichever is missing); a rule between keys goes in
 :func:`check_combinations`.
 """
 
@@ -182,8 +182,8 @@ class Reading(Protocol):
     def problem(self, key: str, value: Any, allowed: str) -> None:
         """Report ``value`` of ``key`` as not allowed, saying what is."""
 
-    def missing(self, key: str, why: str) -> None:
-        """Report ``key`` as unset where it is needed (or set where it must not be), saying why."""
+    def report(self, key: str, sentence: str) -> None:
+        """Report ``key`` as unusable, the rest of the sentence after its name saying why (``is not set: ...``)."""
 
 
 UNSET: Any = object()
@@ -220,7 +220,7 @@ def _field(setting: Setting, default: Any, *, repr: bool = True) -> Any:
     return field(default=default, repr=repr, metadata=metadata)
 
 
-def _one(key: Key, parse: Callable[[str], Any], *, repr: bool = True) -> Any:
+def parsed(key: Key, parse: Callable[[str], Any], *, repr: bool = True) -> Any:
     """A field read from one key by ``parse`` (text -> value, or :class:`Refused`), defaulting to its default parsed."""
 
     def read(config: Reading) -> Any:
@@ -245,7 +245,7 @@ def integer(key: str, default: int, low: int, high: int) -> Any:
             raise Refused(allowed)
         return int(text)
 
-    return _one(Key(key, "integer", default), parse)
+    return parsed(Key(key, "integer", default), parse)
 
 
 def boolean(key: str, default: bool) -> Any:
@@ -256,7 +256,7 @@ def boolean(key: str, default: bool) -> Any:
             raise Refused("expected true or false")
         return text.lower() == "true"
 
-    return _one(Key(key, "boolean", default), parse)
+    return parsed(Key(key, "boolean", default), parse)
 
 
 def choice(key: str, default: str, allowed: Mapping[str, Any] | tuple[str, ...]) -> Any:
@@ -267,7 +267,7 @@ def choice(key: str, default: str, allowed: Mapping[str, Any] | tuple[str, ...])
             raise Refused("expected one of " + ", ".join(allowed))
         return allowed[text] if isinstance(allowed, Mapping) else text
 
-    return _one(Key(key, "string", default), parse)
+    return parsed(Key(key, "string", default), parse)
 
 
 def optional_text(key: str, pattern: re.Pattern[str], allowed: str) -> Any:
@@ -278,7 +278,7 @@ def optional_text(key: str, pattern: re.Pattern[str], allowed: str) -> Any:
             raise Refused(allowed)
         return text or None
 
-    return _one(Key(key, "string", ""), parse)
+    return parsed(Key(key, "string", ""), parse)
 
 
 def text_list(key: str, item: re.Pattern[str], allowed: str) -> Any:
@@ -291,7 +291,7 @@ def text_list(key: str, item: re.Pattern[str], allowed: str) -> Any:
             raise Refused(f"{allowed}; bad: {', '.join(bad)}")
         return items
 
-    return _one(Key(key, "string", ""), parse)
+    return parsed(Key(key, "string", ""), parse)
 
 
 def roles_by_tool(key: str) -> Any:
@@ -319,7 +319,7 @@ def roles_by_tool(key: str) -> Any:
             raise Refused(f"{allowed}; bad: {', '.join(bad)}")
         return {tool: tuple(role.strip() for role in roles) for tool, roles in spec.items()}
 
-    return _one(Key(key, "string", ""), parse)
+    return parsed(Key(key, "string", ""), parse)
 
 
 def key_ring(key: str) -> Any:
@@ -335,7 +335,7 @@ def key_ring(key: str) -> Any:
         if not raw:
             return UNSET
         if not config.is_secret(key):
-            config.missing(
+            config.report(
                 key, f"is stored in plain text: set it with `pulumi config set --secret {key} {KEY_RING_FORMAT}`"
             )
             return UNSET
@@ -366,7 +366,7 @@ def easy_auth_keys() -> Any:
         if client_id is None or tenant_id is None:
             missing = "authClientId" if client_id is None else "authTenantId"
             if config.raw(missing) is None:  # a malformed value is reported already
-                config.missing(missing, "is not set: Easy Auth needs both authClientId and authTenantId")
+                config.report(missing, "is not set: Easy Auth needs both authClientId and authTenantId")
             return UNSET
         scopes = tuple(s.strip() for s in (scopes_raw or "").split(",") if s.strip())
         allowed = tuple(a.strip() for a in (allowed_raw or "").split(",") if a.strip())
@@ -632,8 +632,8 @@ class _Reader:
         shown = "<secret>" if value is HIDDEN else repr(value)
         self.problems.append(f"{self.config.full_key(key)} = {shown} is not allowed: {allowed}")
 
-    def missing(self, key: str, why: str) -> None:
-        self.problems.append(f"{self.config.full_key(key)} {why}")
+    def report(self, key: str, sentence: str) -> None:
+        self.problems.append(f"{self.config.full_key(key)} {sentence}")
 
     def check_unknown_keys(self, known: tuple[str, ...]) -> None:
         # A misspelt key (instanceCont) would otherwise be ignored silently and

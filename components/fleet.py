@@ -16,7 +16,7 @@ so a second fleet in the same stack would register the same URNs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 
 import pulumi
@@ -69,6 +69,7 @@ class McpFleetArgs:
 
     location: str
     """The Azure region (config ``azure-native:location``)."""
+    _: KW_ONLY  # the rest by name: their order is the config schema's, which may grow anywhere
     instance_count: int = integer("instanceCount", 3, MIN_INSTANCES, MAX_INSTANCES)
     sku: Sku = choice("sku", "P0v3", SKUS)
     python_version: str = choice("pythonVersion", "3.12", PYTHON_VERSIONS)

@@ -7,8 +7,9 @@ CLI contract (shared with the infrastructure's startup command
 --port                 default env PORT, else 8000
 --workers              default env WEB_CONCURRENCY, else 1
 --graceful-timeout     seconds in-flight requests get after SIGTERM (default
-                       env MCP_GRACEFUL_TIMEOUT, else 20; App Service waits
-                       about 30 s before it kills a container it is stopping)
+                       env MCP_GRACEFUL_TIMEOUT, else app.contract's
+                       GRACEFUL_TIMEOUT_SECONDS, which the stack's stop time
+                       limit on App Service is derived from)
 --server               MODULE:ATTR of the MCPServer to serve (default env
                        MCP_SERVER, else the bundled demo app.demo.server:server)
 
@@ -38,6 +39,7 @@ import sys
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
+from app.contract import GRACEFUL_TIMEOUT_SECONDS
 from app.settings import SERVER_ENV, SettingsError, env_number, read_timeout_seconds, server_spec
 
 PROTOCOL_MODULE = "app.http_protocol"
@@ -80,10 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         parser,
         "--graceful-timeout",
         "MCP_GRACEFUL_TIMEOUT",
-        20,
+        GRACEFUL_TIMEOUT_SECONDS,
         0,
         3600,
-        "seconds to let in-flight requests finish after SIGTERM (default env MCP_GRACEFUL_TIMEOUT, else 20)",
+        "seconds to let in-flight requests finish after SIGTERM "
+        f"(default env MCP_GRACEFUL_TIMEOUT, else {GRACEFUL_TIMEOUT_SECONDS})",
     )
     parser.add_argument(
         "--server",
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         server_header=False,
         # uvicorn's httptools protocol plus a request deadline, a head-size limit and POST /mcp served without
         # the ASGI cycle (see app.http_protocol). Named, not imported: it imports the MCP SDK, which only the
-        # workers need (a multi-worker supervisor that imported it held ~40 MB more).
+        # workers need (a multi-worker supervisor that imported it would hold it in memory for nothing).
         http=f"{PROTOCOL_MODULE}:McpHttpProtocol",
         log_config=_log_config(),
     )

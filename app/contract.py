@@ -22,6 +22,11 @@ APP_INSIGHTS_CONNECTION_STRING_ENV = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 # Read by the Azure Monitor exporter inside the host, not by the host's own code.
 APP_INSIGHTS_AUTHENTICATION_ENV = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
 
+# --- the host's lifecycle ---------------------------------------------------------
+GRACEFUL_TIMEOUT_SECONDS = 20
+"""Seconds in-flight requests get after SIGTERM (``--graceful-timeout``'s default); the stack gives the platform's
+stop a margin above it (components/site_config.py, ``WEBSITES_CONTAINER_STOP_TIME_LIMIT``)."""
+
 # --- the served server ----------------------------------------------------------
 DEFAULT_SERVER = "app.demo.server:server"
 """``MODULE:ATTR`` of the bundled demo: the host's default and the config key ``server``'s."""

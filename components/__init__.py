@@ -1,7 +1,7 @@
 """Pulumi components for a stateless MCP server on Azure App Service.
 
 The public API, for this project's ``__main__.py`` and for any other Pulumi
-program (README: "Use the components from your own Pulumi program"):
+program (docs/internals.md: "Use the components from your own Pulumi program"):
 
 - ``components.fleet``: :class:`McpFleet`, the whole fleet as one component,
   and :class:`McpFleetArgs`, what a platform team chooses (a field per config

@@ -94,6 +94,8 @@ class McpFleetArgs:
         "expected comma-separated origins like https://app.example.com (scheme://host[:port], no path)",
     )
     easy_auth: EasyAuth | None = easy_auth_keys()
+    require_allowed_client_apps: bool = boolean("requireAllowedClientApps", False)
+    """Refuse Easy Auth open to any client app in the tenant unless ``easy_auth.allow_any_client_app`` (prod)."""
     alert_emails: tuple[str, ...] = text_list(
         "alertEmails", EMAIL, "expected comma-separated e-mail addresses like ops@example.com"
     )
@@ -260,6 +262,9 @@ class McpFleet(pulumi.ComponentResource):
                 slot_id=self.slot.id if self.slot else None,
                 plan_id=self.plan.id,
                 easy_auth=args.easy_auth is not None,
+                instance_count=args.instance_count,
+                autoscale_setting_id=self.autoscale.id if self.autoscale else None,
+                autoscale_max_count=args.autoscale_max_count,
                 cpu_scale_out_threshold=args.cpu_scale_out_threshold,
                 alert_emails=args.alert_emails,
                 tags=tags,

@@ -7,8 +7,11 @@ events (start, stop, swap), audit (publishing sign-ins) and, with Easy Auth,
 its authentication decisions. The workbook (components/workbook.py) reads
 the HTTP and console tables.
 
-Metric alerts exist in every stack; they always fire into Azure Monitor
-(portal, ``az monitor metrics alert``). With ``alertEmails`` set they also
+Metric alerts exist in every stack and page only for real trouble: each is
+evaluated no more often than its metric is published, over a window of at
+least three points, at thresholds that one instance restarting or autoscale
+at work do not cross. They always fire into Azure Monitor (portal,
+``az monitor metrics alert``). With ``alertEmails`` set they also
 notify an action group of those addresses, and autoscale sends its scale
 notifications to the same addresses (an autoscale setting cannot notify an
 action group itself).
@@ -34,6 +37,7 @@ DIAGNOSTIC_SETTING_NAME = "logs-to-workspace"
 
 SITE_NAMESPACE = "Microsoft.Web/sites"
 PLAN_NAMESPACE = "Microsoft.Web/serverfarms"
+AUTOSCALE_NAMESPACE = "Microsoft.Insights/autoscalesettings"
 # Short names are what e-mails and SMS show; at most 12 characters.
 ACTION_GROUP_SHORT_NAME = "mcp-alerts"
 
@@ -41,27 +45,34 @@ ACTION_GROUP_SHORT_NAME = "mcp-alerts"
 FAILING, DEGRADED = 1, 2
 # More than a handful of 5xx in 5 minutes is an incident, not noise.
 HTTP_5XX_PER_5_MINUTES = 10
-# The health check answers 100 (percent of instances healthy) when all are.
-HEALTHY_PERCENT = 100
 # Tool calls are CPU-bound and fast; 2 s on average is far from normal.
 SLOW_RESPONSE_SECONDS = 2
-# Longer than autoscale needs to add an instance (5-minute window, then a
-# 5-minute cooldown), so CPU this high for this long means autoscale is at
-# its maximum (or off) and more load will not get more instances.
-CPU_AT_MAXIMUM_WINDOW = "PT15M"
+# HealthCheckStatus is published at PT5M and coarser (Learn, "Supported metrics for Microsoft.Web/sites"):
+# evaluated every 5 minutes over 15, three points decide, and one late point cannot page.
+HEALTH_FREQUENCY, HEALTH_WINDOW = "PT5M", "PT15M"
+# Three of autoscale's 5-minute scale-out windows (components/autoscale.py): CPU that high for that long is
+# not a burst the next instance would absorb.
+CPU_FREQUENCY, CPU_WINDOW = "PT5M", "PT15M"
 
 
 @dataclass(frozen=True)
-class Metric:
-    """One static-threshold metric alert."""
+class Criterion:
+    """One static-threshold condition on a metric of the alert's resource."""
 
-    label: str
-    description: str
-    namespace: str
     metric: str
     aggregation: str
     operator: str
     threshold: float
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A metric alert on one resource: it fires when all of its criteria hold over the window."""
+
+    label: str
+    description: str
+    namespace: str
+    criteria: tuple[Criterion, ...]
     severity: int
     window: str = "PT5M"
     frequency: str = "PT1M"
@@ -76,63 +87,105 @@ class OperationsArgs:
     slot_id: pulumi.Input[str] | None
     plan_id: pulumi.Input[str]
     easy_auth: bool
+    # The fewest instances the site runs (instanceCount; autoscale's minimum).
+    instance_count: int
+    # The autoscale setting, None when autoscale is off; autoscale_max_count is its maximum.
+    autoscale_setting_id: pulumi.Input[str] | None
+    autoscale_max_count: int
     # The autoscale scale-out threshold (the CPU alert fires above it).
     cpu_scale_out_threshold: int
     alert_emails: tuple[str, ...]
     tags: Mapping[str, str]
 
 
-def site_alerts() -> list[Metric]:
+def healthy_percent_threshold(instances: int) -> float:
+    """The HealthCheckStatus below which more than one of ``instances`` instances is out of rotation.
+
+    HealthCheckStatus is the site's average over its instances of 100 (healthy) or 0 (deemed unhealthy
+    after the configured failed pings; Learn, "Monitor App Service instances by using Health check"; Azure
+    Monitor Baseline Alerts' rule for it fires below 100), so the percentage of healthy instances: one
+    instance out of n reads 100 (n-1)/n, two read 100 (n-2)/n.
+    The threshold sits halfway between, so one instance restarting or being replaced never pages and a
+    second one failing does. Autoscale only adds instances, which moves one-out further above it. With a
+    single instance, one out is everything: it pages once that instance fails most of the window.
+    """
+    if instances == 1:
+        return 50.0
+    return 100 * (instances - 1.5) / instances
+
+
+def site_alerts(instance_count: int) -> list[Alert]:
+    healthy = healthy_percent_threshold(instance_count)
+    health = (
+        "the only instance has failed health check (/health) for most of 15 minutes"
+        if instance_count == 1
+        else f"more than one of {instance_count} instances failing health check (/health) over 15 minutes "
+        "and out of rotation (one restarting does not page)"
+    )
     return [
-        Metric(
+        Alert(
             "http-5xx",
             f"More than {HTTP_5XX_PER_5_MINUTES} HTTP 5xx responses in 5 minutes.",
             SITE_NAMESPACE,
-            "Http5xx",
-            "Total",
-            "GreaterThan",
-            HTTP_5XX_PER_5_MINUTES,
+            (Criterion("Http5xx", "Total", "GreaterThan", HTTP_5XX_PER_5_MINUTES),),
             FAILING,
         ),
-        Metric(
+        Alert(
             "health-check",
-            "Health check (/health) below 100%: at least one instance is failing it and is taken out of rotation.",
+            f"Healthy instances below {healthy:g}%: {health}.",
             SITE_NAMESPACE,
-            "HealthCheckStatus",
-            "Average",
-            "LessThan",
-            HEALTHY_PERCENT,
+            (Criterion("HealthCheckStatus", "Average", "LessThan", healthy),),
             FAILING,
+            window=HEALTH_WINDOW,
+            frequency=HEALTH_FREQUENCY,
         ),
-        Metric(
+        Alert(
             "response-time",
             f"Average response time above {SLOW_RESPONSE_SECONDS} s over 5 minutes.",
             SITE_NAMESPACE,
-            "HttpResponseTime",
-            "Average",
-            "GreaterThan",
-            SLOW_RESPONSE_SECONDS,
+            (Criterion("HttpResponseTime", "Average", "GreaterThan", SLOW_RESPONSE_SECONDS),),
             DEGRADED,
         ),
     ]
 
 
-def plan_alerts(cpu_threshold: int) -> list[Metric]:
-    return [
-        Metric(
-            "cpu-at-max-scale",
-            f"Plan CPU above {cpu_threshold}% (the scale-out threshold) for 15 minutes: "
-            "autoscale is at its maximum and cannot add instances.",
-            PLAN_NAMESPACE,
-            "CpuPercentage",
-            "Average",
-            "GreaterThan",
-            cpu_threshold,
-            DEGRADED,
-            window=CPU_AT_MAXIMUM_WINDOW,
-            frequency="PT5M",
-        )
-    ]
+def at_max_scale_alert(cpu_threshold: int, max_count: int) -> Alert:
+    """On the autoscale setting: CPU above the scale-out threshold while autoscale holds its maximum.
+
+    Both conditions are metrics of the one autoscale setting (Learn, "Troubleshoot Azure Monitor
+    autoscale": ObservedCapacity is the instance count autoscale sees, ObservedMetricValue the
+    value of the metric its rules scale on, here the plan's CPU), so one single-resource alert
+    holds both (SingleResourceMultipleMetricCriteria, metricAlert_API.json 2018-03-01). The
+    capacity never exceeds the maximum, so its average reaches it only if it held all window.
+    """
+    return Alert(
+        "cpu-at-max-scale",
+        f"Plan CPU above {cpu_threshold}% (the scale-out threshold) for 15 minutes while autoscale has held "
+        f"its maximum of {max_count} instances: more load will not get more instances; "
+        "raise autoscaleMaxCount or the sku.",
+        AUTOSCALE_NAMESPACE,
+        (
+            Criterion("ObservedCapacity", "Average", "GreaterThanOrEqual", max_count),
+            Criterion("ObservedMetricValue", "Average", "GreaterThan", cpu_threshold),
+        ),
+        DEGRADED,
+        window=CPU_WINDOW,
+        frequency=CPU_FREQUENCY,
+    )
+
+
+def fixed_scale_cpu_alert(cpu_threshold: int) -> Alert:
+    """On the plan, with autoscale off: nothing adds instances, so CPU this high for this long needs a person."""
+    return Alert(
+        "cpu-high",
+        f"Plan CPU above {cpu_threshold}% for 15 minutes with autoscale off: the fixed instance count is short "
+        "of the load; raise instanceCount or the sku, or turn autoscale on.",
+        PLAN_NAMESPACE,
+        (Criterion("CpuPercentage", "Average", "GreaterThan", cpu_threshold),),
+        DEGRADED,
+        window=CPU_WINDOW,
+        frequency=CPU_FREQUENCY,
+    )
 
 
 class Operations(pulumi.ComponentResource):
@@ -183,8 +236,13 @@ class Operations(pulumi.ComponentResource):
             self.action_group_id = group.id
 
         actions = [monitor.MetricAlertActionArgs(action_group_id=self.action_group_id)] if self.action_group_id else []
-        scoped = [(args.site_id, alert) for alert in site_alerts()]
-        scoped += [(args.plan_id, alert) for alert in plan_alerts(args.cpu_scale_out_threshold)]
+        scoped = [(args.site_id, alert) for alert in site_alerts(args.instance_count)]
+        if args.autoscale_setting_id is not None:
+            scoped.append(
+                (args.autoscale_setting_id, at_max_scale_alert(args.cpu_scale_out_threshold, args.autoscale_max_count))
+            )
+        else:
+            scoped.append((args.plan_id, fixed_scale_cpu_alert(args.cpu_scale_out_threshold)))
         for scope, alert in scoped:
             monitor.MetricAlert(
                 f"{name}-{alert.label}",
@@ -201,13 +259,14 @@ class Operations(pulumi.ComponentResource):
                     all_of=[
                         monitor.MetricCriteriaArgs(
                             criterion_type="StaticThresholdCriterion",
-                            name=alert.label,
+                            name=criterion.metric,
                             metric_namespace=alert.namespace,
-                            metric_name=alert.metric,
-                            time_aggregation=alert.aggregation,
-                            operator=alert.operator,
-                            threshold=alert.threshold,
+                            metric_name=criterion.metric,
+                            time_aggregation=criterion.aggregation,
+                            operator=criterion.operator,
+                            threshold=criterion.threshold,
                         )
+                        for criterion in alert.criteria
                     ],
                 ),
                 # Resolves itself once the metric is back within the threshold.

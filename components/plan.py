@@ -39,12 +39,23 @@ def previous_plan_id() -> pulumi.Output[str | None]:
     return pulumi.StackReference(own_stack).get_output(PLAN_ID_OUTPUT)
 
 
-def _at_least_live(plan_id: str | None, instance_count: int) -> pulumi.Input[int]:
+def _at_least_live(plan_id: str | None, instance_count: int) -> int:
     if not plan_id:
         return instance_count
     parts = plan_id.split("/")
-    live = web.get_app_service_plan_output(resource_group_name=parts[4], name=parts[8])
-    return live.sku.apply(lambda sku: max(instance_count, (sku.capacity if sku else None) or 0))
+    try:
+        # The plain invoke, not get_app_service_plan_output: a failed output invoke fails the whole program
+        # when it exits, caught or not, while this one raises here and nowhere else.
+        live = web.get_app_service_plan(resource_group_name=parts[4], name=parts[8])
+    except Exception as error:  # noqa: BLE001 - whatever failed, instanceCount is a capacity the plan can take
+        # azure-native passes ARM's answer on; a plan deleted out of band answers "RESPONSE 404 ... ResourceNotFound".
+        reason = "it no longer exists" if "RESPONSE 404" in str(error) else f"reading it failed: {error}"
+        pulumi.log.warn(
+            f"the plan this stack last deployed ({plan_id}) has no live capacity to keep: {reason}; "
+            f"sending instanceCount ({instance_count}) as its capacity"
+        )
+        return instance_count
+    return max(instance_count, (live.sku.capacity if live.sku else None) or 0)
 
 
 class Plan(pulumi.ComponentResource):
@@ -57,6 +68,8 @@ class Plan(pulumi.ComponentResource):
     after the first the plan's live capacity is read and the larger of it and
     instanceCount is sent: an update never scales in, a no-op ``pulumi up``
     never fights autoscale, and a raised instanceCount takes effect at once.
+    A plan that cannot be read (deleted out of band, or the read fails) gets
+    instanceCount and a warning, so that ``pulumi up`` and ``preview`` still run.
     """
 
     id: pulumi.Output[str]

@@ -13,7 +13,8 @@ The references carry no secret version: App Service resolves the latest
 version, caches it, and fetches again within 24 hours, or at once when the
 app's configuration changes or it restarts. A new ring therefore reaches
 every instance of both slots at the latest a day after ``pulumi up`` writes
-it, at once after ``az webapp restart`` (README: "Rotating keys").
+it, at once after ``az webapp restart`` (docs/operations.md: "Key Vault and
+rotating keys").
 
 On the first ``pulumi up`` the site exists before its identity is granted
 access (the grant needs the identity's principal id), so its first reference
@@ -34,7 +35,7 @@ from pulumi_azure_native import authorization, keyvault
 from app.contract import HANDLE_KEYS_ENV, REQUEST_STATE_KEYS_ENV
 from components.roles import KEY_VAULT_SECRETS_USER, RoleGrant
 
-# Key id of a generated key; set the config key to rotate (README: "Rotating keys").
+# Key id of a generated key; set the config key to rotate (docs/operations.md: "Key Vault and rotating keys").
 GENERATED_KEY_ID = "k1"
 GENERATED_SECRET_LENGTH = 48
 # The longest soft-delete retention Key Vault allows: a deleted secret or vault stays recoverable.

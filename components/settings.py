@@ -143,6 +143,8 @@ class EasyAuth:
     scopes: tuple[str, ...]
     # Client (application) ids whose tokens are accepted; empty: any client in the tenant.
     allowed_applications: tuple[str, ...] = ()
+    # Empty allowed_applications is meant: not refused where the stack requires them, and not warned about.
+    allow_any_client_app: bool = False
 
     @property
     def issuer(self) -> str:
@@ -248,15 +250,15 @@ def integer(key: str, default: int, low: int, high: int) -> Any:
     return parsed(Key(key, "integer", default), parse)
 
 
+def _boolean(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise Refused("expected true or false")
+    return text.lower() == "true"
+
+
 def boolean(key: str, default: bool) -> Any:
     """``true`` or ``false``, in any case."""
-
-    def parse(text: str) -> bool:
-        if text.lower() not in ("true", "false"):
-            raise Refused("expected true or false")
-        return text.lower() == "true"
-
-    return parsed(Key(key, "boolean", default), parse)
+    return parsed(Key(key, "boolean", default), _boolean)
 
 
 def choice(key: str, default: str, allowed: Mapping[str, Any] | tuple[str, ...]) -> Any:
@@ -350,13 +352,17 @@ def key_ring(key: str) -> Any:
 
 
 def easy_auth_keys() -> Any:
-    """Easy Auth from ``authClientId`` and ``authTenantId`` (both or neither), with ``authScopes`` and
-    ``authAllowedClientApps``, which need them; unset: None, no sign-in."""
+    """Easy Auth from ``authClientId`` and ``authTenantId`` (both or neither), with ``authScopes``,
+    ``authAllowedClientApps`` and ``authAllowAnyClientApp``, which only Easy Auth uses; unset: None, no sign-in."""
     guid = "expected a GUID like 00000000-0000-0000-0000-000000000000"
-    keys = tuple(Key(k, "string", "") for k in ("authClientId", "authTenantId", "authScopes", "authAllowedClientApps"))
+    keys = (
+        *(Key(k, "string", "") for k in ("authClientId", "authTenantId", "authScopes", "authAllowedClientApps")),
+        Key("authAllowAnyClientApp", "boolean", False),
+    )
 
     def read(config: Reading) -> EasyAuth | None:
         client_id, tenant_id = (_guid(config, key, guid) for key in ("authClientId", "authTenantId"))
+        allow_any = _boolean_key(config, "authAllowAnyClientApp", False)
         scopes_raw, allowed_raw = config.raw("authScopes"), config.raw("authAllowedClientApps")
         if client_id is None and tenant_id is None:
             for key, raw in (("authScopes", scopes_raw), ("authAllowedClientApps", allowed_raw)):
@@ -378,9 +384,21 @@ def easy_auth_keys() -> Any:
                 f"expected comma-separated client (application) ids, GUIDs; bad: {', '.join(bad)}",
             )
             return UNSET
-        return EasyAuth(client_id, tenant_id, scopes or (f"api://{client_id}/user_impersonation",), allowed)
+        return EasyAuth(client_id, tenant_id, scopes or (f"api://{client_id}/user_impersonation",), allowed, allow_any)
 
     return _field(Setting(keys, read), None)
+
+
+def _boolean_key(config: Reading, key: str, default: bool) -> bool:
+    """``key`` as a boolean; ``default`` when unset or not a boolean (reported)."""
+    raw = config.raw(key)
+    if raw is None:
+        return default
+    try:
+        return _boolean(raw)
+    except Refused as refused:
+        config.problem(key, raw, str(refused))
+        return default
 
 
 def _guid(config: Reading, key: str, allowed: str) -> str | None:
@@ -466,7 +484,22 @@ def check_combinations(args: McpFleetArgs) -> list[Problem]:
         problems.append(Problem("swap", args.swap, "a swap needs the staging slot; set stagingSlot true or unset swap"))
     if args.tool_roles:
         _check_tool_roles(problems, args)
+    if args.require_allowed_client_apps and _open_to_any_client_app(args.easy_auth):
+        problems.append(
+            Problem(
+                "authAllowedClientApps",
+                "",
+                "empty accepts a token from any client app in the tenant, and this stack sets "
+                "requireAllowedClientApps true; list the MCP clients' application (client) ids, "
+                "or set authAllowAnyClientApp true to accept any client app in the tenant",
+            )
+        )
     return problems
+
+
+def _open_to_any_client_app(auth: EasyAuth | None) -> bool:
+    """Easy Auth that accepts a token from any client app in the tenant without saying it means to."""
+    return auth is not None and not auth.allowed_applications and not auth.allow_any_client_app
 
 
 def _check_tier(problems: list[Problem], args: McpFleetArgs) -> None:
@@ -609,6 +642,11 @@ def read_config(args_type: type[Args], config: pulumi.Config | None = None) -> A
         raise ConfigError(reader.problems) from None
     if reader.problems:
         raise ConfigError(reader.problems)
+    if _open_to_any_client_app(args.easy_auth):  # allowed here (the stack does not require client apps): say so
+        pulumi.log.warn(
+            f"{reader.config.full_key('authAllowedClientApps')} is empty: /mcp accepts a token from any client "
+            f"app in tenant {args.easy_auth.tenant_id}; list the MCP clients' application ids to restrict it"
+        )
     return args
 
 

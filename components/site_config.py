@@ -26,6 +26,7 @@ from app.contract import (
     ALLOWED_ORIGINS_ENV,
     APP_INSIGHTS_AUTHENTICATION_ENV,
     APP_INSIGHTS_CONNECTION_STRING_ENV,
+    GRACEFUL_TIMEOUT_SECONDS,
     SLOT_NAME_ENV,
     TOOL_ROLES_ENV,
 )
@@ -33,6 +34,16 @@ from app.contract import (
 # App Service passes the port in $PORT; the app reads it (see app's CLI).
 STARTUP_COMMAND = "python -m app --host 0.0.0.0"
 HEALTH_CHECK_PATH = "/health"
+
+# To stop a container (restart, scale-in, swap, deploy) App Service sends it
+# SIGTERM and kills it WEBSITES_CONTAINER_STOP_TIME_LIMIT seconds later: 5 by
+# default, at most 120 (Learn, "Environment variables and app settings in Azure
+# App Service", https://learn.microsoft.com/azure/app-service/reference-app-settings#custom-containers;
+# the built-in Python stack runs in a container too). At 5 s the kill would cut
+# the app's drain short, so the limit is the drain plus a margin for uvicorn to
+# close its connections and the telemetry exporter to flush.
+STOP_MARGIN_SECONDS = 10
+STOP_TIME_LIMIT_SECONDS = GRACEFUL_TIMEOUT_SECONDS + STOP_MARGIN_SECONDS
 
 PRODUCTION_SLOT = "production"
 STAGING_SLOT = "staging"
@@ -78,6 +89,7 @@ def app_settings(config: AppConfig, slot_name: str) -> list[web.NameValuePairArg
         APP_INSIGHTS_CONNECTION_STRING_ENV: config.app_insights_connection_string,
         APP_INSIGHTS_AUTHENTICATION_ENV: APP_INSIGHTS_AUTHENTICATION,
         "WEB_CONCURRENCY": str(config.workers),
+        "WEBSITES_CONTAINER_STOP_TIME_LIMIT": str(STOP_TIME_LIMIT_SECONDS),
         # A swap first warms every staging instance until /health answers 200.
         "WEBSITE_SWAP_WARMUP_PING_PATH": HEALTH_CHECK_PATH,
         "WEBSITE_SWAP_WARMUP_PING_STATUSES": "200",

@@ -10,8 +10,8 @@ the GIL and slow them. So it runs in a process pool owned by the worker:
 - at most that many jobs run at once; further calls wait on an asyncio
   semaphore (a cheap suspended coroutine, not a thread), so a burst queues
   instead of piling work onto the pool;
-- the input is bounded (``MCP_PRIMES_LIMIT``, default 10,000,000: about
-  0.1 s of CPU and 10 MB of sieve memory), so one job cannot run away.
+- the input is bounded (``MCP_PRIMES_LIMIT``, default 10,000,000, one byte
+  of sieve per number), so one job cannot run away.
 """
 
 from __future__ import annotations

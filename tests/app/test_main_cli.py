@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from app.__main__ import build_parser
+from app.contract import GRACEFUL_TIMEOUT_SECONDS
 from tests.app.conftest import modern_headers, modern_request
 from tests.app.serving import PROJECT_ROOT, running_server
 
@@ -21,8 +22,11 @@ from tests.app.serving import PROJECT_ROOT, running_server
 def test_defaults_follow_the_contract(monkeypatch):
     monkeypatch.delenv("PORT", raising=False)
     monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    monkeypatch.delenv("MCP_GRACEFUL_TIMEOUT", raising=False)
     args = build_parser().parse_args([])
     assert (args.host, args.port, args.workers) == ("127.0.0.1", 8000, 1)
+    # The stack sizes App Service's stop time limit from the same value (tests/infra/test_site_config.py).
+    assert args.graceful_timeout == GRACEFUL_TIMEOUT_SECONDS
 
 
 def test_port_and_workers_come_from_the_environment(monkeypatch):

@@ -141,7 +141,7 @@ def _try_new_connection(url: str) -> str | None:
                 reason=(
                     "uvicorn's multi-worker supervisor keeps the shared listening socket open until every worker has "
                     "exited, so during the graceful period new connections wait in its backlog (and are reset at exit) "
-                    "instead of being refused; see README 'Limits and resilience'"
+                    "instead of being refused; see docs/operations.md 'Limits and resilience'"
                 ),
             ),
         ),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import grpc
 import pytest
 
 from components.plan import Plan, PlanArgs
@@ -47,6 +50,53 @@ def live_capacity(capacity, invoked=None):
         if invoked is not None:
             invoked.append(dict(args.args))
         return {"sku": {"name": "P0v3", "tier": "Premium0V3", "capacity": capacity}}
+
+    return calls
+
+
+class ProviderError(grpc.RpcError):
+    """An invoke the provider failed, as the engine hands it to the program (a gRPC error with its message)."""
+
+    def __init__(self, details: str) -> None:
+        super().__init__(details)
+        self._details = details
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNKNOWN
+
+    def details(self) -> str:
+        return self._details
+
+
+def arm_error(status: str, code: str, message: str) -> ProviderError:
+    """getAppServicePlan answered with ARM error ``code``, worded as azure-native v3 (azcore) and the engine word it."""
+    rule = "-" * 80
+    url = f"https://management.azure.com{LIVE_PLAN_ID}?api-version=2025-05-01"
+    body = f'{{\n  "error": {{\n    "code": "{code}",\n    "message": "{message}"\n  }}\n}}'
+    return ProviderError(
+        f"invocation of {GET_PLAN} returned an error: request failed {LIVE_PLAN_ID}: GET {url}\n{rule}\n"
+        f"RESPONSE {status}\nERROR CODE: {code}\n{rule}\n{body}\n{rule}\n"
+    )
+
+
+PLAN_NOT_FOUND = arm_error(
+    "404: 404 Not Found",
+    "ResourceNotFound",
+    "The Resource 'Microsoft.Web/serverFarms/plan-live' under resource group 'rg-live' was not found. "
+    "For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+)
+READ_FORBIDDEN = arm_error(
+    "403: 403 Forbidden",
+    "AuthorizationFailed",
+    "The client does not have authorization to perform action 'Microsoft.Web/serverfarms/read'.",
+)
+
+
+def failing_read(error: ProviderError):
+    def calls(args):
+        if args.token == GET_PLAN:
+            raise error
+        return None
 
     return calls
 
@@ -136,3 +186,24 @@ def test_plan_outputs_are_the_plan_resource_id_and_name(infra):
     run = infra.run(program)
     assert captured["id"] == run.one(PLAN).outputs["id"]
     assert captured["id"].endswith("/providers/Microsoft.Web/serverfarms/" + captured["name"])
+
+
+@pytest.mark.parametrize("preview", [True, False])
+def test_a_plan_deleted_out_of_band_gets_instance_count_and_a_warning_not_a_failed_run(infra, caplog, preview):
+    with caplog.at_level(logging.WARNING):
+        plan = infra.run(
+            lambda: Plan("plan", plan_args(instance_count=3, previous_plan_id=LIVE_PLAN_ID)),
+            preview=preview,
+            calls=failing_read(PLAN_NOT_FOUND),
+        ).one(PLAN)
+    assert plan.get("sku.capacity") == 3
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert LIVE_PLAN_ID in warning and "no longer exists" in warning and "instanceCount (3)" in warning
+
+
+def test_any_failed_read_of_the_live_plan_falls_back_to_instance_count_naming_the_error(infra, caplog):
+    with caplog.at_level(logging.WARNING):
+        plan = run_plan(infra, instance_count=4, previous_plan_id=LIVE_PLAN_ID, calls=failing_read(READ_FORBIDDEN))
+    assert plan.one(PLAN).get("sku.capacity") == 4
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "AuthorizationFailed" in warning and "instanceCount (4)" in warning

@@ -71,6 +71,8 @@ INFRA_OUTPUTS = {
 EASY_AUTH = {
     "authClientId": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
     "authTenantId": "11111111-2222-3333-4444-555555555555",
+    # The prod stack refuses Easy Auth open to any client app unless it is meant (tests/infra/test_settings.py).
+    "authAllowAnyClientApp": True,
 }
 
 

@@ -3,6 +3,7 @@ allowed."""
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 
@@ -432,6 +433,52 @@ def test_easy_auth_allowed_client_apps_without_easy_auth_are_rejected(infra):
         "mcpscale-azure:authAllowedClientApps = 'aaaaaaaa-0000-0000-0000-000000000001' is not allowed: "
         "only used with Easy Auth; set authClientId and authTenantId"
     )
+
+
+EASY_AUTH = {
+    "authClientId": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+    "authTenantId": "11111111-2222-3333-4444-555555555555",
+}
+
+
+def warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_the_prod_stack_refuses_easy_auth_open_to_any_client_app_before_any_resource_registers(infra):
+    with pytest.raises(ConfigError) as raised:
+        infra.run_main({**infra.stack_config("prod"), **EASY_AUTH})
+    assert raised.value.problems == [
+        "mcpscale-azure:authAllowedClientApps = '' is not allowed: empty accepts a token from any client app in the "
+        "tenant, and this stack sets requireAllowedClientApps true; list the MCP clients' application (client) ids, "
+        "or set authAllowAnyClientApp true to accept any client app in the tenant"
+    ]
+    assert infra.last.resources == []
+
+
+def test_the_dev_stack_allows_easy_auth_open_to_any_client_app_with_a_warning(infra, caplog):
+    with caplog.at_level(logging.WARNING):
+        auth = load(infra, {**infra.stack_config("dev"), **EASY_AUTH}).easy_auth
+    assert auth.allowed_applications == ()
+    assert warnings(caplog) == [
+        "mcpscale-azure:authAllowedClientApps is empty: /mcp accepts a token from any client app in tenant "
+        "11111111-2222-3333-4444-555555555555; list the MCP clients' application ids to restrict it"
+    ]
+
+
+@pytest.mark.parametrize("stack", ["prod", "dev"])
+def test_easy_auth_open_to_any_client_app_is_allowed_silently_when_opted_into(infra, caplog, stack):
+    with caplog.at_level(logging.WARNING):
+        auth = load(infra, {**infra.stack_config(stack), **EASY_AUTH, "authAllowAnyClientApp": "true"}).easy_auth
+    assert auth.allowed_applications == () and warnings(caplog) == []
+
+
+def test_listed_client_apps_need_no_opt_in_on_prod(infra, caplog):
+    with caplog.at_level(logging.WARNING):
+        app = "aaaaaaaa-0000-0000-0000-000000000001"
+        config = {**infra.stack_config("prod"), **EASY_AUTH, "authAllowedClientApps": app}
+        assert load(infra, config).easy_auth.allowed_applications == (app,)
+    assert warnings(caplog) == []
 
 
 def test_alert_emails_are_addresses(infra):

@@ -7,9 +7,13 @@ import json
 import pytest
 from pulumi_azure_native import web
 
+from app.__main__ import build_parser
 from components.site_config import STARTUP_COMMAND, AppConfig, site_config
 
 CONNECTION = "InstrumentationKey=abc;IngestionEndpoint=https://example.in.applicationinsights.azure.com/"
+# Azure's ceiling for WEBSITES_CONTAINER_STOP_TIME_LIMIT (Learn, "Environment variables and app settings in
+# Azure App Service": "Default is 5. You can increase to a maximum of 120").
+AZURE_MAX_STOP_TIME_LIMIT_SECONDS = 120
 KEY_VAULT_SETTINGS = {
     "MCP_HANDLE_KEYS": "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/h/)",
     "MCP_REQUEST_STATE_KEYS": "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/r/)",
@@ -70,9 +74,18 @@ def test_app_settings_carry_the_app_contract(infra):
         "APPLICATIONINSIGHTS_CONNECTION_STRING": CONNECTION,
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=AAD",
         "WEB_CONCURRENCY": "2",
+        "WEBSITES_CONTAINER_STOP_TIME_LIMIT": "30",
         "WEBSITE_SWAP_WARMUP_PING_PATH": "/health",
         "WEBSITE_SWAP_WARMUP_PING_STATUSES": "200",
     }
+
+
+@pytest.mark.parametrize("slot", ["production", "staging"])
+def test_the_platform_waits_out_the_app_drain_before_it_kills_an_instance(infra, monkeypatch, slot):
+    monkeypatch.delenv("MCP_GRACEFUL_TIMEOUT", raising=False)
+    drain = build_parser().parse_args([]).graceful_timeout  # what `python -m app` gives in-flight requests
+    limit = int(settings_of(wire_config(infra, app_config(), slot))["WEBSITES_CONTAINER_STOP_TIME_LIMIT"])
+    assert drain < limit <= AZURE_MAX_STOP_TIME_LIMIT_SECONDS
 
 
 def test_site_config_carries_no_secret_so_diffs_stay_readable(infra):

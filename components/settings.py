@@ -32,7 +32,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import Field, dataclass, field, fields
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
@@ -616,11 +616,9 @@ def _check_tool_roles(problems: list[Problem], args: McpFleetArgs) -> None:
 # Reading
 
 
-Args = TypeVar("Args")
-
-
-def read_config(args_type: type[Args], config: pulumi.Config | None = None) -> Args:
-    """``args_type`` (McpFleetArgs) from the stack's config, or :class:`ConfigError` listing every problem."""
+def read_config(args_type: type[McpFleetArgs], config: pulumi.Config | None = None) -> McpFleetArgs:
+    """``args_type`` (McpFleetArgs, or a subclass) from the stack's config, or :class:`ConfigError` listing every
+    problem."""
     reader = _Reader(config or pulumi.Config())
     location = pulumi.Config("azure-native").get("location")
     if not location:

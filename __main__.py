@@ -13,10 +13,9 @@ import pulumi
 
 from components.fleet import McpFleet, McpFleetArgs
 from components.plan import PLAN_ID_OUTPUT
-from components.settings import StackSettings
 
-settings = StackSettings.load()  # fails here, before any resource, on a bad config value
-fleet = McpFleet("mcp-fleet", McpFleetArgs.from_settings(settings))
+args = McpFleetArgs.from_config()  # fails here, before any resource, on a bad config value
+fleet = McpFleet("mcp-fleet", args)
 
 pulumi.export("resourceGroup", fleet.resource_group_name)
 pulumi.export(PLAN_ID_OUTPUT, fleet.plan_id)

@@ -1,5 +1,90 @@
-"""Names and values the app (app/) and the stack that deploys it (components/) must agree on; stdlib only."""
+"""The names the host (``app``) and the infrastructure (``components``) share, and the key ring format.
 
+The infrastructure sets app settings the host reads, writes a file into the
+package the host opens, checks key rings the host will parse, and queries
+the telemetry the host emits; each of those names is written here once and
+imported by both sides, so neither can rename one alone. Standard library
+only: ``components`` imports this module into every ``pulumi up``, and the
+host imports it at start-up.
+"""
+
+from __future__ import annotations
+
+import re
+
+# --- app settings the infrastructure sets and the host reads ------------------
+HANDLE_KEYS_ENV = "MCP_HANDLE_KEYS"
+REQUEST_STATE_KEYS_ENV = "MCP_REQUEST_STATE_KEYS"
+TOOL_ROLES_ENV = "MCP_TOOL_ROLES"
+SLOT_NAME_ENV = "MCP_SLOT_NAME"
+ALLOWED_ORIGINS_ENV = "MCP_ALLOWED_ORIGINS"
+APP_INSIGHTS_CONNECTION_STRING_ENV = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+# Read by the Azure Monitor exporter inside the host, not by the host's own code.
+APP_INSIGHTS_AUTHENTICATION_ENV = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
+
+# --- the host's lifecycle ---------------------------------------------------------
 GRACEFUL_TIMEOUT_SECONDS = 20
 """Seconds in-flight requests get after SIGTERM (``--graceful-timeout``'s default); the stack gives the platform's
 stop a margin above it (components/site_config.py, ``WEBSITES_CONTAINER_STOP_TIME_LIMIT``)."""
+
+# --- the served server ----------------------------------------------------------
+DEFAULT_SERVER = "app.demo.server:server"
+"""``MODULE:ATTR`` of the bundled demo: the host's default and the config key ``server``'s."""
+SERVER_FILE_NAME = "mcp-server.txt"
+"""Beside ``app/`` in a package: the ``MODULE:ATTR`` the host serves, when it is not the default."""
+
+# --- telemetry the host emits and the workbook queries ---------------------------
+ATTR_METHOD = "mcp.method.name"
+ATTR_TOOL = "gen_ai.tool.name"
+ATTR_PROTOCOL_VERSION = "mcp.protocol.version"
+ATTR_REQUEST_ID = "jsonrpc.request.id"
+ATTR_ERROR_TYPE = "error.type"  # on the metric
+DIM_ERROR_TYPE = "mcp.error.type"  # on requests rows (the exporter drops error.type there)
+DIM_ERROR_CODE = "jsonrpc.error.code"  # on requests rows (the exporter drops rpc.*)
+SERVICE_NAME_PREFIX = "mcp-server-"  # + the slot name: cloud_RoleName
+METRIC_OPERATION_DURATION = "mcp.server.operation.duration"
+AUDIT_EVENT = "mcp.tool_call"  # customEvents name
+DIM_OUTCOME = "mcp.outcome"  # on the audit record
+OUTCOME_OK = "ok"
+MEASURE_DURATION_MS = "duration_ms"  # the audit record's customMeasurements
+
+# --- key rings ---------------------------------------------------------------------
+KEY_RING_FORMAT = "kid:secret[,kid:secret...]"
+KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+class KeyRingError(ValueError):
+    """A key ring (``MCP_HANDLE_KEYS``, ``MCP_REQUEST_STATE_KEYS`` or their config keys) is not a valid key ring."""
+
+
+def parse_key_ring(spec: str, name: str, min_secret: int) -> dict[str, str]:
+    """Key id -> secret of ``spec`` (``kid:secret[,kid:secret...]``) read from ``name``, the first key first.
+
+    Entries are separated by commas and stripped; every entry needs a key id
+    (1-32 of ``A-Z a-z 0-9 _ -``), unique in the ring, and a secret of at
+    least ``min_secret`` characters. An empty entry (``k1:...,``) is refused
+    rather than skipped: it is more often a key lost in an edit than a style.
+    Errors name ``name`` and the entry, never a secret.
+    """
+    keys: dict[str, str] = {}
+    entries = [entry.strip() for entry in spec.split(",")]
+    if entries == [""]:
+        raise KeyRingError(f"{name} is empty; expected '{KEY_RING_FORMAT}'")
+    for position, entry in enumerate(entries, start=1):
+        kid, sep, secret = entry.partition(":")
+        kid = kid.strip()
+        if not entry:
+            raise KeyRingError(f"{name} entry {position} is empty; expected '{KEY_RING_FORMAT}' without a stray comma")
+        if not sep:
+            raise KeyRingError(f"{name} entry {position} has no ':'; expected 'kid:secret'")
+        if not KEY_ID_PATTERN.fullmatch(kid):
+            raise KeyRingError(f"{name} entry {position}: key id {kid!r} must be 1-32 characters of A-Z a-z 0-9 _ -")
+        if len(secret) < min_secret:
+            raise KeyRingError(
+                f"{name} entry {position} (key id {kid!r}): secret is {len(secret)} characters, "
+                f"at least {min_secret} are required"
+            )
+        if kid in keys:
+            raise KeyRingError(f"{name} entry {position}: key id {kid!r} appears more than once")
+        keys[kid] = secret
+    return keys

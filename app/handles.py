@@ -42,7 +42,6 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, MutableMapping
@@ -50,15 +49,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from app.contract import HANDLE_KEYS_ENV, KeyRingError, parse_key_ring  # noqa: F401 (KeyRing.parse raises KeyRingError)
 from app.identity import Caller
 
 logger = logging.getLogger(__name__)
 
 VERSION = "v1"
-KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 MIN_SECRET_LENGTH = 16
 MAX_HANDLE_LENGTH = 4096
-KEYS_ENV = "MCP_HANDLE_KEYS"
+KEYS_ENV = HANDLE_KEYS_ENV
 GENERATED_RINGS_ENV = "MCP_GENERATED_KEY_RINGS"
 """Set by ``python -m app`` for its workers: the ring variables it filled with a generated key (comma-separated)."""
 KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
@@ -90,10 +89,6 @@ class WrongCaller(HandleError):
     kind = "wrong-caller"
 
 
-class KeyRingError(ValueError):
-    """A key ring variable (``MCP_HANDLE_KEYS``, ``MCP_REQUEST_STATE_KEYS``) is not a valid key ring."""
-
-
 @dataclass(frozen=True)
 class KeyRing:
     """Signing keys by id; the first key signs, every key verifies (so keys rotate)."""
@@ -104,26 +99,8 @@ class KeyRing:
 
     @classmethod
     def parse(cls, spec: str, env: str = KEYS_ENV, min_secret: int = MIN_SECRET_LENGTH) -> KeyRing:
-        """Parse ``kid:secret,kid2:secret2`` read from ``env``. Errors name the entry, never the secret."""
-        keys: dict[str, bytes] = {}
-        entries = [entry.strip() for entry in spec.split(",") if entry.strip()]
-        if not entries:
-            raise KeyRingError(f"{env} is empty; expected 'kid:secret[,kid:secret...]'")
-        for position, entry in enumerate(entries, start=1):
-            kid, sep, secret = entry.partition(":")
-            kid = kid.strip()
-            if not sep:
-                raise KeyRingError(f"{env} entry {position} has no ':'; expected 'kid:secret'")
-            if not KEY_ID_PATTERN.fullmatch(kid):
-                raise KeyRingError(f"{env} entry {position}: key id {kid!r} must be 1-32 characters of A-Z a-z 0-9 _ -")
-            if len(secret) < min_secret:
-                raise KeyRingError(
-                    f"{env} entry {position} (key id {kid!r}): secret is {len(secret)} characters, "
-                    f"at least {min_secret} are required"
-                )
-            if kid in keys:
-                raise KeyRingError(f"{env} entry {position}: key id {kid!r} appears more than once")
-            keys[kid] = secret.encode()
+        """Parse ``kid:secret,kid2:secret2`` read from ``env`` (`app.contract.parse_key_ring`'s rules)."""
+        keys = {kid: secret.encode() for kid, secret in parse_key_ring(spec, env, min_secret).items()}
         return cls(keys=keys, signing_kid=next(iter(keys)))
 
     @classmethod

@@ -35,17 +35,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from app.contract import (
+    ALLOWED_ORIGINS_ENV,
+    DEFAULT_SERVER,
+    REQUEST_STATE_KEYS_ENV,
+    SERVER_FILE_NAME,
+    SLOT_NAME_ENV,
+    TOOL_ROLES_ENV,
+)
 from app.handles import KeyRing
 from app.identity import ToolRoles
 
-REQUEST_STATE_KEYS_ENV = "MCP_REQUEST_STATE_KEYS"
 REQUEST_STATE_MIN_SECRET = 32
 """The SDK's AES-GCM request-state codec refuses shorter secrets."""
 SERVER_ENV = "MCP_SERVER"
 EASY_AUTH_ENV = "WEBSITE_AUTH_ENABLED"
-TOOL_ROLES_ENV = "MCP_TOOL_ROLES"
-DEFAULT_SERVER = "app.demo.server:server"
-SERVER_FILE = Path(__file__).resolve().parent.parent / "mcp-server.txt"
+SERVER_FILE = Path(__file__).resolve().parent.parent / SERVER_FILE_NAME
 """Written into the deployment package by the infrastructure when it serves a team's server, so that the choice
 travels with the code it names through deploys and slot swaps (an app setting would change on both slots at once)."""
 
@@ -92,7 +97,7 @@ def _origins(raw: str) -> frozenset[str]:
             continue
         if origin != "*" and "://" not in origin:
             raise SettingsError(
-                f"MCP_ALLOWED_ORIGINS entry {origin!r} is not an origin; expected 'scheme://host[:port]' (or '*')"
+                f"{ALLOWED_ORIGINS_ENV} entry {origin!r} is not an origin; expected 'scheme://host[:port]' (or '*')"
             )
         origins.add(origin.lower())
     return frozenset(origins)
@@ -141,10 +146,8 @@ class Settings:
             request_state_keys=KeyRing.from_env(
                 env, REQUEST_STATE_KEYS_ENV, REQUEST_STATE_MIN_SECRET, "multi-round requestState values"
             ),
-            allowed_origins=_origins(env["MCP_ALLOWED_ORIGINS"])
-            if env.get("MCP_ALLOWED_ORIGINS", "").strip()
-            else None,
-            slot_name=env.get("MCP_SLOT_NAME", "").strip() or "local",
+            allowed_origins=_origins(env[ALLOWED_ORIGINS_ENV]) if env.get(ALLOWED_ORIGINS_ENV, "").strip() else None,
+            slot_name=env.get(SLOT_NAME_ENV, "").strip() or "local",
             instance_id=env.get("WEBSITE_INSTANCE_ID", "").strip() or "local",
             # App Service writes "True"; Microsoft.Identity.Web compares it case-insensitively, and so do we.
             easy_auth=env.get(EASY_AUTH_ENV, "").strip().lower() == "true",

@@ -73,9 +73,8 @@ is unset and the connection string alone is used.
 Resource: ``service.name`` = ``"mcp-server-<slot>"`` with slot =
 ``MCP_SLOT_NAME`` (production / staging / local) -> ``cloud_RoleName``, so
 the workbook splits production from staging; ``service.instance.id`` =
-``WEBSITE_INSTANCE_ID`` -> ``cloud_RoleInstance``. These names are the contract
-with ``components/workbook.py`` (repeated there, since ``components`` never
-imports ``app``; ``tests/app/test_telemetry.py`` checks they agree).
+``WEBSITE_INSTANCE_ID`` -> ``cloud_RoleInstance``. The names the workbook
+(``components/workbook.py``) queries live in ``app.contract``, which both import.
 
 Why a middleware of our own: the ``mcp`` SDK's ``OpenTelemetryMiddleware``
 (same attribute names) runs only inside the SDK's dispatcher, which the app's
@@ -108,32 +107,35 @@ from binascii import hexlify
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from app.contract import (
+    APP_INSIGHTS_CONNECTION_STRING_ENV,
+    ATTR_ERROR_TYPE,
+    ATTR_METHOD,
+    ATTR_PROTOCOL_VERSION,
+    ATTR_REQUEST_ID,
+    ATTR_TOOL,
+    AUDIT_EVENT,
+    DIM_ERROR_CODE,
+    DIM_ERROR_TYPE,
+    DIM_OUTCOME,
+    MEASURE_DURATION_MS,
+    METRIC_OPERATION_DURATION,
+    OUTCOME_OK,
+    SERVICE_NAME_PREFIX,
+    SLOT_NAME_ENV,
+)
+
 logger = logging.getLogger(__name__)
 
-CONNECTION_STRING_ENV = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+CONNECTION_STRING_ENV = APP_INSIGHTS_CONNECTION_STRING_ENV
 
-# --- contract with components/workbook.py ------------------------------------
-ATTR_METHOD = "mcp.method.name"
-ATTR_TOOL = "gen_ai.tool.name"
-ATTR_PROTOCOL_VERSION = "mcp.protocol.version"
-ATTR_REQUEST_ID = "jsonrpc.request.id"
-ATTR_ERROR_TYPE = "error.type"
+# --- further semantic-convention attributes ----------------------------------
 ATTR_RPC_STATUS_CODE = "rpc.response.status_code"
 # The Azure Monitor exporter leaves `error.type` and every `rpc.*` attribute
 # out of a request's customDimensions (it treats them as standard fields), so
-# the span carries copies under names it keeps; metrics keep `error.type`.
-DIM_ERROR_TYPE = "mcp.error.type"
-DIM_ERROR_CODE = "jsonrpc.error.code"
+# the span carries copies under DIM_ERROR_TYPE and DIM_ERROR_CODE; metrics keep `error.type`.
 # The caller's object id: the exporter moves `enduser.id` into `user_AuthenticatedId` (and out of customDimensions).
 ATTR_ENDUSER_ID = "enduser.id"
-AUDIT_EVENT = "mcp.tool_call"
-DIM_OUTCOME = "mcp.outcome"
-OUTCOME_OK = "ok"
-MEASURE_DURATION_MS = "duration_ms"
-SERVICE_NAME_PREFIX = "mcp-server-"
-METRIC_OPERATION_DURATION = "mcp.server.operation.duration"
-
-# --- further semantic-convention attributes ----------------------------------
 ATTR_PROMPT = "gen_ai.prompt.name"
 ATTR_RESOURCE_URI = "mcp.resource.uri"
 ATTR_OPERATION = "gen_ai.operation.name"
@@ -170,11 +172,11 @@ _METHOD_NOT_FOUND = -32601
 
 def service_name(environ: Mapping[str, str] = os.environ) -> str:
     """``mcp-server-<MCP_SLOT_NAME>``: the cloud role name per slot."""
-    return SERVICE_NAME_PREFIX + (environ.get("MCP_SLOT_NAME") or "local")
+    return SERVICE_NAME_PREFIX + (environ.get(SLOT_NAME_ENV) or "local")
 
 
 def resource_attributes(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    slot = environ.get("MCP_SLOT_NAME") or "local"
+    slot = environ.get(SLOT_NAME_ENV) or "local"
     return {
         "service.name": service_name(environ),
         "service.instance.id": environ.get("WEBSITE_INSTANCE_ID") or "local",

@@ -5,10 +5,10 @@ program (docs/internals.md: "Use the components from your own Pulumi program"):
 
 - ``components.fleet``: :class:`McpFleet`, the whole fleet as one component,
   and :class:`McpFleetArgs`, what a platform team chooses (a field per config
-  key, the same defaults and checks; ``McpFleetArgs.from_settings`` takes a
-  stack's validated config);
-- ``components.settings``: :class:`StackSettings` (``StackSettings.load()``
-  validates stack config), ``SKUS`` and :class:`EasyAuth`;
+  key, the same defaults and checks; ``McpFleetArgs.from_config()`` reads and
+  validates a stack's config);
+- ``components.settings``: ``SKUS``, :class:`EasyAuth` and
+  :class:`ConfigError`, and the declarations of the config keys;
 - ``components.server_source``: ``resolve_server_source(server, folder)``,
   the team's ``MCPServer`` and its folder, checked;
 - ``components.plan``: ``PLAN_ID_OUTPUT``, the stack output to export

@@ -3,10 +3,10 @@
 :class:`McpFleet` wires the components exactly as a stack of this project
 needs them (resource group, plan, autoscale, secrets, monitoring, site,
 staging slot, operations, the package of the chosen server and its
-delivery). :class:`McpFleetArgs` holds what a platform team chooses: from
-stack config with :meth:`McpFleetArgs.from_settings`, or set in code with
-the same defaults as the config schema and the same checks of how values
-combine.
+delivery). :class:`McpFleetArgs` holds what a platform team chooses, one
+field per config key of Pulumi.yaml with that key's default: from stack
+config with :meth:`McpFleetArgs.from_config`, or set in code, where the same
+checks of how values combine apply.
 
 One fleet per stack: its children keep the logical names they had at the
 stack's root before this component existed (``rg``, ``plan``, ``mcp``, ...),
@@ -15,9 +15,8 @@ so a second fleet in the same stack would register the same URNs.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 
 import pulumi
@@ -26,82 +25,109 @@ from components.autoscale import Autoscale, AutoscaleArgs
 from components.delivery import Delivery, DeliveryArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.operations import Operations, OperationsArgs
-from components.package import BUNDLED_SERVER, build_package
+from components.package import build_package
 from components.plan import Plan, PlanArgs, previous_plan_id
 from components.resource_group import resource_group
 from components.secrets import Secrets, SecretsArgs
 from components.server_source import ServerSource
-from components.settings import SKUS, EasyAuth, Sku, StackSettings, check_combinations, workbook_name
+from components.settings import (
+    EMAIL,
+    MAX_INSTANCES,
+    MIN_INSTANCES,
+    ORIGIN,
+    PREMIUM_V3,
+    PYTHON_VERSIONS,
+    RESOURCE_GROUP_NAME,
+    SHORT_LABEL,
+    SKUS,
+    EasyAuth,
+    Sku,
+    boolean,
+    choice,
+    easy_auth_keys,
+    integer,
+    key_ring,
+    optional_text,
+    read_config,
+    roles_by_tool,
+    server_keys,
+    text_list,
+    validate,
+    workbook_name,
+)
 from components.site import Site, SiteArgs
 from components.site_config import AppConfig
 from components.staging_slot import StagingSlot, StagingSlotArgs
 
 TYPE = "mcpscale:azure:McpFleet"
 
-# The bundled demo, served from the host package.
-BUNDLED = ServerSource(BUNDLED_SERVER, None)
-
 
 @dataclass(frozen=True)
 class McpFleetArgs:
-    """What a platform team chooses; every default is the config schema's (Pulumi.yaml).
-
-    Field names are those of :class:`~components.settings.StackSettings`;
-    each is the snake_case of its config key (``instanceCount`` ->
-    ``instance_count``), where the README documents it.
-    """
+    """What a platform team chooses. Each field but ``location``, ``project`` and ``stack`` is read from the
+    config key it names (the snake_case of the key, where the README documents it), with that key's default."""
 
     location: str
-    # Check a team's server with components.server_source.resolve_server_source(server, folder).
-    server: ServerSource = BUNDLED
-    # An existing group to deploy into; None: the fleet creates its own.
-    resource_group_name: str | None = None
-    instance_count: int = 3
-    sku: Sku = SKUS["P0v3"]
-    python_version: str = "3.12"
-    autoscale: bool = True
-    autoscale_max_count: int = 10
-    cpu_scale_out_threshold: int = 70
-    cpu_scale_in_threshold: int = 30
-    staging_slot: bool = True
-    # Each new value swaps staging into production once.
-    swap: str | None = None
-    zone_redundant: bool = False
-    # Key rings ``kid:secret[,kid:secret...]``; None: one key is generated and kept in the stack state.
-    handle_keys: pulumi.Input[str] | None = field(default=None, repr=False)
-    request_state_keys: pulumi.Input[str] | None = field(default=None, repr=False)
-    key_vault_purge_protection: bool = True
-    easy_auth: EasyAuth | None = None
-    allowed_origins: tuple[str, ...] = ()
-    alert_emails: tuple[str, ...] = ()
-    tool_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    # Tag values and the workbook's name; the running program's project and stack unless given.
+    """The Azure region (config ``azure-native:location``)."""
+    _: KW_ONLY  # the rest by name: their order is the config schema's, which may grow anywhere
+    instance_count: int = integer("instanceCount", 3, MIN_INSTANCES, MAX_INSTANCES)
+    sku: Sku = choice("sku", "P0v3", SKUS)
+    python_version: str = choice("pythonVersion", "3.12", PYTHON_VERSIONS)
+    autoscale: bool = boolean("autoscale", True)
+    autoscale_max_count: int = integer("autoscaleMaxCount", 10, MIN_INSTANCES, PREMIUM_V3.max_instances)
+    cpu_scale_out_threshold: int = integer("cpuScaleOutThreshold", 70, 2, 99)
+    cpu_scale_in_threshold: int = integer("cpuScaleInThreshold", 30, 1, 98)
+    staging_slot: bool = boolean("stagingSlot", True)
+    swap: str | None = optional_text("swap", SHORT_LABEL, "expected a short label (at most 128 characters)")
+    """Each new value swaps staging into production once."""
+    zone_redundant: bool = boolean("zoneRedundant", False)
+    resource_group_name: str | None = optional_text(
+        "resourceGroupName",
+        RESOURCE_GROUP_NAME,
+        "expected an existing resource group's name (1-90 letters, digits, '-', '_', '.', '(', ')'; "
+        "not ending in '.'), or unset to create one",
+    )
+    """An existing group to deploy into; None: the fleet creates its own."""
+    allowed_origins: tuple[str, ...] = text_list(
+        "allowedOrigins",
+        ORIGIN,
+        "expected comma-separated origins like https://app.example.com (scheme://host[:port], no path)",
+    )
+    easy_auth: EasyAuth | None = easy_auth_keys()
+    require_allowed_client_apps: bool = boolean("requireAllowedClientApps", False)
+    """Refuse Easy Auth open to any client app in the tenant unless ``easy_auth.allow_any_client_app`` (prod)."""
+    alert_emails: tuple[str, ...] = text_list(
+        "alertEmails", EMAIL, "expected comma-separated e-mail addresses like ops@example.com"
+    )
+    key_vault_purge_protection: bool = boolean("keyVaultPurgeProtection", True)
+    handle_keys: pulumi.Input[str] | None = key_ring("handleKeys")
+    """Key rings ``kid:secret[,kid:secret...]``; None: one key is generated and kept in the stack state."""
+    request_state_keys: pulumi.Input[str] | None = key_ring("requestStateKeys")
+    tool_roles: Mapping[str, tuple[str, ...]] = roles_by_tool("toolRoles")
+    """Tool name -> Entra app roles, any of which may call it (MCP_TOOL_ROLES); empty: every tool open."""
+    server: ServerSource = server_keys()
+    """Check a team's server with components.server_source.resolve_server_source(server, folder)."""
     project: str = field(default_factory=pulumi.get_project)
+    """Tag values and the workbook's name; the running program's project and stack unless given."""
     stack: str = field(default_factory=pulumi.get_stack)
 
     def __post_init__(self) -> None:
-        problems: list[str] = []
-        check_combinations(
-            lambda key, value, allowed: problems.append(f"{_field_name(key)} = {value!r} is not allowed: {allowed}"),
-            self,
-        )
-        if problems:
-            raise ValueError("invalid McpFleetArgs:\n  - " + "\n  - ".join(problems))
+        validate(self)
 
     @classmethod
-    def from_settings(cls, settings: StackSettings) -> McpFleetArgs:
-        """The fleet a stack's validated config describes."""
-        # The fields are named as StackSettings' attributes.
-        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+    def from_config(cls, config: pulumi.Config | None = None) -> McpFleetArgs:
+        """The fleet the stack's config describes; :class:`~components.settings.ConfigError` lists every problem."""
+        return read_config(cls, config)
 
     @property
     def tags(self) -> dict[str, str]:
         """Tags every resource carries; components add ``component``."""
         return {"project": self.project, "stack": self.stack}
 
-
-def _field_name(config_key: str) -> str:
-    return re.sub(r"([A-Z])", r"_\1", config_key).lower()
+    @property
+    def workers_per_instance(self) -> int:
+        """Uvicorn workers per instance: one per core of the plan's sku."""
+        return self.sku.cores
 
 
 class McpFleet(pulumi.ComponentResource):
@@ -209,8 +235,7 @@ class McpFleet(pulumi.ComponentResource):
                 plan_id=self.plan.id,
                 app=AppConfig(
                     python_version=args.python_version,
-                    # One uvicorn worker per core of the plan's sku.
-                    workers=args.sku.cores,
+                    workers=args.workers_per_instance,
                     key_vault_settings=self.secrets.app_settings,
                     app_insights_connection_string=self.monitoring.connection_string,
                     allowed_origins=args.allowed_origins,

@@ -49,6 +49,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from app.contract import DEFAULT_SERVER, SERVER_FILE_NAME
 from components.requirements import (
     DEPENDENCY_FILES,
     RequirementsError,
@@ -61,10 +62,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 APP_DIR = "app"
 REQUIREMENTS_FILE = "requirements.txt"
-BUNDLED_SERVER = "app.demo.server:server"
-"""The host's default server (app.settings.DEFAULT_SERVER); a test holds the two equal."""
-SERVER_FILE = "mcp-server.txt"
-"""The served server's MODULE:ATTR, read by the host (app.settings.SERVER_FILE; components never imports app)."""
+BUNDLED_SERVER = DEFAULT_SERVER
+"""The host's default server."""
+SERVER_FILE = SERVER_FILE_NAME
+"""The served server's MODULE:ATTR, read by the host (app.settings.SERVER_FILE)."""
 
 # Where `pulumi up` writes the package, relative to the working directory of
 # the program and of the deploy commands (this project's root, or the folder

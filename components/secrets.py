@@ -32,6 +32,7 @@ import pulumi
 import pulumi_random
 from pulumi_azure_native import authorization, keyvault
 
+from app.contract import HANDLE_KEYS_ENV, REQUEST_STATE_KEYS_ENV
 from components.roles import KEY_VAULT_SECRETS_USER, RoleGrant
 
 # Key id of a generated key; set the config key to rotate (docs/operations.md: "Key Vault and rotating keys").
@@ -42,8 +43,8 @@ SOFT_DELETE_RETENTION_DAYS = 90
 
 # App setting the app reads -> Key Vault secret name.
 KEY_RINGS = {
-    "MCP_HANDLE_KEYS": "mcp-handle-keys",
-    "MCP_REQUEST_STATE_KEYS": "mcp-request-state-keys",
+    HANDLE_KEYS_ENV: "mcp-handle-keys",
+    REQUEST_STATE_KEYS_ENV: "mcp-request-state-keys",
 }
 
 
@@ -100,7 +101,7 @@ class Secrets(pulumi.ComponentResource):
             opts=child,
         )
 
-        rings = {"MCP_HANDLE_KEYS": args.handle_keys, "MCP_REQUEST_STATE_KEYS": args.request_state_keys}
+        rings = {HANDLE_KEYS_ENV: args.handle_keys, REQUEST_STATE_KEYS_ENV: args.request_state_keys}
         self.app_settings = {}
         for setting, ring in rings.items():
             secret_name = KEY_RINGS[setting]

@@ -1,13 +1,27 @@
-"""The stack's configuration, typed and validated before anything is created.
+"""The stack's configuration: every key of the project's config schema, declared once, read and checked once.
 
-``StackSettings.load()`` reads every key of the project's ``config:`` schema
-(Pulumi.yaml) from ``pulumi.Config()``, checks each one and the combinations
-between them, and raises :class:`ConfigError` listing every problem (key,
-value, what is allowed) before the program registers a single resource.
+Each key is declared on the field of :class:`components.fleet.McpFleetArgs`
+it fills, with one of the field makers below (``integer("instanceCount", 3,
+1, 10)``): its name, its Pulumi.yaml type and default, and how its text
+becomes the field's value. The field's own default is that text parsed, so a
+default is written once, in the config's terms, and code that builds
+McpFleetArgs gets the same defaults as a stack without config.
+:func:`config_keys` lists the declarations, and tests hold Pulumi.yaml's
+``config:`` schema and the README's table equal to them.
 
-Pulumi passes config values to the program as strings, whatever Pulumi.yaml
-declares, so every value is parsed here; the defaults below are the same as
-the ``default:`` entries in Pulumi.yaml (a test holds them equal).
+:func:`read_config` (``McpFleetArgs.from_config()``) reads every declared
+key from ``pulumi.Config()``, then builds the arguments, whose
+``__post_init__`` runs :func:`check_combinations` once: the combinations the
+sku, autoscale or Easy Auth cannot serve are refused for config and code alike. Every
+problem, of single values and of combinations, is raised together as one
+:class:`ConfigError` (key, value, what is allowed) before the program
+registers a single resource. Pulumi passes config values to the program as
+strings, whatever Pulumi.yaml declares, so every value is parsed here.
+
+Adding a key: a field with a field maker in McpFleetArgs (:func:`parsed`
+for a kind of its own), its entry in Pulumi.yaml and a row in the README's
+table (the tests name whichever is missing); a rule between keys goes in
+:func:`check_combinations`.
 """
 
 from __future__ import annotations
@@ -17,13 +31,17 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import Field, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
-from components.server_source import BUNDLED_SERVER, ServerSource, ServerSourceError, resolve_server_source
+from app.contract import DEFAULT_SERVER, KEY_RING_FORMAT, KeyRingError, parse_key_ring
+from components.server_source import ServerSource, ServerSourceError, resolve_server_source
+
+if TYPE_CHECKING:
+    from components.fleet import McpFleetArgs
 
 MIN_INSTANCES = 1
 MAX_INSTANCES = 10
@@ -95,40 +113,13 @@ SKUS: Mapping[str, Sku] = {
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
-_KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # as app.handles.KEY_ID_PATTERN
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
-_RESOURCE_GROUP = re.compile(r"^[-\w._()]{0,89}[-\w_()]$")
-_EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
+# What text keys may hold, for the field makers optional_text and text_list.
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+RESOURCE_GROUP_NAME = re.compile(r"^[-\w._()]{0,89}[-\w_()]$")
+EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
+SHORT_LABEL = re.compile(r"^.{1,128}$")
 MIN_HANDLE_SECRET_LENGTH = 32
-
-# Every key of the project's config schema (Pulumi.yaml), in the order read.
-KEYS = (
-    "instanceCount",
-    "sku",
-    "pythonVersion",
-    "autoscale",
-    "autoscaleMaxCount",
-    "cpuScaleOutThreshold",
-    "cpuScaleInThreshold",
-    "stagingSlot",
-    "swap",
-    "zoneRedundant",
-    "resourceGroupName",
-    "allowedOrigins",
-    "authClientId",
-    "authTenantId",
-    "authScopes",
-    "authAllowedClientApps",
-    "requireAllowedClientApps",
-    "authAllowAnyClientApp",
-    "alertEmails",
-    "keyVaultPurgeProtection",
-    "handleKeys",
-    "requestStateKeys",
-    "toolRoles",
-    "server",
-    "serverSource",
-)
+"""Both rings: the request-state codec needs 32, and a handle ring deployed here gets no less."""
 
 # The bundled demo server's tools (app/demo/server.py; a test holds them equal), which toolRoles may name.
 BUNDLED_SERVER_TOOLS = ("whoami", "echo", "lookup_fact", "compute_primes", "tally", "pick_fact")
@@ -152,53 +143,12 @@ class EasyAuth:
     scopes: tuple[str, ...]
     # Client (application) ids whose tokens are accepted; empty: any client in the tenant.
     allowed_applications: tuple[str, ...] = ()
+    # Empty allowed_applications is meant: not refused where the stack requires them, and not warned about.
+    allow_any_client_app: bool = False
 
     @property
     def issuer(self) -> str:
         return f"https://login.microsoftonline.com/{self.tenant_id}/v2.0"
-
-
-@dataclass(frozen=True)
-class StackSettings:
-    """Everything the components need to know about this stack, validated."""
-
-    project: str
-    stack: str
-    location: str
-    resource_group_name: str | None
-    instance_count: int
-    sku: Sku
-    python_version: str
-    autoscale: bool
-    autoscale_max_count: int
-    cpu_scale_out_threshold: int
-    cpu_scale_in_threshold: int
-    staging_slot: bool
-    swap: str | None
-    zone_redundant: bool
-    handle_keys: pulumi.Output[str] | None = field(repr=False)
-    request_state_keys: pulumi.Output[str] | None = field(repr=False)
-    key_vault_purge_protection: bool
-    easy_auth: EasyAuth | None
-    allowed_origins: tuple[str, ...]
-    alert_emails: tuple[str, ...]
-    server: ServerSource
-    # Tool name -> Entra app roles, any of which may call it (MCP_TOOL_ROLES); empty: every tool open.
-    tool_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @property
-    def tags(self) -> dict[str, str]:
-        """Tags every resource carries; components add ``component``."""
-        return {"project": self.project, "stack": self.stack}
-
-    @property
-    def workers_per_instance(self) -> int:
-        """Uvicorn workers per instance: one per core of the plan's SKU."""
-        return self.sku.cores
-
-    @classmethod
-    def load(cls, config: pulumi.Config | None = None) -> StackSettings:
-        return _Reader(config or pulumi.Config()).read()
 
 
 def workbook_name(project: str, stack: str) -> str:
@@ -206,106 +156,423 @@ def workbook_name(project: str, stack: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mcpscale://{project}/{stack}/workbook"))
 
 
-# Reports one problem: the config key, its value as given, what is allowed.
-Problem = Callable[[str, str, str], None]
+# --------------------------------------------------------------------------
+# Declaring keys
 
 
-class Combination(Protocol):
-    """The values :func:`check_combinations` reads, by the names StackSettings and McpFleetArgs both give them."""
+@dataclass(frozen=True)
+class Key:
+    """One key of the project's config schema, as Pulumi.yaml declares it."""
 
-    sku: Sku
-    instance_count: int
-    autoscale: bool
-    autoscale_max_count: int
-    cpu_scale_out_threshold: int
-    cpu_scale_in_threshold: int
-    staging_slot: bool
-    swap: str | None
-    zone_redundant: bool
+    name: str
+    type: str
+    """Pulumi.yaml's type: ``integer``, ``boolean`` or ``string``."""
+    default: int | bool | str
+    """Pulumi.yaml's default: what the key means unset (empty: no value)."""
+    secret: bool = False
+    """Refused unless set with ``--secret``; unset, the program generates the value."""
 
 
-def check_combinations(problem: Problem, values: Combination) -> None:
-    """Report every combination of values the sku or autoscale cannot serve, each under the config key to change.
+class Reading(Protocol):
+    """What a :class:`Setting` reads the stack's config through."""
 
-    Shared by stack config (:meth:`StackSettings.load`) and by programs that
-    set the values in code (``components.fleet.McpFleetArgs``), so both refuse the same things.
-    """
-    _check_tier(
-        problem, values.sku, values.instance_count, values.autoscale, values.autoscale_max_count, values.staging_slot
+    def raw(self, key: str) -> str | None:
+        """The key's value as set, stripped; None when unset."""
+
+    def is_secret(self, key: str) -> bool: ...
+
+    def problem(self, key: str, value: Any, allowed: str) -> None:
+        """Report ``value`` of ``key`` as not allowed, saying what is."""
+
+    def report(self, key: str, sentence: str) -> None:
+        """Report ``key`` as unusable, the rest of the sentence after its name saying why (``is not set: ...``)."""
+
+
+UNSET: Any = object()
+"""What a :class:`Setting` reads when the field keeps its default: its keys are unset, or a problem was reported."""
+HIDDEN: Any = object()
+"""A value :meth:`Reading.problem` shows as ``<secret>``."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one field of the fleet's arguments is read: the config keys it comes from and the reading."""
+
+    keys: tuple[Key, ...]
+    read: Callable[[Reading], Any]
+    """The field's value from the keys' text, or UNSET."""
+
+
+_SETTING = "mcpscale.setting"  # dataclass field metadata
+
+
+class Refused(ValueError):
+    """A key's text that its kind does not allow; the message says what is allowed."""
+
+
+def _text(default: int | bool | str) -> str:
+    """A Pulumi.yaml default as the CLI hands it to the program."""
+    return str(default).lower() if isinstance(default, bool) else str(default)
+
+
+def _field(setting: Setting, default: Any, *, repr: bool = True) -> Any:
+    metadata = {_SETTING: setting}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), repr=repr, metadata=metadata)
+    return field(default=default, repr=repr, metadata=metadata)
+
+
+def parsed(key: Key, parse: Callable[[str], Any], *, repr: bool = True) -> Any:
+    """A field read from one key by ``parse`` (text -> value, or :class:`Refused`), defaulting to its default parsed."""
+
+    def read(config: Reading) -> Any:
+        raw = config.raw(key.name)
+        if raw is None:
+            return UNSET
+        try:
+            return parse(raw)
+        except Refused as refused:
+            config.problem(key.name, raw, str(refused))
+            return UNSET
+
+    return _field(Setting((key,), read), parse(_text(key.default)), repr=repr)
+
+
+def integer(key: str, default: int, low: int, high: int) -> Any:
+    """A whole number from ``low`` to ``high``."""
+    allowed = f"expected a whole number from {low} to {high}"
+
+    def parse(text: str) -> int:
+        if not _INTEGER.match(text) or not low <= int(text) <= high:
+            raise Refused(allowed)
+        return int(text)
+
+    return parsed(Key(key, "integer", default), parse)
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise Refused("expected true or false")
+    return text.lower() == "true"
+
+
+def boolean(key: str, default: bool) -> Any:
+    """``true`` or ``false``, in any case."""
+    return parsed(Key(key, "boolean", default), _boolean)
+
+
+def choice(key: str, default: str, allowed: Mapping[str, Any] | tuple[str, ...]) -> Any:
+    """One of ``allowed``'s names; a mapping gives the value it maps the name to."""
+
+    def parse(text: str) -> Any:
+        if text not in allowed:
+            raise Refused("expected one of " + ", ".join(allowed))
+        return allowed[text] if isinstance(allowed, Mapping) else text
+
+    return parsed(Key(key, "string", default), parse)
+
+
+def optional_text(key: str, pattern: re.Pattern[str], allowed: str) -> Any:
+    """Text matching ``pattern``; empty: None."""
+
+    def parse(text: str) -> str | None:
+        if text and not pattern.match(text):
+            raise Refused(allowed)
+        return text or None
+
+    return parsed(Key(key, "string", ""), parse)
+
+
+def text_list(key: str, item: re.Pattern[str], allowed: str) -> Any:
+    """Comma-separated items, each matching ``item``; empty: none."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(i.strip() for i in text.split(",") if i.strip())
+        bad = [i for i in items if not item.match(i)]
+        if bad:
+            raise Refused(f"{allowed}; bad: {', '.join(bad)}")
+        return items
+
+    return parsed(Key(key, "string", ""), parse)
+
+
+def roles_by_tool(key: str) -> Any:
+    """A JSON object of tool name -> non-empty list of role names (or a config object, which Pulumi hands over as JSON)."""
+    allowed = (
+        "expected a JSON object of tool name -> non-empty list of Entra app role names, "
+        'e.g. {"compute_primes": ["Primes.Run"]}'
     )
-    if values.zone_redundant:
-        _check_zone_redundancy(problem, values.sku, values.instance_count)
-    if values.autoscale:
+
+    def parse(text: str) -> dict[str, tuple[str, ...]]:
+        if not text:
+            return {}
+        try:
+            spec = json.loads(text)
+        except ValueError:
+            spec = None
+        if not isinstance(spec, dict):
+            raise Refused(allowed)
+        bad = [
+            tool
+            for tool, roles in spec.items()
+            if not isinstance(roles, list) or not roles or not all(isinstance(r, str) and r.strip() for r in roles)
+        ]
+        if bad:
+            raise Refused(f"{allowed}; bad: {', '.join(bad)}")
+        return {tool: tuple(role.strip() for role in roles) for tool, roles in spec.items()}
+
+    return parsed(Key(key, "string", ""), parse)
+
+
+def key_ring(key: str) -> Any:
+    """A secret key ring ``kid:secret[,kid:secret...]`` (app.contract's rules, secrets of 32+ characters), as a
+    secret Output; unset: None, and the program generates one."""
+    allowed = (
+        f"expected a key ring {KEY_RING_FORMAT} with unique key ids (letters, digits, '_', '-'; at most 32) "
+        f"and secrets of at least {MIN_HANDLE_SECRET_LENGTH} characters; the first key seals"
+    )
+
+    def read(config: Reading) -> pulumi.Output[str] | None:
+        raw = config.raw(key)
+        if not raw:
+            return UNSET
+        if not config.is_secret(key):
+            config.report(
+                key, f"is stored in plain text: set it with `pulumi config set --secret {key} {KEY_RING_FORMAT}`"
+            )
+            return UNSET
+        try:
+            parse_key_ring(raw, key, MIN_HANDLE_SECRET_LENGTH)
+        except KeyRingError as error:  # names the entry, never a secret
+            config.problem(key, HIDDEN, f"{allowed} ({error})")
+            return UNSET
+        return pulumi.Output.secret(raw)
+
+    return _field(Setting((Key(key, "string", "", secret=True),), read), None, repr=False)
+
+
+def easy_auth_keys() -> Any:
+    """Easy Auth from ``authClientId`` and ``authTenantId`` (both or neither), with ``authScopes``,
+    ``authAllowedClientApps`` and ``authAllowAnyClientApp``, which only Easy Auth uses; unset: None, no sign-in."""
+    guid = "expected a GUID like 00000000-0000-0000-0000-000000000000"
+    keys = (
+        *(Key(k, "string", "") for k in ("authClientId", "authTenantId", "authScopes", "authAllowedClientApps")),
+        Key("authAllowAnyClientApp", "boolean", False),
+    )
+
+    def read(config: Reading) -> EasyAuth | None:
+        client_id, tenant_id = (_guid(config, key, guid) for key in ("authClientId", "authTenantId"))
+        allow_any = _boolean_key(config, "authAllowAnyClientApp", False)
+        scopes_raw, allowed_raw = config.raw("authScopes"), config.raw("authAllowedClientApps")
+        if client_id is None and tenant_id is None:
+            for key, raw in (("authScopes", scopes_raw), ("authAllowedClientApps", allowed_raw)):
+                if raw:
+                    config.problem(key, raw, "only used with Easy Auth; set authClientId and authTenantId")
+            return UNSET
+        if client_id is None or tenant_id is None:
+            missing = "authClientId" if client_id is None else "authTenantId"
+            if config.raw(missing) is None:  # a malformed value is reported already
+                config.report(missing, "is not set: Easy Auth needs both authClientId and authTenantId")
+            return UNSET
+        scopes = tuple(s.strip() for s in (scopes_raw or "").split(",") if s.strip())
+        allowed = tuple(a.strip() for a in (allowed_raw or "").split(",") if a.strip())
+        bad = [a for a in allowed if not _GUID.match(a)]
+        if bad:
+            config.problem(
+                "authAllowedClientApps",
+                allowed_raw,
+                f"expected comma-separated client (application) ids, GUIDs; bad: {', '.join(bad)}",
+            )
+            return UNSET
+        return EasyAuth(client_id, tenant_id, scopes or (f"api://{client_id}/user_impersonation",), allowed, allow_any)
+
+    return _field(Setting(keys, read), None)
+
+
+def _boolean_key(config: Reading, key: str, default: bool) -> bool:
+    """``key`` as a boolean; ``default`` when unset or not a boolean (reported)."""
+    raw = config.raw(key)
+    if raw is None:
+        return default
+    try:
+        return _boolean(raw)
+    except Refused as refused:
+        config.problem(key, raw, str(refused))
+        return default
+
+
+def _guid(config: Reading, key: str, allowed: str) -> str | None:
+    """``key``'s GUID; None when unset, empty or not a GUID (reported)."""
+    raw = config.raw(key)
+    if raw and not _GUID.match(raw):
+        config.problem(key, raw, allowed)
+        return None
+    return raw or None
+
+
+def server_keys() -> Any:
+    """The served ``server`` (``MODULE:ATTR``) and its folder ``serverSource``, checked
+    (components.server_source); unset: the bundled demo from the host package."""
+    keys = (Key("server", "string", DEFAULT_SERVER), Key("serverSource", "string", ""))
+
+    def read(config: Reading) -> ServerSource:
+        server, source = config.raw("server"), config.raw("serverSource")
+        if server is None and source is None:
+            return UNSET
+        try:
+            return resolve_server_source(server or DEFAULT_SERVER, source or "")
+        except ServerSourceError as error:
+            config.problem(error.key, error.value, error.allowed)
+            return UNSET
+
+    return _field(Setting(keys, read), ServerSource(DEFAULT_SERVER, None))
+
+
+def _settings(args_type: type) -> list[tuple[Field[Any], Setting]]:
+    return [(f, f.metadata[_SETTING]) for f in fields(args_type) if _SETTING in f.metadata]
+
+
+def config_keys(args_type: type) -> tuple[Key, ...]:
+    """Every config key ``args_type``'s fields declare, in field order."""
+    return tuple(key for _, setting in _settings(args_type) for key in setting.keys)
+
+
+# --------------------------------------------------------------------------
+# Combinations
+
+
+class Problem(NamedTuple):
+    """A value not allowed: the config key to change, the value, what is allowed."""
+
+    key: str
+    value: str
+    allowed: str
+
+
+class InvalidArgs(ValueError):
+    """Arguments whose values do not combine; each problem names the field (and the config key's message)."""
+
+    def __init__(self, args_type: type, problems: list[Problem]) -> None:
+        self.problems = problems
+        field_of = {key.name: f.name for f, setting in _settings(args_type) for key in setting.keys}
+        lines = [f"{field_of.get(p.key, p.key)} = {p.value!r} is not allowed: {p.allowed}" for p in problems]
+        super().__init__(f"invalid {args_type.__name__}:\n  - " + "\n  - ".join(lines))
+
+
+def validate(args: McpFleetArgs) -> None:
+    """Raise :class:`InvalidArgs` listing every problem :func:`check_combinations` finds in ``args``."""
+    problems = check_combinations(args)
+    if problems:
+        raise InvalidArgs(type(args), problems)
+
+
+def check_combinations(args: McpFleetArgs) -> list[Problem]:
+    """Every combination of values the sku, autoscale or Easy Auth cannot serve, each under the config key to change."""
+    problems: list[Problem] = []
+    _check_tier(problems, args)
+    if args.zone_redundant:
+        _check_zone_redundancy(problems, args.sku, args.instance_count)
+    if args.autoscale:
         _check_autoscale(
-            problem,
-            values.instance_count,
-            values.autoscale_max_count,
-            values.cpu_scale_out_threshold,
-            values.cpu_scale_in_threshold,
+            problems,
+            args.instance_count,
+            args.autoscale_max_count,
+            args.cpu_scale_out_threshold,
+            args.cpu_scale_in_threshold,
         )
-    if values.swap is not None and not values.staging_slot:
-        problem("swap", values.swap, "a swap needs the staging slot; set stagingSlot true or unset swap")
+    if args.swap is not None and not args.staging_slot:
+        problems.append(Problem("swap", args.swap, "a swap needs the staging slot; set stagingSlot true or unset swap"))
+    if args.tool_roles:
+        _check_tool_roles(problems, args)
+    if args.require_allowed_client_apps and _open_to_any_client_app(args.easy_auth):
+        problems.append(
+            Problem(
+                "authAllowedClientApps",
+                "",
+                "empty accepts a token from any client app in the tenant, and this stack sets "
+                "requireAllowedClientApps true; list the MCP clients' application (client) ids, "
+                "or set authAllowAnyClientApp true to accept any client app in the tenant",
+            )
+        )
+    return problems
 
 
-def _check_tier(problem: Problem, sku: Sku, instances: int, autoscale: bool, max_count: int, slot: bool) -> None:
-    tier = sku.tier
-    if instances > tier.max_instances:
-        problem(
-            "instanceCount",
-            str(instances),
-            f"sku {sku.name} ({tier.name} tier) runs at most {tier.max_instances} instances",
+def _open_to_any_client_app(auth: EasyAuth | None) -> bool:
+    """Easy Auth that accepts a token from any client app in the tenant without saying it means to."""
+    return auth is not None and not auth.allowed_applications and not auth.allow_any_client_app
+
+
+def _check_tier(problems: list[Problem], args: McpFleetArgs) -> None:
+    sku, tier = args.sku, args.sku.tier
+    if args.instance_count > tier.max_instances:
+        problems.append(
+            Problem(
+                "instanceCount",
+                str(args.instance_count),
+                f"sku {sku.name} ({tier.name} tier) runs at most {tier.max_instances} instances",
+            )
         )
-    if autoscale and not tier.autoscale:
-        problem(
-            "autoscale",
-            "true",
-            f"autoscale needs a Standard or Premium sku, and sku {sku.name} is {tier.name}; "
-            "choose e.g. S1 or P0v3, or set autoscale false",
+    if args.autoscale and not tier.autoscale:
+        problems.append(
+            Problem(
+                "autoscale",
+                "true",
+                f"autoscale needs a Standard or Premium sku, and sku {sku.name} is {tier.name}; "
+                "choose e.g. S1 or P0v3, or set autoscale false",
+            )
         )
-    elif autoscale and max_count > tier.max_instances:
-        problem(
-            "autoscaleMaxCount",
-            str(max_count),
-            f"sku {sku.name} ({tier.name} tier) scales to at most {tier.max_instances} instances",
+    elif args.autoscale and args.autoscale_max_count > tier.max_instances:
+        problems.append(
+            Problem(
+                "autoscaleMaxCount",
+                str(args.autoscale_max_count),
+                f"sku {sku.name} ({tier.name} tier) scales to at most {tier.max_instances} instances",
+            )
         )
-    if slot and not tier.slots:
-        problem(
-            "stagingSlot",
-            "true",
-            f"deployment slots need a Standard or Premium sku, and sku {sku.name} is {tier.name}; "
-            "choose e.g. S1 or P0v3, or set stagingSlot false",
+    if args.staging_slot and not tier.slots:
+        problems.append(
+            Problem(
+                "stagingSlot",
+                "true",
+                f"deployment slots need a Standard or Premium sku, and sku {sku.name} is {tier.name}; "
+                "choose e.g. S1 or P0v3, or set stagingSlot false",
+            )
         )
 
 
-def _check_zone_redundancy(problem: Problem, sku: Sku, instances: int) -> None:
+def _check_zone_redundancy(problems: list[Problem], sku: Sku, instances: int) -> None:
     if not sku.tier.zone_redundancy:
-        problem(
-            "zoneRedundant",
-            "true",
-            f"zone redundancy needs a Premium v2 or v3 sku, and sku {sku.name} is {sku.tier.name}; "
-            "choose e.g. P0v3, or set zoneRedundant false",
+        problems.append(
+            Problem(
+                "zoneRedundant",
+                "true",
+                f"zone redundancy needs a Premium v2 or v3 sku, and sku {sku.name} is {sku.tier.name}; "
+                "choose e.g. P0v3, or set zoneRedundant false",
+            )
         )
     elif instances < MIN_ZONE_REDUNDANT_INSTANCES:
-        problem(
-            "zoneRedundant",
-            "true",
-            f"zone redundancy needs at least {MIN_ZONE_REDUNDANT_INSTANCES} instances (one per availability "
-            f"zone), and instanceCount is {instances}; raise instanceCount or set zoneRedundant false",
+        problems.append(
+            Problem(
+                "zoneRedundant",
+                "true",
+                f"zone redundancy needs at least {MIN_ZONE_REDUNDANT_INSTANCES} instances (one per availability "
+                f"zone), and instanceCount is {instances}; raise instanceCount or set zoneRedundant false",
+            )
         )
 
 
-def _check_autoscale(problem: Problem, instances: int, max_count: int, scale_out: int, scale_in: int) -> None:
+def _check_autoscale(problems: list[Problem], instances: int, max_count: int, scale_out: int, scale_in: int) -> None:
     if max_count < instances:
-        problem(
-            "autoscaleMaxCount",
-            str(max_count),
-            f"expected at least instanceCount ({instances}), the autoscale minimum",
+        problems.append(
+            Problem(
+                "autoscaleMaxCount",
+                str(max_count),
+                f"expected at least instanceCount ({instances}), the autoscale minimum",
+            )
         )
     if scale_in >= scale_out:
-        problem(
-            "cpuScaleInThreshold",
-            str(scale_in),
-            f"expected below cpuScaleOutThreshold ({scale_out})",
+        problems.append(
+            Problem("cpuScaleInThreshold", str(scale_in), f"expected below cpuScaleOutThreshold ({scale_out})")
         )
         return
     # Scaling in from instances+1 to instances spreads the same load over
@@ -314,291 +581,105 @@ def _check_autoscale(problem: Problem, instances: int, max_count: int, scale_out
     # the plan never shrinks back. The smallest n is the worst case.
     projected = scale_in * (instances + 1) / instances
     if projected >= scale_out:
-        problem(
-            "cpuScaleInThreshold",
-            str(scale_in),
-            f"scaling in from {instances + 1} to {instances} instances at {scale_in}% CPU projects "
-            f"{projected:.0f}%, at or above cpuScaleOutThreshold ({scale_out}%), so autoscale would flap; "
-            f"expected below {scale_out * instances / (instances + 1):.0f}",
+        problems.append(
+            Problem(
+                "cpuScaleInThreshold",
+                str(scale_in),
+                f"scaling in from {instances + 1} to {instances} instances at {scale_in}% CPU projects "
+                f"{projected:.0f}%, at or above cpuScaleOutThreshold ({scale_out}%), so autoscale would flap; "
+                f"expected below {scale_out * instances / (instances + 1):.0f}",
+            )
         )
 
 
+def _check_tool_roles(problems: list[Problem], args: McpFleetArgs) -> None:
+    shown = json.dumps({tool: list(roles) for tool, roles in args.tool_roles.items()})
+    # The bundled demo's tool names are known here; any other server's are checked by the host at start-up.
+    if args.server.spec == DEFAULT_SERVER:
+        unknown = sorted(set(args.tool_roles) - set(BUNDLED_SERVER_TOOLS))
+        if unknown:
+            problems.append(
+                Problem(
+                    "toolRoles",
+                    shown,
+                    f"unknown tool(s) {', '.join(unknown)}; the bundled server's tools are "
+                    f"{', '.join(BUNDLED_SERVER_TOOLS)}",
+                )
+            )
+            return
+    if args.easy_auth is None:
+        # Without Easy Auth no request has a caller, and the app serves a role-listed tool to no one.
+        problems.append(Problem("toolRoles", shown, "only used with Easy Auth; set authClientId and authTenantId"))
+
+
+# --------------------------------------------------------------------------
+# Reading
+
+
+def read_config(args_type: type[McpFleetArgs], config: pulumi.Config | None = None) -> McpFleetArgs:
+    """``args_type`` (McpFleetArgs, or a subclass) from the stack's config, or :class:`ConfigError` listing every
+    problem."""
+    reader = _Reader(config or pulumi.Config())
+    location = pulumi.Config("azure-native").get("location")
+    if not location:
+        reader.problems.append(
+            "azure-native:location is not set: expected an Azure region, "
+            "e.g. `pulumi config set azure-native:location westeurope`"
+        )
+    values = {}
+    for f, setting in _settings(args_type):
+        value = setting.read(reader)
+        if value is not UNSET:
+            values[f.name] = value
+    reader.check_unknown_keys(tuple(key.name for key in config_keys(args_type)))
+    try:
+        args = args_type(location=location or "", **values)
+    except InvalidArgs as invalid:  # the combinations, checked once, by the arguments themselves
+        for problem in invalid.problems:
+            reader.problem(*problem)
+        raise ConfigError(reader.problems) from None
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    if _open_to_any_client_app(args.easy_auth):  # allowed here (the stack does not require client apps): say so
+        pulumi.log.warn(
+            f"{reader.config.full_key('authAllowedClientApps')} is empty: /mcp accepts a token from any client "
+            f"app in tenant {args.easy_auth.tenant_id}; list the MCP clients' application ids to restrict it"
+        )
+    return args
+
+
 class _Reader:
-    """Parses keys one by one, collecting every problem instead of stopping at the first."""
+    """The stack's config for :class:`Setting` readings, collecting every problem instead of stopping at the first."""
 
     def __init__(self, config: pulumi.Config) -> None:
         self.config = config
         self.problems: list[str] = []
 
-    def _raw(self, key: str) -> str | None:
+    def raw(self, key: str) -> str | None:
         value = self.config.get(key)
         if value is None:
             return None
         return str(value).strip()
 
-    def _problem(self, key: str, value: Any, allowed: str) -> None:
-        shown = "<secret>" if value is _HIDDEN else repr(value)
+    def is_secret(self, key: str) -> bool:
+        return is_config_secret(self.config.full_key(key))
+
+    def problem(self, key: str, value: Any, allowed: str) -> None:
+        shown = "<secret>" if value is HIDDEN else repr(value)
         self.problems.append(f"{self.config.full_key(key)} = {shown} is not allowed: {allowed}")
 
-    def integer(self, key: str, default: int, low: int, high: int) -> int:
-        raw = self._raw(key)
-        if raw is None:
-            return default
-        if not _INTEGER.match(raw):
-            self._problem(key, raw, f"expected a whole number from {low} to {high}")
-            return default
-        value = int(raw)
-        if not low <= value <= high:
-            self._problem(key, raw, f"expected a whole number from {low} to {high}")
-            return default
-        return value
+    def report(self, key: str, sentence: str) -> None:
+        self.problems.append(f"{self.config.full_key(key)} {sentence}")
 
-    def boolean(self, key: str, default: bool) -> bool:
-        raw = self._raw(key)
-        if raw is None:
-            return default
-        if raw.lower() not in ("true", "false"):
-            self._problem(key, raw, "expected true or false")
-            return default
-        return raw.lower() == "true"
-
-    def choice(self, key: str, default: str, allowed: tuple[str, ...]) -> str:
-        raw = self._raw(key)
-        if raw is None:
-            return default
-        if raw not in allowed:
-            self._problem(key, raw, "expected one of " + ", ".join(allowed))
-            return default
-        return raw
-
-    def text(self, key: str, check: Callable[[str], bool], allowed: str) -> str | None:
-        raw = self._raw(key)
-        if raw is None or raw == "":
-            return None
-        if not check(raw):
-            self._problem(key, raw, allowed)
-            return None
-        return raw
-
-    def read(self) -> StackSettings:
-        location = pulumi.Config("azure-native").get("location")
-        if not location:
-            self.problems.append(
-                "azure-native:location is not set: expected an Azure region, "
-                "e.g. `pulumi config set azure-native:location westeurope`"
-            )
-
-        instance_count = self.integer("instanceCount", 3, MIN_INSTANCES, MAX_INSTANCES)
-        sku = SKUS[self.choice("sku", "P0v3", tuple(SKUS))]
-        python_version = self.choice("pythonVersion", "3.12", PYTHON_VERSIONS)
-        autoscale = self.boolean("autoscale", True)
-        autoscale_max_count = self.integer("autoscaleMaxCount", 10, MIN_INSTANCES, PREMIUM_V3.max_instances)
-        scale_out = self.integer("cpuScaleOutThreshold", 70, 2, 99)
-        scale_in = self.integer("cpuScaleInThreshold", 30, 1, 98)
-        staging_slot = self.boolean("stagingSlot", True)
-        swap = self.text("swap", lambda v: len(v) <= 128, "expected a short label (at most 128 characters)")
-        zone_redundant = self.boolean("zoneRedundant", False)
-        resource_group_name = self.text(
-            "resourceGroupName",
-            lambda v: bool(_RESOURCE_GROUP.match(v)),
-            "expected an existing resource group's name (1-90 letters, digits, '-', '_', '.', '(', ')'; "
-            "not ending in '.'), or unset to create one",
-        )
-        allowed_origins = self._origins()
-        easy_auth = self._easy_auth()
-        self._check_any_client_app(easy_auth)
-        alert_emails = self._alert_emails()
-        purge_protection = self.boolean("keyVaultPurgeProtection", True)
-        handle_keys = self._key_ring("handleKeys")
-        request_state_keys = self._key_ring("requestStateKeys")
-        server = self._server()
-        # The bundled demo's tool names are known here; any other server's are checked by the host at start-up.
-        known_tools = BUNDLED_SERVER_TOOLS if server is None or server.spec == BUNDLED_SERVER else None
-        tool_roles = self._tool_roles(known_tools, easy_auth is not None)
-
-        self._check_unknown_keys()
-        settings = StackSettings(
-            project=pulumi.get_project(),
-            stack=pulumi.get_stack(),
-            location=location,
-            resource_group_name=resource_group_name,
-            instance_count=instance_count,
-            sku=sku,
-            python_version=python_version,
-            autoscale=autoscale,
-            autoscale_max_count=autoscale_max_count,
-            cpu_scale_out_threshold=scale_out,
-            cpu_scale_in_threshold=scale_in,
-            staging_slot=staging_slot,
-            swap=swap,
-            zone_redundant=zone_redundant,
-            handle_keys=handle_keys,
-            request_state_keys=request_state_keys,
-            key_vault_purge_protection=purge_protection,
-            easy_auth=easy_auth,
-            allowed_origins=allowed_origins,
-            alert_emails=alert_emails,
-            server=server,
-            tool_roles=tool_roles,
-        )
-        check_combinations(self._problem, settings)
-        if self.problems:
-            raise ConfigError(self.problems)
-        return settings
-
-    def _check_unknown_keys(self) -> None:
+    def check_unknown_keys(self, known: tuple[str, ...]) -> None:
         # A misspelt key (instanceCont) would otherwise be ignored silently and
         # the stack deployed with the default.
         prefix = self.config.full_key("")
         set_keys = {k for k in (*CONFIG.get(), *get_config_env()) if k.startswith(prefix)}
         for full_key in sorted(set_keys):
             key = full_key[len(prefix) :]
-            if key in KEYS:
+            if key in known:
                 continue
-            close = difflib.get_close_matches(key, KEYS, n=1)
+            close = difflib.get_close_matches(key, known, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
-            self.problems.append(f"{full_key} is not a setting of this project: {hint}known keys: {', '.join(KEYS)}")
-
-    def _origins(self) -> tuple[str, ...]:
-        return self._list(
-            "allowedOrigins",
-            _ORIGIN,
-            "expected comma-separated origins like https://app.example.com (scheme://host[:port], no path)",
-        )
-
-    def _easy_auth(self) -> EasyAuth | None:
-        guid = "expected a GUID like 00000000-0000-0000-0000-000000000000"
-        client_id = self.text("authClientId", lambda v: bool(_GUID.match(v)), guid)
-        tenant_id = self.text("authTenantId", lambda v: bool(_GUID.match(v)), guid)
-        scopes_raw = self._raw("authScopes")
-        allowed_raw = self._raw("authAllowedClientApps")
-        if client_id is None and tenant_id is None:
-            for key, raw in (("authScopes", scopes_raw), ("authAllowedClientApps", allowed_raw)):
-                if raw:
-                    self._problem(key, raw, "only used with Easy Auth; set authClientId and authTenantId")
-            return None
-        if client_id is None or tenant_id is None:
-            missing = "authClientId" if client_id is None else "authTenantId"
-            if self._raw(missing) is None:  # a malformed value is reported already
-                self.problems.append(
-                    f"{self.config.full_key(missing)} is not set: Easy Auth needs both authClientId and authTenantId"
-                )
-            return None
-        scopes = tuple(s.strip() for s in (scopes_raw or "").split(",") if s.strip())
-        allowed = self._list("authAllowedClientApps", _GUID, "expected comma-separated client (application) ids, GUIDs")
-        return EasyAuth(client_id, tenant_id, scopes or (f"api://{client_id}/user_impersonation",), allowed)
-
-    def _check_any_client_app(self, easy_auth: EasyAuth | None) -> None:
-        """Easy Auth without authAllowedClientApps accepts a token from any client app in the tenant.
-
-        Refused where requireAllowedClientApps is true (Pulumi.prod.yaml sets it), unless
-        authAllowAnyClientApp says that is meant; elsewhere allowed with a warning.
-        """
-        required = self.boolean("requireAllowedClientApps", False)
-        allow_any = self.boolean("authAllowAnyClientApp", False)
-        if easy_auth is None or easy_auth.allowed_applications or allow_any:
-            return
-        if required:
-            self._problem(
-                "authAllowedClientApps",
-                "",
-                "empty accepts a token from any client app in the tenant, and this stack sets "
-                "requireAllowedClientApps true; list the MCP clients' application (client) ids, "
-                "or set authAllowAnyClientApp true to accept any client app in the tenant",
-            )
-        else:
-            pulumi.log.warn(
-                f"{self.config.full_key('authAllowedClientApps')} is empty: /mcp accepts a token from any client "
-                f"app in tenant {easy_auth.tenant_id}; list the MCP clients' application ids to restrict it"
-            )
-
-    def _list(self, key: str, item: re.Pattern[str], allowed: str) -> tuple[str, ...]:
-        raw = self._raw(key)
-        if not raw:
-            return ()
-        items = tuple(i.strip() for i in raw.split(",") if i.strip())
-        bad = [i for i in items if not item.match(i)]
-        if bad:
-            self._problem(key, raw, f"{allowed}; bad: {', '.join(bad)}")
-            return ()
-        return items
-
-    def _alert_emails(self) -> tuple[str, ...]:
-        return self._list("alertEmails", _EMAIL, "expected comma-separated e-mail addresses like ops@example.com")
-
-    def _tool_roles(self, tools: tuple[str, ...] | None, easy_auth: bool) -> dict[str, tuple[str, ...]]:
-        """``toolRoles`` (a JSON object, or an object Pulumi hands over as JSON) naming ``tools`` only (None: any)."""
-        raw = self._raw("toolRoles")
-        if not raw:
-            return {}
-        allowed = (
-            "expected a JSON object of tool name -> non-empty list of Entra app role names, "
-            'e.g. {"compute_primes": ["Primes.Run"]}'
-        )
-        try:
-            spec = json.loads(raw)
-        except ValueError:
-            spec = None
-        if not isinstance(spec, dict):
-            self._problem("toolRoles", raw, allowed)
-            return {}
-        bad = [
-            tool
-            for tool, roles in spec.items()
-            if not isinstance(roles, list) or not roles or not all(isinstance(r, str) and r.strip() for r in roles)
-        ]
-        if bad:
-            self._problem("toolRoles", raw, f"{allowed}; bad: {', '.join(bad)}")
-            return {}
-        unknown = sorted(set(spec) - set(tools)) if tools is not None else []
-        if unknown:
-            self._problem(
-                "toolRoles",
-                raw,
-                f"unknown tool(s) {', '.join(unknown)}; the bundled server's tools are {', '.join(tools)}",
-            )
-            return {}
-        if not easy_auth:
-            # Without Easy Auth no request has a caller, and the app serves a role-listed tool to no one.
-            self._problem("toolRoles", raw, "only used with Easy Auth; set authClientId and authTenantId")
-            return {}
-        return {tool: tuple(role.strip() for role in roles) for tool, roles in spec.items()}
-
-    def _key_ring(self, key: str) -> pulumi.Output[str] | None:
-        raw = self._raw(key)
-        if not raw:
-            return None
-        if not is_config_secret(self.config.full_key(key)):
-            self.problems.append(
-                f"{self.config.full_key(key)} is stored in plain text: set it with "
-                f"`pulumi config set --secret {key} kid:secret[,kid:secret...]`"
-            )
-            return None
-        ring = [entry.strip() for entry in raw.split(",")]
-        kids = [entry.partition(":")[0] for entry in ring]
-        well_formed = all(
-            ":" in entry
-            and _KEY_ID.match(entry.partition(":")[0])
-            and len(entry.partition(":")[2]) >= MIN_HANDLE_SECRET_LENGTH
-            for entry in ring
-        )
-        if not well_formed or len(set(kids)) != len(kids):
-            self._problem(
-                key,
-                _HIDDEN,
-                "expected a key ring kid:secret[,kid:secret...] with unique key ids "
-                f"(letters, digits, '_', '-'; at most 32) and secrets of at least "
-                f"{MIN_HANDLE_SECRET_LENGTH} characters; the first key seals",
-            )
-            return None
-        return pulumi.Output.secret(",".join(ring))
-
-    def _server(self) -> ServerSource | None:
-        try:
-            return resolve_server_source(self._raw("server") or BUNDLED_SERVER, self._raw("serverSource") or "")
-        except ServerSourceError as error:
-            self._problem(error.key, error.value, error.allowed)
-            return None
-
-
-_HIDDEN = object()
+            self.problems.append(f"{full_key} is not a setting of this project: {hint}known keys: {', '.join(known)}")

@@ -22,7 +22,14 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import web
 
-from app.contract import GRACEFUL_TIMEOUT_SECONDS
+from app.contract import (
+    ALLOWED_ORIGINS_ENV,
+    APP_INSIGHTS_AUTHENTICATION_ENV,
+    APP_INSIGHTS_CONNECTION_STRING_ENV,
+    GRACEFUL_TIMEOUT_SECONDS,
+    SLOT_NAME_ENV,
+    TOOL_ROLES_ENV,
+)
 
 # App Service passes the port in $PORT; the app reads it (see app's CLI).
 STARTUP_COMMAND = "python -m app --host 0.0.0.0"
@@ -45,7 +52,7 @@ STAGING_SLOT = "staging"
 # WebAppSlotConfigurationNames resource (components/staging_slot.py) sends
 # exactly this list, and that resource owns the site's whole list: a name
 # not here is not sticky, even if set by hand in the portal.
-STICKY_APP_SETTINGS = ("MCP_SLOT_NAME",)
+STICKY_APP_SETTINGS = (SLOT_NAME_ENV,)
 
 # The exporter authenticates to Application Insights with the instance's
 # system-assigned identity (local auth is off on the component).
@@ -78,9 +85,9 @@ def app_settings(config: AppConfig, slot_name: str) -> list[web.NameValuePairArg
         # zip deploy runs Oryx: pip install -r requirements.txt on the server.
         "SCM_DO_BUILD_DURING_DEPLOYMENT": "true",
         **config.key_vault_settings,
-        "MCP_SLOT_NAME": slot_name,
-        "APPLICATIONINSIGHTS_CONNECTION_STRING": config.app_insights_connection_string,
-        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": APP_INSIGHTS_AUTHENTICATION,
+        SLOT_NAME_ENV: slot_name,
+        APP_INSIGHTS_CONNECTION_STRING_ENV: config.app_insights_connection_string,
+        APP_INSIGHTS_AUTHENTICATION_ENV: APP_INSIGHTS_AUTHENTICATION,
         "WEB_CONCURRENCY": str(config.workers),
         "WEBSITES_CONTAINER_STOP_TIME_LIMIT": str(STOP_TIME_LIMIT_SECONDS),
         # A swap first warms every staging instance until /health answers 200.
@@ -88,11 +95,11 @@ def app_settings(config: AppConfig, slot_name: str) -> list[web.NameValuePairArg
         "WEBSITE_SWAP_WARMUP_PING_STATUSES": "200",
     }
     if config.allowed_origins:
-        settings["MCP_ALLOWED_ORIGINS"] = ",".join(config.allowed_origins)
+        settings[ALLOWED_ORIGINS_ENV] = ",".join(config.allowed_origins)
     if config.auth_scopes:
         settings["WEBSITE_AUTH_PRM_DEFAULT_WITH_SCOPES"] = ",".join(config.auth_scopes)
     if config.tool_roles:
-        settings["MCP_TOOL_ROLES"] = json.dumps({tool: list(roles) for tool, roles in config.tool_roles.items()})
+        settings[TOOL_ROLES_ENV] = json.dumps({tool: list(roles) for tool, roles in config.tool_roles.items()})
     return [web.NameValuePairArgs(name=name, value=value) for name, value in settings.items()]
 
 

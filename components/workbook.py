@@ -13,9 +13,8 @@ panels query the Log Analytics workspace itself (``crossComponentResources``),
 where the diagnostic settings (components/operations.py) write
 ``AppServiceHTTPLogs`` and ``AppServiceConsoleLogs``.
 
-Telemetry contract (``app/telemetry.py`` emits exactly this; ``components``
-never imports ``app``, so the names are repeated there and a test in
-``tests/app/test_telemetry.py`` checks both sides agree):
+Telemetry contract (``app/telemetry.py`` emits exactly this; the names
+are ``app.contract``'s, which both import):
 
 - one SERVER span per MCP message -> one ``requests`` row. Its
   ``customDimensions`` carry the OpenTelemetry MCP semantic-convention
@@ -46,20 +45,21 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-# --- telemetry contract (mirrored in app/telemetry.py) ----------------------
-ATTR_METHOD = "mcp.method.name"
-ATTR_TOOL = "gen_ai.tool.name"
-ATTR_PROTOCOL_VERSION = "mcp.protocol.version"
-ATTR_REQUEST_ID = "jsonrpc.request.id"
-ATTR_ERROR_TYPE = "error.type"  # on the metric
-DIM_ERROR_TYPE = "mcp.error.type"  # on requests rows (the exporter drops error.type there)
-DIM_ERROR_CODE = "jsonrpc.error.code"  # on requests rows (the exporter drops rpc.*)
-SERVICE_NAME_PREFIX = "mcp-server-"
-METRIC_OPERATION_DURATION = "mcp.server.operation.duration"
-AUDIT_EVENT = "mcp.tool_call"  # customEvents name
-DIM_OUTCOME = "mcp.outcome"  # on the audit record
-OUTCOME_OK = "ok"
-MEASURE_DURATION_MS = "duration_ms"  # the audit record's customMeasurements
+from app.contract import (  # noqa: F401 (the whole telemetry contract, as tests/app/test_telemetry.py reads it here)
+    ATTR_ERROR_TYPE,
+    ATTR_METHOD,
+    ATTR_PROTOCOL_VERSION,
+    ATTR_REQUEST_ID,
+    ATTR_TOOL,
+    AUDIT_EVENT,
+    DIM_ERROR_CODE,
+    DIM_ERROR_TYPE,
+    DIM_OUTCOME,
+    MEASURE_DURATION_MS,
+    METRIC_OPERATION_DURATION,
+    OUTCOME_OK,
+    SERVICE_NAME_PREFIX,
+)
 
 # --- workbook vocabulary -----------------------------------------------------
 TIME_RANGE_PARAMETER = "TimeRange"

@@ -12,8 +12,9 @@ import pytest
 from components.fleet import TYPE, McpFleet, McpFleetArgs
 from components.package import PROJECT_ROOT, SERVER_FILE, build_package
 from components.server_source import resolve_server_source
-from components.settings import SKUS, StackSettings
+from components.settings import SKUS
 from components.site_config import STARTUP_COMMAND
+from tests.infra.builders import AUTH
 from tests.infra.conftest import TENANT, StackRun
 from tests.team_server import SERVER, write_team_server
 
@@ -178,7 +179,7 @@ def test_args_set_in_code_default_to_a_stack_without_config(infra):
     compared = []
 
     def program() -> None:
-        compared.append((McpFleetArgs(location="westeurope"), McpFleetArgs.from_settings(StackSettings.load())))
+        compared.append((McpFleetArgs(location="westeurope"), McpFleetArgs.from_config()))
 
     infra.run(program, {"azure-native:location": "westeurope"})
     ((in_code, from_config),) = compared
@@ -192,6 +193,8 @@ def test_args_set_in_code_default_to_a_stack_without_config(infra):
         ({"staging_slot": False, "swap": "1"}, ["swap = '1'"]),
         ({"instance_count": 2, "zone_redundant": True}, ["zone_redundant = 'true'"]),
         ({"cpu_scale_in_threshold": 60}, ["cpu_scale_in_threshold = '60'"]),  # 3 -> 4 -> 3 instances would flap
+        ({"tool_roles": {"tally": ("Tally.Use",)}}, ['tool_roles = \'{"tally": ["Tally.Use"]}\'']),  # no Easy Auth
+        ({"require_allowed_client_apps": True, "easy_auth": AUTH}, ["easy_auth = ''"]),  # open to any client app
     ],
 )
 def test_values_set_in_code_are_refused_as_config_values_are(infra, values, problems):

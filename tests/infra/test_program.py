@@ -198,6 +198,17 @@ def test_sku_and_feature_conflicts_fail_before_any_resource_registers(infra, pro
     assert infra.last.resources == []
 
 
+def test_the_combinations_are_checked_once_per_run(infra, prod, monkeypatch):
+    import components.settings
+
+    # Every pass over the combinations starts with the sku tier's limits; count the passes there.
+    checked = []
+    check = components.settings._check_tier
+    monkeypatch.setattr(components.settings, "_check_tier", lambda *args: checked.append(args) or check(*args))
+    infra.run_main(prod)
+    assert len(checked) == 1
+
+
 @pytest.mark.parametrize(
     ("key", "message"),
     [

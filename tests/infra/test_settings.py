@@ -1,36 +1,43 @@
-"""StackSettings: every config key typed and validated, with errors naming key, value and what is allowed."""
+"""McpFleetArgs.from_config(): every config key typed and validated, with errors naming key, value and what is
+allowed."""
 
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 
 import pulumi
 import pytest
 import yaml
 
+from components.fleet import McpFleetArgs
 from components.server_source import BUNDLED_SERVER, ServerSource
 from components.settings import (
     BUNDLED_SERVER_TOOLS,
-    KEYS,
     MIN_HANDLE_SECRET_LENGTH,
     PYTHON_VERSIONS,
     SKUS,
     ConfigError,
-    StackSettings,
+    config_keys,
     workbook_name,
 )
-from tests.infra.conftest import PROJECT_FILE
+from tests.infra.conftest import PROJECT_FILE, ROOT
 from tests.team_server import SERVER, write_team_server
 
 LOCATION = {"azure-native:location": "westeurope"}
 GOOD_SECRET = "s" * MIN_HANDLE_SECRET_LENGTH
 
 
+KEYS = tuple(key.name for key in config_keys(McpFleetArgs))
+
+
 def load(infra, config=None, secret_keys=()):
-    """StackSettings.load() with ``config`` (plus a location) as the stack's config."""
+    """McpFleetArgs.from_config() with ``config`` (plus a location) as the stack's config."""
     loaded = []
-    infra.run(lambda: loaded.append(StackSettings.load()), {**LOCATION, **(config or {})}, secret_keys=secret_keys)
+    infra.run(
+        lambda: loaded.append(McpFleetArgs.from_config()), {**LOCATION, **(config or {})}, secret_keys=secret_keys
+    )
     return loaded[0]
 
 
@@ -65,13 +72,88 @@ def test_defaults_are_the_documented_ones(infra):
     assert settings.tags == {"project": "mcpscale-azure", "stack": "test"}
 
 
-def test_pulumi_yaml_declares_every_key_with_type_default_and_description(infra):
+# The Python type of a default Pulumi.yaml declares as each of its config types.
+PULUMI_TYPES = {"integer": int, "boolean": bool, "string": str}
+
+
+def test_pulumi_yaml_declares_each_key_with_the_type_and_default_the_args_declare():
     schema = yaml.safe_load(PROJECT_FILE.read_text())["config"]
     for key, spec in schema.items():
-        assert {"type", "default", "description"} <= spec.keys(), key
-    # The CLI hands the program Pulumi.yaml's defaults; they must mean what the code's defaults mean.
+        assert spec.keys() == {"type", "default", "description"}, key
+        assert type(spec["default"]) is PULUMI_TYPES[spec["type"]], key
+    # type(...) keeps 1 from true and "3" from 3, which compare or print alike.
+    declared = {key: (spec["type"], type(spec["default"]), spec["default"]) for key, spec in schema.items()}
+    read = {key.name: (key.type, type(key.default), key.default) for key in config_keys(McpFleetArgs)}
+    assert declared == read
+    for key in config_keys(McpFleetArgs):
+        assert schema[key.name]["description"].startswith("Secret (`pulumi config set --secret`)") is key.secret, key
+
+
+def test_pulumi_yaml_defaults_handed_over_by_the_cli_mean_the_args_defaults(infra):
+    schema = yaml.safe_load(PROJECT_FILE.read_text())["config"]
     from_yaml = load(infra, {key: spec["default"] for key, spec in schema.items()})
-    assert from_yaml == load(infra)
+    assert from_yaml == load(infra) == McpFleetArgs(location="westeurope", project="mcpscale-azure", stack="test")
+
+
+README_DEFAULT = re.compile(
+    r"^(?:`(?P<value>[^`]*)`|(?P<word>unset|generated|none \(required\)))(?P<notes>( \([^()]*\))*)$"
+)
+STACK_ANNOTATION = re.compile(r"\((dev|prod): `([^`]*)`\)")
+
+
+def readme_defaults() -> dict[str, str]:
+    """Key -> default cell of the README's "### Configuration keys" table (``key | default | allowed values``)."""
+    section = (ROOT / "README.md").read_text().split("\n### Configuration keys\n", 1)[1]
+    lines = iter(section.splitlines())
+    assert next(line for line in lines if line.startswith("|")) == "| key | default | allowed values |"
+    assert next(lines).startswith("|---|")
+    defaults = {}
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        _, keys, default, _allowed = line.split("|", 3)
+        for key in re.findall(r"`([^`]+)`", keys):
+            defaults[key] = default.strip()
+    return defaults
+
+
+def cli_text(value) -> str:
+    """A YAML value as the CLI hands it to the program."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def test_readme_configuration_table_documents_each_key_with_pulumi_yaml_default_and_the_stack_files_values():
+    """The rule for the default column: a key whose Pulumi.yaml default is empty reads ``generated`` when it is a
+    secret the program generates and ``unset`` otherwise; any other default is that default in backticks; a key
+    without one (``azure-native:location``) reads ``none (required)``. Free notes in parentheses may follow, and
+    ``(dev: `value`)`` / ``(prod: `value`)`` appear exactly where that stack file sets another value than the
+    default."""
+    schema = yaml.safe_load(PROJECT_FILE.read_text())["config"]
+    secret = {key.name: key.secret for key in config_keys(McpFleetArgs)}
+    stacks = {
+        stack: {
+            key.removeprefix("mcpscale-azure:"): value
+            for key, value in yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"].items()
+        }
+        for stack in ("dev", "prod")
+    }
+    documented = readme_defaults()
+    assert documented.keys() == {*schema, "azure-native:location"}
+    assert documented["azure-native:location"] == "none (required)"
+    for key, spec in schema.items():
+        cell = README_DEFAULT.match(documented[key])
+        assert cell, (key, documented[key])
+        default = cli_text(spec["default"])
+        if default:
+            assert cell["value"] == default, key
+        else:
+            assert cell["word"] == ("generated" if secret[key] else "unset"), key
+        overridden = {
+            stack: cli_text(values[key])
+            for stack, values in stacks.items()
+            if key in values and cli_text(values[key]) != default
+        }
+        assert dict(STACK_ANNOTATION.findall(cell["notes"])) == overridden, key
 
 
 def test_pulumi_yaml_schema_covers_every_key_the_program_reads(infra, monkeypatch):
@@ -459,7 +541,7 @@ def test_resource_group_name_follows_azure_naming(infra):
 
 def test_location_is_required(infra):
     with pytest.raises(ConfigError) as raised:
-        infra.run(StackSettings.load, {})
+        infra.run(McpFleetArgs.from_config, {})
     assert raised.value.problems == [
         (
             "azure-native:location is not set: expected an Azure region, "

@@ -121,6 +121,7 @@ KEYS = (
     "authAllowedClientApps",
     "alertEmails",
     "keyVaultPurgeProtection",
+    "privateNetworking",
     "handleKeys",
     "requestStateKeys",
     "toolRoles",
@@ -183,6 +184,8 @@ class StackSettings:
     server: ServerSource
     # Tool name -> Entra app roles, any of which may call it (MCP_TOOL_ROLES); empty: every tool open.
     tool_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Key Vault reachable only through a private endpoint in the stack's virtual network (components/network.py).
+    private_networking: bool = False
 
     @property
     def tags(self) -> dict[str, str]:
@@ -406,6 +409,7 @@ class _Reader:
         easy_auth = self._easy_auth()
         alert_emails = self._alert_emails()
         purge_protection = self.boolean("keyVaultPurgeProtection", True)
+        private_networking = self.boolean("privateNetworking", False)
         handle_keys = self._key_ring("handleKeys")
         request_state_keys = self._key_ring("requestStateKeys")
         server = self._server()
@@ -437,6 +441,7 @@ class _Reader:
             alert_emails=alert_emails,
             server=server,
             tool_roles=tool_roles,
+            private_networking=private_networking,
         )
         check_combinations(self._problem, settings)
         if self.problems:

@@ -146,7 +146,9 @@ class Network(pulumi.ComponentResource):
             private_endpoint_name=endpoint.name,
             private_dns_zone_group_name="default",
             private_dns_zone_configs=[
-                network.PrivateDnsZoneConfigArgs(name=dns_zone.replace(".", "-"), private_dns_zone_id=self._zone(dns_zone))
+                network.PrivateDnsZoneConfigArgs(
+                    name=dns_zone.replace(".", "-"), private_dns_zone_id=self._zone(dns_zone)
+                )
             ],
             opts=child,
         )

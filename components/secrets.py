@@ -68,7 +68,7 @@ class SecretsArgs:
 # service endpoints for Azure Key Vault"; MicrosoftDocs/azure-docs#68668: ARM writes secrets with bypass None,
 # default action Deny and a private endpoint).
 _PRIVATE_ONLY = {
-    "public_network_access": "Disabled",
+    "public_network_access": "disabled",
     "network_acls": keyvault.NetworkRuleSetArgs(
         default_action=keyvault.NetworkRuleAction.DENY, bypass=keyvault.NetworkRuleBypassOptions.NONE
     ),

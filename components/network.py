@@ -77,8 +77,9 @@ class Network(pulumi.ComponentResource):
         self._zones: dict[str, tuple[privatedns.PrivateZone, privatedns.VirtualNetworkLink]] = {}
         child = pulumi.ResourceOptions(parent=self)
 
-        # Subnets are their own resources, not the network's `subnets` list: azure-native keeps subnets it was
-        # not given, so each subnet can change without the network being replaced.
+        # Subnets are their own resources, not the network's `subnets` list: an update of the network that
+        # omits `subnets` keeps the existing ones (azure-native reads them first, pulumi-azure-native#611; ARM
+        # itself now preserves them too), so each subnet changes on its own.
         vnet = network.VirtualNetwork(
             f"{name}-vnet",
             resource_group_name=args.resource_group_name,

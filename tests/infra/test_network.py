@@ -11,6 +11,7 @@ import pytest
 from components.network import Network, NetworkArgs
 from components.settings import ConfigError
 from tests.infra.builders import TAGS, VAULT_ID
+from tests.infra.conftest import mocked_stack
 from tests.infra.test_azure_schemas import SCHEMAS
 
 VNET = "azure-native:network:VirtualNetwork"
@@ -132,9 +133,11 @@ def test_everything_is_a_child_of_the_network_component(infra):
 # privateNetworking in the whole program
 
 
-@pytest.fixture
-def prod(infra):
-    return infra.run_main(infra.stack_config("prod"))
+@pytest.fixture(scope="module")
+def prod():
+    """The program with Pulumi.prod.yaml, run once for the tests that only read it."""
+    with mocked_stack() as harness:
+        return harness.run_main(harness.stack_config("prod"))
 
 
 def test_prod_puts_site_and_slot_in_the_integration_subnet_routing_all_outbound_traffic_there(prod):

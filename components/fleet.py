@@ -3,10 +3,10 @@
 :class:`McpFleet` wires the components exactly as a stack of this project
 needs them (resource group, plan, autoscale, secrets, the optional private
 network, monitoring, site, staging slot, operations, the package of the
-chosen server and its delivery). :class:`McpFleetArgs` holds what a platform team chooses: from
-stack config with :meth:`McpFleetArgs.from_settings`, or set in code with
-the same defaults as the config schema and the same checks of how values
-combine.
+chosen server and its delivery). :class:`McpFleetArgs` holds what a
+platform team chooses: from stack config with
+:meth:`McpFleetArgs.from_settings`, or set in code with the same defaults as
+the config schema and the same checks of how values combine.
 
 One fleet per stack: its children keep the logical names they had at the
 stack's root before this component existed (``rg``, ``plan``, ``mcp``, ...),

@@ -107,7 +107,6 @@ class Network(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[integration]),
         )
 
-        self._vnet = vnet
         self.vnet_id = vnet.id
         self.integration_subnet_id = integration.id
         self.private_endpoint_subnet_id = endpoints.id

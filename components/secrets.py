@@ -83,7 +83,7 @@ def key_vault_reference(vault_uri: pulumi.Input[str], secret_name: pulumi.Input[
 
 
 class Secrets(pulumi.ComponentResource):
-    """A Key Vault (RBAC authorization, soft delete, optional purge protection, optionally private) with the key rings."""
+    """A Key Vault (RBAC authorization, soft delete, optional purge protection, optionally private), two key rings."""
 
     vault_id: pulumi.Output[str]
     vault_name: pulumi.Output[str]

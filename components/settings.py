@@ -184,7 +184,7 @@ class StackSettings:
     server: ServerSource
     # Tool name -> Entra app roles, any of which may call it (MCP_TOOL_ROLES); empty: every tool open.
     tool_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    # Key Vault reachable only through a private endpoint in the stack's virtual network (components/network.py).
+    # Site and slot in a virtual network, the Key Vault reachable only through its private endpoint there.
     private_networking: bool = False
 
     @property

@@ -56,7 +56,8 @@ SHAPES = {
         "authsettingsv2_2021-02-01", "SiteAuthSettingsV2", {"resourceGroupName", "name", "slot"}, {"kind"}
     ),
     "azure-native:network:VirtualNetwork": (
-        "virtualnetworks_2024-05-01", "VirtualNetwork", {"resourceGroupName", "virtualNetworkName"}, {"location", "tags"}
+        "virtualnetworks_2024-05-01", "VirtualNetwork", {"resourceGroupName", "virtualNetworkName"},
+        {"location", "tags"},
     ),
     "azure-native:network:Subnet": (
         "virtualnetworks_2024-05-01", "Subnet", {"resourceGroupName", "virtualNetworkName", "subnetName"}, {"name"}
@@ -73,7 +74,8 @@ SHAPES = {
         "privatedns_2024-06-01", "PrivateZone", {"resourceGroupName", "privateZoneName"}, {"location", "tags"}
     ),
     "azure-native:privatedns:VirtualNetworkLink": (
-        "privatedns_2024-06-01", "VirtualNetworkLink", {"resourceGroupName", "privateZoneName", "virtualNetworkLinkName"},
+        "privatedns_2024-06-01", "VirtualNetworkLink",
+        {"resourceGroupName", "privateZoneName", "virtualNetworkLinkName"},
         {"location", "tags"},
     ),
 }  # fmt: skip

@@ -1,9 +1,9 @@
 """The whole fleet as one component: what the stack program deploys, for any Pulumi program to deploy.
 
 :class:`McpFleet` wires the components exactly as a stack of this project
-needs them (resource group, plan, autoscale, secrets, monitoring, site,
-staging slot, operations, the package of the chosen server and its
-delivery). :class:`McpFleetArgs` holds what a platform team chooses, one
+needs them (resource group, plan, autoscale, secrets, the optional private
+network, monitoring, site, staging slot, operations, the package of the
+chosen server and its delivery). :class:`McpFleetArgs` holds what a platform team chooses, one
 field per config key of Pulumi.yaml with that key's default: from stack
 config with :meth:`McpFleetArgs.from_config`, or set in code, where the same
 checks of how values combine apply.
@@ -24,6 +24,7 @@ import pulumi
 from components.autoscale import Autoscale, AutoscaleArgs
 from components.delivery import Delivery, DeliveryArgs
 from components.monitoring import Monitoring, MonitoringArgs
+from components.network import KEY_VAULT_GROUP, KEY_VAULT_ZONE, Network, NetworkArgs
 from components.operations import Operations, OperationsArgs
 from components.package import build_package
 from components.plan import Plan, PlanArgs, previous_plan_id
@@ -100,6 +101,8 @@ class McpFleetArgs:
         "alertEmails", EMAIL, "expected comma-separated e-mail addresses like ops@example.com"
     )
     key_vault_purge_protection: bool = boolean("keyVaultPurgeProtection", True)
+    private_networking: bool = boolean("privateNetworking", False)
+    """Site and slot in a virtual network, the Key Vault reachable only through its private endpoint there."""
     handle_keys: pulumi.Input[str] | None = key_ring("handleKeys")
     """Key rings ``kid:secret[,kid:secret...]``; None: one key is generated and kept in the stack state."""
     request_state_keys: pulumi.Input[str] | None = key_ring("requestStateKeys")
@@ -155,6 +158,7 @@ class McpFleet(pulumi.ComponentResource):
     plan: Plan
     autoscale: Autoscale | None
     secrets: Secrets
+    network: Network | None
     monitoring: Monitoring
     site: Site
     slot: StagingSlot | None
@@ -211,9 +215,20 @@ class McpFleet(pulumi.ComponentResource):
                 request_state_keys=args.request_state_keys,
                 purge_protection=args.key_vault_purge_protection,
                 tags=tags,
+                private_network_only=args.private_networking,
             ),
             moved,
         )
+
+        self.network = None
+        subnet_id = None
+        if args.private_networking:
+            self.network = Network("network", NetworkArgs(**where, tags=tags), pulumi.ResourceOptions(parent=self))
+            vault = self.network.private_endpoint("vault", self.secrets.vault_id, KEY_VAULT_GROUP, KEY_VAULT_ZONE)
+            # Through the vault endpoint's DNS zone group, so site and slot join the network once the vault's
+            # name resolves to its private address there: joining changes their config, which makes App Service
+            # resolve the Key Vault references again, now through the network.
+            subnet_id = pulumi.Output.all(self.network.integration_subnet_id, vault.ready).apply(lambda ids: ids[0])
 
         self.monitoring = Monitoring(
             "monitoring",
@@ -245,6 +260,7 @@ class McpFleet(pulumi.ComponentResource):
                 easy_auth=args.easy_auth,
                 grants=[self.secrets.reader, self.monitoring.publisher],
                 tags=tags,
+                subnet_id=subnet_id,
             ),
             moved,
         )

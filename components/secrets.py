@@ -58,6 +58,23 @@ class SecretsArgs:
     # Irreversible once on: Key Vault refuses to turn it off again.
     purge_protection: bool
     tags: Mapping[str, str]
+    # Only private endpoints reach the vault's data plane (components/network.py adds one).
+    private_network_only: bool = False
+
+
+# The data plane answers private endpoints only: public access off, and the firewall denies by default with no
+# bypass for trusted services, none of which reads these secrets. The program's keyvault.Secret writes still
+# work from an operator's machine outside the network: they are ARM (control plane) PUTs of
+# Microsoft.KeyVault/vaults/secrets, and "Key Vault firewalls and virtual network rules only apply to the data
+# plane ... deployment of secrets or keys through ARM templates [is] not affected" (Learn: "Virtual network
+# service endpoints for Azure Key Vault"; MicrosoftDocs/azure-docs#68668: ARM writes secrets with bypass None,
+# default action Deny and a private endpoint).
+_PRIVATE_ONLY = {
+    "public_network_access": "disabled",
+    "network_acls": keyvault.NetworkRuleSetArgs(
+        default_action=keyvault.NetworkRuleAction.DENY, bypass=keyvault.NetworkRuleBypassOptions.NONE
+    ),
+}
 
 
 def key_vault_reference(vault_uri: pulumi.Input[str], secret_name: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -68,7 +85,7 @@ def key_vault_reference(vault_uri: pulumi.Input[str], secret_name: pulumi.Input[
 
 
 class Secrets(pulumi.ComponentResource):
-    """A Key Vault (RBAC authorization, soft delete, optional purge protection) with the two key rings."""
+    """A Key Vault (RBAC authorization, soft delete, optional purge protection, optionally private), two key rings."""
 
     vault_id: pulumi.Output[str]
     vault_name: pulumi.Output[str]
@@ -96,6 +113,7 @@ class Secrets(pulumi.ComponentResource):
                 soft_delete_retention_in_days=SOFT_DELETE_RETENTION_DAYS,
                 # The API refuses false once it was true, so "off" leaves it out.
                 enable_purge_protection=True if args.purge_protection else None,
+                **(_PRIVATE_ONLY if args.private_network_only else {}),
             ),
             tags=tags,
             opts=child,

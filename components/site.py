@@ -25,6 +25,8 @@ class SiteArgs:
     # key rings, publishing telemetry.
     grants: Sequence[RoleGrant]
     tags: Mapping[str, str]
+    # The integration subnet (components/network.py), shared with the slot; None: no virtual network.
+    subnet_id: pulumi.Input[str] | None = None
 
 
 def principal_id(app: web.WebApp | web.WebAppSlot) -> pulumi.Output[str]:
@@ -51,6 +53,8 @@ class Site(pulumi.ComponentResource):
     """The site's app config; the staging slot reuses it."""
     grants: Sequence[RoleGrant]
     """The roles the identity holds; the staging slot's identity gets the same."""
+    subnet_id: pulumi.Input[str] | None
+    """The integration subnet; the slot joins the same one (one per plan)."""
 
     def __init__(self, name: str, args: SiteArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mcpscale:azure:Site", name, None, opts)
@@ -60,7 +64,7 @@ class Site(pulumi.ComponentResource):
         site = web.WebApp(
             name,
             resource_group_name=args.resource_group_name,
-            **web_app_args(args.app, PRODUCTION_SLOT, args.plan_id, args.location),
+            **web_app_args(args.app, PRODUCTION_SLOT, args.plan_id, args.location, args.subnet_id),
             tags=tags,
             opts=child,
         )
@@ -85,6 +89,7 @@ class Site(pulumi.ComponentResource):
         self.easy_auth = args.easy_auth
         self.app_config = args.app
         self.grants = args.grants
+        self.subnet_id = args.subnet_id
         self.default_host_name = site.default_host_name
         self.url = pulumi.Output.concat("https://", site.default_host_name)
         self.register_outputs(

@@ -120,8 +120,31 @@ def site_config(config: AppConfig, slot_name: str) -> web.SiteConfigArgs:
     )
 
 
-def web_app_args(config: AppConfig, slot_name: str, plan_id: pulumi.Input[str], location: str) -> dict[str, Any]:
-    """Arguments that WebApp (production) and WebAppSlot share: plan, runtime and security baseline."""
+def web_app_args(
+    config: AppConfig,
+    slot_name: str,
+    plan_id: pulumi.Input[str],
+    location: str,
+    subnet_id: pulumi.Input[str] | None = None,
+) -> dict[str, Any]:
+    """Arguments that WebApp (production) and WebAppSlot share: plan, runtime, security baseline, network.
+
+    With ``subnet_id`` the app joins that subnet by regional virtual network
+    integration and routes all its outbound traffic into the network.
+    """
+    network: dict[str, Any] = {}
+    if subnet_id is not None:
+        network = {
+            "virtual_network_subnet_id": subnet_id,
+            # allTraffic, as Learn recommends ("Manage Azure App Service virtual network integration routing"):
+            # application traffic and configuration traffic, which includes resolving Key Vault references
+            # ("Integrate your app with an Azure virtual network", Routes), so both reach the vault's private
+            # endpoint; a Linux app must route all traffic for that ("Use Key Vault references as app
+            # settings", Access network-restricted vaults). Internet-bound traffic still leaves from the app's
+            # outbound addresses while no route table says otherwise, so App Insights ingestion and Entra ID
+            # are reached as before.
+            "outbound_vnet_routing": web.OutboundVnetRoutingArgs(all_traffic=True),
+        }
     return {
         "location": location,
         "kind": "app,linux",
@@ -132,6 +155,7 @@ def web_app_args(config: AppConfig, slot_name: str, plan_id: pulumi.Input[str], 
         "client_affinity_enabled": False,
         "identity": web.ManagedServiceIdentityArgs(type=web.ManagedServiceIdentityType.SYSTEM_ASSIGNED),
         "site_config": site_config(config, slot_name),
+        **network,
     }
 
 

@@ -46,7 +46,7 @@ class StagingSlot(pulumi.ComponentResource):
             name=site.name,
             slot=STAGING_SLOT,
             resource_group_name=site.resource_group_name,
-            **web_app_args(site.app_config, STAGING_SLOT, site.plan_id, site.location),
+            **web_app_args(site.app_config, STAGING_SLOT, site.plan_id, site.location, site.subnet_id),
             tags={**args.tags, "component": "staging-slot"},
             opts=pulumi.ResourceOptions(parent=self),
         )

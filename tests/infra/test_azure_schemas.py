@@ -55,6 +55,29 @@ SHAPES = {
     "azure-native:web:WebAppAuthSettingsV2Slot": (
         "authsettingsv2_2021-02-01", "SiteAuthSettingsV2", {"resourceGroupName", "name", "slot"}, {"kind"}
     ),
+    "azure-native:network:VirtualNetwork": (
+        "virtualnetworks_2024-05-01", "VirtualNetwork", {"resourceGroupName", "virtualNetworkName"},
+        {"location", "tags"},
+    ),
+    "azure-native:network:Subnet": (
+        "virtualnetworks_2024-05-01", "Subnet", {"resourceGroupName", "virtualNetworkName", "subnetName"}, {"name"}
+    ),
+    "azure-native:network:PrivateEndpoint": (
+        "privateendpoints_2024-05-01", "PrivateEndpoint", {"resourceGroupName", "privateEndpointName"},
+        {"location", "tags"},
+    ),
+    "azure-native:network:PrivateDnsZoneGroup": (
+        "privateendpoints_2024-05-01", "PrivateDnsZoneGroup",
+        {"resourceGroupName", "privateEndpointName", "privateDnsZoneGroupName"}, {"name"},
+    ),
+    "azure-native:privatedns:PrivateZone": (
+        "privatedns_2024-06-01", "PrivateZone", {"resourceGroupName", "privateZoneName"}, {"location", "tags"}
+    ),
+    "azure-native:privatedns:VirtualNetworkLink": (
+        "privatedns_2024-06-01", "VirtualNetworkLink",
+        {"resourceGroupName", "privateZoneName", "virtualNetworkLinkName"},
+        {"location", "tags"},
+    ),
 }  # fmt: skip
 
 # SDK name -> wire name, where the spec's x-ms-client-name differs from the wire name.
@@ -71,6 +94,14 @@ RENAMES = {
     },
 }
 CRITERIA_RENAMES = {"odataType": "odata.type"}
+# Properties whose value (an object, or each item of an array) the SDK flattens like a resource: property ->
+# members kept at the value's top (the rest go under its ``properties``), as the specs' x-ms-client-flatten declares.
+FLATTENED = {
+    "delegations": {"id", "name", "type"},
+    "subnet": {"id", "name", "type"},
+    "privateLinkServiceConnections": {"id", "name"},
+    "privateDnsZoneConfigs": {"name"},
+}
 
 
 def arm_body(registration) -> dict[str, Any]:
@@ -82,11 +113,22 @@ def arm_body(registration) -> dict[str, Any]:
     properties = dict(inputs.pop("properties", {}))
     for key, value in inputs.items():
         properties[renames.get(key, key)] = value
+    for key, top_level in FLATTENED.items():
+        if isinstance(properties.get(key), list):
+            properties[key] = [_flattened(item, top_level) for item in properties[key]]
+        elif key in properties:
+            properties[key] = _flattened(properties[key], top_level)
     if "criteria" in properties:
         properties["criteria"] = {CRITERIA_RENAMES.get(k, k): v for k, v in properties["criteria"].items()}
     if properties:
         body["properties"] = properties
     return body
+
+
+def _flattened(item: dict[str, Any], top_level: set[str]) -> dict[str, Any]:
+    flat = {k: v for k, v in item.items() if k in top_level}
+    rest = {k: v for k, v in item.items() if k not in top_level}
+    return {**flat, "properties": rest} if rest else flat
 
 
 def validator(resource_type: str) -> jsonschema.Draft7Validator:
@@ -158,6 +200,14 @@ def _broken(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("azure-native:web:AppServicePlan", "properties.zoneRedundent", True),
         ("azure-native:web:WebAppAuthSettingsV2", ("properties.identityProviders.azureActiveDirectory.validation."
          "defaultAuthorizationPolicy.allowedApps"), []),
+        ("azure-native:keyvault:Vault", "properties.networkAcls.defaultAction", "Block"),
+        ("azure-native:network:VirtualNetwork", "properties.addressSpace.addressPrefix", "10.0.0.0/24"),
+        ("azure-native:network:Subnet", "properties.delegations.0.serviceName", "Microsoft.Web/serverFarms"),
+        ("azure-native:network:PrivateEndpoint", "properties.privateLinkServiceConnections.0.properties.groupId",
+         "vault"),
+        ("azure-native:network:PrivateDnsZoneGroup", "properties.privateDnsZoneConfigs.0.privateDnsZoneId", "x"),
+        ("azure-native:privatedns:PrivateZone", "properties", {"registrationEnabled": False}),
+        ("azure-native:privatedns:VirtualNetworkLink", "properties.registrationEnabled", "false"),
     ],
 )  # fmt: skip
 def test_the_shapes_reject_a_wrong_value_or_wire_name(infra, resource_type, path, value):

@@ -37,6 +37,8 @@ ROOT_CHILDREN_BEFORE_THE_FLEET = {
     ("mcpscale:azure:Operations", "operations"),
     ("mcpscale:azure:Delivery", "delivery"),
 }
+# Children the fleet gained after it existed: never at the root, so nothing to alias.
+CHILDREN_SINCE_THE_FLEET = {("mcpscale:azure:Network", "network")}
 
 
 class TeamStack(NamedTuple):
@@ -216,8 +218,9 @@ def test_the_stack_program_is_one_fleet_at_the_stack_root(infra):
 def test_what_the_program_had_at_the_root_is_aliased_there_so_existing_stacks_are_not_replaced(infra):
     run = infra.run_main(infra.stack_config("prod"))
     fleet = run.one(TYPE)
-    moved = [r for r in run.resources if r.parent == fleet.urn]
-    assert {(r.type, r.name) for r in moved} == ROOT_CHILDREN_BEFORE_THE_FLEET
+    children = [r for r in run.resources if r.parent == fleet.urn]
+    assert {(r.type, r.name) for r in children} == ROOT_CHILDREN_BEFORE_THE_FLEET | CHILDREN_SINCE_THE_FLEET
+    moved = [r for r in children if (r.type, r.name) in ROOT_CHILDREN_BEFORE_THE_FLEET]
     for registration in moved:
         to_root = [a.spec for a in registration.request.aliases if a.spec.noParent]
         # Same name and type (empty: unchanged), no parent: the URN it had at the stack's root.

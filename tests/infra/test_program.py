@@ -42,6 +42,13 @@ PROD_AZURE_RESOURCES = {
     "azure-native:web:WebAppSlotConfigurationNames": 1,
     "azure-native:web:WebAppFtpAllowedSlot": 1,
     "azure-native:web:WebAppScmAllowedSlot": 1,
+    # privateNetworking: the network, its two subnets, the vault's private endpoint and its DNS.
+    "azure-native:network:VirtualNetwork": 1,
+    "azure-native:network:Subnet": 2,
+    "azure-native:network:PrivateEndpoint": 1,
+    "azure-native:network:PrivateDnsZoneGroup": 1,
+    "azure-native:privatedns:PrivateZone": 1,
+    "azure-native:privatedns:VirtualNetworkLink": 1,
 }
 DEV_AZURE_RESOURCES = {
     "azure-native:resources:ResourceGroup": 1,
@@ -314,7 +321,8 @@ def test_every_taggable_resource_carries_project_stack_and_component_tags(infra,
         assert tags.keys() == {"project", "stack", "component"}, registration.name
         assert (tags["project"], tags["stack"]) == ("mcpscale-azure", "test")
         checked += 1
-    assert checked == 15
+    # 15, and privateNetworking's network, private endpoint, private DNS zone and its link.
+    assert checked == 19
 
 
 def test_easy_auth_guards_site_and_slot_and_publishes_protected_resource_metadata(infra, prod):

@@ -17,7 +17,9 @@ HANDLE_RING = "k2:" + "h" * 40
 REQUEST_STATE_RING = "r1:" + "s" * 40
 
 
-def run_secrets(infra, handle_keys=None, request_state_keys=None, purge_protection=True, sink=None):
+def run_secrets(
+    infra, handle_keys=None, request_state_keys=None, purge_protection=True, private_network_only=False, sink=None
+):
     def program():
         secrets = Secrets(
             "secrets",
@@ -28,6 +30,7 @@ def run_secrets(infra, handle_keys=None, request_state_keys=None, purge_protecti
                 request_state_keys=request_state_keys,
                 purge_protection=purge_protection,
                 tags=TAGS,
+                private_network_only=private_network_only,
             ),
         )
         if sink is not None:
@@ -67,6 +70,15 @@ def test_purge_protection_off_is_left_out_since_the_api_refuses_false(infra):
     properties = run_secrets(infra, purge_protection=False).one(VAULT).get("properties")
     assert "enablePurgeProtection" not in properties
     assert properties["enableSoftDelete"] is True
+
+
+def test_a_private_network_only_vault_refuses_public_traffic_and_lets_no_service_bypass_its_firewall(infra):
+    run = run_secrets(infra, private_network_only=True)
+    properties = run.one(VAULT).get("properties")
+    assert properties["publicNetworkAccess"] == "disabled"
+    assert properties["networkAcls"] == {"defaultAction": "Deny", "bypass": "None"}
+    # The key rings are still written by the program: through ARM, which the data plane's firewall does not cover.
+    assert {s.get("secretName") for s in run.of_type(SECRET)} == {"mcp-handle-keys", "mcp-request-state-keys"}
 
 
 def test_configured_rings_are_stored_as_secrets_and_nothing_is_generated(infra):

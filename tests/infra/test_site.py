@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from components.site import Site
 from components.site_config import STARTUP_COMMAND
 from tests.infra.builders import AUTH, INSIGHTS_ID, KEY_VAULT_SETTINGS, PLAN_ID, TAGS, VAULT_ID, site_args
@@ -11,9 +13,12 @@ WEBAPP = "azure-native:web:WebApp"
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 
 
-def run_site(infra, easy_auth=None, sink=None):
+SUBNET_ID = "/subscriptions/s/resourceGroups/rg-mcp/providers/Microsoft.Network/virtualNetworks/v1/subnets/app"
+
+
+def run_site(infra, easy_auth=None, subnet_id=None, sink=None):
     def program():
-        site = Site("mcp", site_args(easy_auth=easy_auth))
+        site = Site("mcp", dataclasses.replace(site_args(easy_auth=easy_auth), subnet_id=subnet_id))
         if sink is not None:
             sink.append(site)
 
@@ -37,6 +42,18 @@ def test_web_app_is_https_only_linux_without_affinity_with_a_system_identity(inf
     assert inputs["tags"] == {**TAGS, "component": "site"}
     assert site.get("siteConfig.appCommandLine") == STARTUP_COMMAND
     assert app_setting(site, "MCP_SLOT_NAME") == "production"
+
+
+def test_with_a_subnet_the_site_joins_it_and_routes_all_outbound_traffic_into_the_network(infra):
+    site = run_site(infra, subnet_id=SUBNET_ID).one(WEBAPP)
+    assert site.get("virtualNetworkSubnetId") == SUBNET_ID
+    assert site.get("outboundVnetRouting") == {"allTraffic": True}
+
+
+def test_without_a_subnet_the_site_is_in_no_virtual_network(infra):
+    site = run_site(infra).one(WEBAPP)
+    assert "virtualNetworkSubnetId" not in site.inputs
+    assert "outboundVnetRouting" not in site.inputs
 
 
 def test_basic_auth_publishing_is_off_for_ftp_and_scm_after_the_site_exists(infra):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from components.site import Site
 from components.staging_slot import StagingSlot, StagingSlotArgs
 from tests.infra.builders import AUTH, KEY_VAULT_SETTINGS, PLAN_ID, TAGS, site_args
@@ -12,7 +14,7 @@ SLOT = "azure-native:web:WebAppSlot"
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 
 
-def run_slot(infra, easy_auth=None, sink=None):
+def run_slot(infra, easy_auth=None, subnet_id=None, sink=None):
     def program():
         args = site_args(
             easy_auth=easy_auth,
@@ -20,6 +22,7 @@ def run_slot(infra, easy_auth=None, sink=None):
             workers=2,
             allowed_origins=("https://a.example",),
         )
+        args = dataclasses.replace(args, subnet_id=subnet_id)
         slot = StagingSlot("staging", StagingSlotArgs(site=Site("mcp", args), tags=TAGS))
         if sink is not None:
             sink.append(slot)
@@ -46,6 +49,15 @@ def test_slot_is_a_staging_slot_of_the_site_on_the_same_plan(infra):
     assert slot.get("location") == "westeurope" and slot.get("resourceGroupName") == "rg-mcp"
     assert site.urn in slot.dependencies
     assert slot.get("tags") == {**TAGS, "component": "staging-slot"}
+
+
+def test_slot_joins_the_site_subnet_with_the_same_routing(infra):
+    subnet_id = "/subscriptions/s/resourceGroups/rg-mcp/providers/Microsoft.Network/virtualNetworks/v1/subnets/app"
+    run = run_slot(infra, subnet_id=subnet_id)
+    site, slot = run.one(WEBAPP), run.one(SLOT)
+    for key in ("virtualNetworkSubnetId", "outboundVnetRouting"):
+        assert slot.get(key) == site.get(key), key
+    assert slot.get("virtualNetworkSubnetId") == subnet_id
 
 
 def test_slot_has_the_same_security_baseline_as_the_site(infra):

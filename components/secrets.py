@@ -10,16 +10,20 @@ with the site's (and the slot's) system identity, so the settings and every
 diff of ``siteConfig`` show no secret.
 
 The references carry no secret version: App Service resolves the latest
-version, caches it, and fetches again within 24 hours, or at once when the
-app's configuration changes or it restarts. A new ring therefore reaches
-every instance of both slots at the latest a day after ``pulumi up`` writes
-it, at once after ``az webapp restart`` (README: "Rotating keys").
+version, caches it and fetches it again every 24 hours, at once on any
+configuration change of the app, or on a POST to the site's (or slot's)
+``config/configreferences/appsettings/refresh``
+(learn.microsoft.com/azure/app-service/app-service-key-vault-references,
+"Understand rotation"). A new ring therefore reaches both slots at the
+latest a day after ``pulumi up`` writes it, at once after that refresh
+(README: "Key Vault and rotating keys").
 
-On the first ``pulumi up`` the site exists before its identity is granted
-access (the grant needs the identity's principal id), so its first reference
-resolution may fail; code is deployed only after the grants (Delivery waits
-for the site and slot components, grants included), and the deploy restarts
-the app, which resolves the references again.
+The site's identity exists only once the site does, so its grants come after
+it; the app settings holding the references come after the grants
+(components/site_config.py), and before any code is deployed the delivery
+refreshes the references and waits until each one is resolved
+(components/delivery.py): role assignments can take minutes to apply, and an
+unresolved reference would reach the app as its literal text.
 """
 
 from __future__ import annotations

@@ -202,8 +202,8 @@ def team_site(tmp_path_factory) -> TeamSite:
     # App Service resolves Key Vault references with the slot's identity before the app starts; so does this.
     vault = {secret.get("secretName"): secret.get("properties.value") for secret in run.of_type(KEY_VAULT_SECRET)}
     settings = {
-        p["name"]: vault[reference[1]] if (reference := KEY_VAULT_REFERENCE.fullmatch(p["value"])) else p["value"]
-        for p in slot.get("siteConfig.appSettings")
+        name: vault[reference[1]] if (reference := KEY_VAULT_REFERENCE.fullmatch(value)) else value
+        for name, value in run.one("azure-native:web:WebAppApplicationSettingsSlot").get("properties").items()
     }
     return TeamSite(
         source=source,

@@ -55,6 +55,12 @@ SHAPES = {
     "azure-native:web:WebAppAuthSettingsV2Slot": (
         "authsettingsv2_2021-02-01", "SiteAuthSettingsV2", {"resourceGroupName", "name", "slot"}, {"kind"}
     ),
+    "azure-native:web:WebAppApplicationSettings": (
+        "webapps_2025-05-01", "StringDictionary", {"resourceGroupName", "name"}, {"kind"}
+    ),
+    "azure-native:web:WebAppApplicationSettingsSlot": (
+        "webapps_2025-05-01", "StringDictionary", {"resourceGroupName", "name", "slot"}, {"kind"}
+    ),
 }  # fmt: skip
 
 # SDK name -> wire name, where the spec's x-ms-client-name differs from the wire name.
@@ -158,6 +164,8 @@ def _broken(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("azure-native:web:AppServicePlan", "properties.zoneRedundent", True),
         ("azure-native:web:WebAppAuthSettingsV2", ("properties.identityProviders.azureActiveDirectory.validation."
          "defaultAuthorizationPolicy.allowedApps"), []),
+        ("azure-native:web:WebAppApplicationSettings", "properties.WEB_CONCURRENCY", 2),
+        ("azure-native:web:WebAppApplicationSettingsSlot", "appSettings", []),
     ],
 )  # fmt: skip
 def test_the_shapes_reject_a_wrong_value_or_wire_name(infra, resource_type, path, value):

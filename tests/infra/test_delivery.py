@@ -488,5 +488,8 @@ def test_site_and_slot_build_on_deploy_and_start_the_packaged_app(infra):
     assert f"{module}/__main__.py" in package.entries  # `python -m app` finds its entry point in the zip
     for target in (run.one("azure-native:web:WebApp"), run.one("azure-native:web:WebAppSlot")):
         assert target.get("siteConfig.appCommandLine") == STARTUP_COMMAND
-        settings = {s["name"]: s["value"] for s in target.get("siteConfig.appSettings")}
-        assert settings["SCM_DO_BUILD_DURING_DEPLOYMENT"] == "true"
+    for settings in (
+        run.one("azure-native:web:WebAppApplicationSettings"),
+        run.one("azure-native:web:WebAppApplicationSettingsSlot"),
+    ):
+        assert settings.get("properties.SCM_DO_BUILD_DURING_DEPLOYMENT") == "true"

@@ -7,22 +7,46 @@ that records its arguments, so "fails loudly" is checked, not assumed.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
+import jsonschema
 import pulumi
 import pytest
 from pulumi_azure_native import web
 
-from components.delivery import DEPLOY_SCRIPT, MIN_AZ_VERSION, NO_OP_UPDATE, SWAP_SCRIPT, Delivery, DeliveryArgs
+from components.delivery import (
+    DEPLOY_SCRIPT,
+    MIN_AZ_VERSION,
+    NO_OP_UPDATE,
+    REFERENCE_POLL_SECONDS,
+    REFERENCE_TIMEOUT_SECONDS,
+    SWAP_SCRIPT,
+    Delivery,
+    DeliveryArgs,
+)
 from components.package import PROJECT_ROOT, AppPackage, build_package
 from components.site_config import STARTUP_COMMAND
 from tests.infra.conftest import SUBSCRIPTION, StackRun
 
 COMMAND = "command:local:Command"
 SITE_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Web/sites/mcp-site0001"
+KEY_VAULT_SETTINGS = ("MCP_HANDLE_KEYS", "MCP_REQUEST_STATE_KEYS")
+SCHEMAS = Path(__file__).with_name("schemas")
+
+
+def reference_environment(slots: str) -> dict[str, str]:
+    """What every deploy command gets for the Key Vault reference check."""
+    return {
+        "REFERENCE_SLOTS": slots,
+        "KEY_VAULT_SETTINGS": " ".join(KEY_VAULT_SETTINGS),
+        "REFERENCE_TIMEOUT_SECONDS": str(REFERENCE_TIMEOUT_SECONDS),
+        "REFERENCE_POLL_SECONDS": str(REFERENCE_POLL_SECONDS),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +74,14 @@ def _program(package: AppPackage, staging_slot: str | None, swap: str | None):
             setup.append(web.WebAppSlot("slot", resource_group_name="rg", name=site.name, slot=staging_slot))
         Delivery(
             "delivery",
-            DeliveryArgs(site_id=site.id, package=package, staging_slot=staging_slot, swap=swap, depends_on=setup),
+            DeliveryArgs(
+                site_id=site.id,
+                package=package,
+                staging_slot=staging_slot,
+                swap=swap,
+                depends_on=setup,
+                key_vault_settings=KEY_VAULT_SETTINGS,
+            ),
         )
 
     return program
@@ -79,6 +110,7 @@ def test_with_the_slot_code_goes_to_staging_on_each_package_hash(infra, packages
         "SLOT": "staging",
         "PACKAGE_PATH": "dist/app.zip",
         "PACKAGE_SHA256": package.sha256,
+        **reference_environment("production staging"),
     }
     assert staging.get("addPreviousOutputInEnv") is False
 
@@ -90,7 +122,11 @@ def test_with_the_slot_production_gets_the_package_once_at_site_creation(infra, 
     # reruns it; only a new site (new SITE_ID) creates it again.
     assert production[0].inputs == production[1].inputs
     assert production[0].get("triggers") == [SITE_ID]
-    assert production[0].get("environment") == {"SITE_ID": SITE_ID, "PACKAGE_PATH": "dist/app.zip"}
+    assert production[0].get("environment") == {
+        "SITE_ID": SITE_ID,
+        "PACKAGE_PATH": "dist/app.zip",
+        **reference_environment("production staging"),
+    }
     assert "SLOT" not in production[0].get("environment")
 
 
@@ -111,6 +147,7 @@ def test_without_the_slot_every_package_hash_deploys_to_production(infra, packag
         "SITE_ID": SITE_ID,
         "PACKAGE_PATH": "dist/app.zip",
         "PACKAGE_SHA256": package.sha256,
+        **reference_environment("production"),
     }
 
 
@@ -285,12 +322,92 @@ def test_bad_arguments_are_named(packages, slot, swap, message):
 # ---------------------------------------------------------------------------
 # The scripts, run for real with a stand-in `az`
 
-FAKE_AZ = """#!/bin/bash
-if [[ "$1" == version ]]; then echo "${AZ_VERSION-2.67.0}"; exit 0; fi
-printf '%s\\n' "$@" >> "$AZ_LOG"
-echo '--' >> "$AZ_LOG"
-if [[ -n "${AZ_FAIL:-}" ]]; then echo "$AZ_FAIL" >&2; exit 1; fi
+# A stand-in `az`: records each call; `az rest` answers from AZ_RESPONSES (method + ARM path -> the responses
+# of successive calls, the last one repeated), applying --query with jmespath, the library az itself uses.
+FAKE_AZ = f"""#!{sys.executable}
+import json, os, sys, urllib.parse
+import jmespath
+
+args = sys.argv[1:]
+if args[:1] == ["version"]:
+    print(os.environ.get("AZ_VERSION", "2.67.0"))
+    sys.exit(0)
+with open(os.environ["AZ_LOG"], "a") as log:
+    log.write("\\n".join(args) + "\\n--\\n")
+if os.environ.get("AZ_FAIL") and " ".join(args).startswith(os.environ.get("AZ_FAIL_COMMAND", "")):
+    print(os.environ["AZ_FAIL"], file=sys.stderr)
+    sys.exit(1)
+if args[:1] != ["rest"]:
+    sys.exit(0)
+option = dict(zip(args[1::2], args[2::2]))
+key = option["--method"].upper() + " " + urllib.parse.urlsplit(option["--uri"]).path
+responses = json.load(open(os.environ["AZ_RESPONSES"])) if os.environ.get("AZ_RESPONSES") else {{}}
+answers = responses.get(key, [{{"value": []}}] if key.startswith("GET ") else [None])
+counts_file = os.environ["AZ_LOG"] + ".counts"
+counts = json.load(open(counts_file)) if os.path.exists(counts_file) else {{}}
+answer = answers[min(counts.get(key, 0), len(answers) - 1)]
+counts[key] = counts.get(key, 0) + 1
+json.dump(counts, open(counts_file, "w"))
+if "--query" in option:
+    answer = jmespath.search(option["--query"], answer)
+if option.get("--output") == "none" or answer is None:
+    sys.exit(0)
+if option.get("--output") == "tsv":
+    rows = answer if isinstance(answer, list) else [answer]
+    for row in rows:
+        cells = row if isinstance(row, list) else [row]
+        print("\\t".join("" if cell is None else str(cell) for cell in cells))
+else:
+    print(json.dumps(answer))
 """
+
+ARM = "https://management.azure.com"
+SITE_PATH = SITE_ID
+SLOT_PATH = f"{SITE_ID}/slots/staging"
+VAULT_URI = "https://kv0001.vault.azure.net/"
+
+
+def references(path: str, **statuses: str | tuple[str, str]) -> dict:
+    """GET .../config/configreferences/appsettings as Azure answers it: setting -> status (or (status, details))."""
+    value = []
+    for setting, status in statuses.items():
+        status, details = status if isinstance(status, tuple) else (status, "Reference has been successfully resolved.")
+        secret = setting.lower().replace("_", "-")
+        value.append(
+            {
+                "id": f"{path}/config/configreferences/appsettings/{setting}",
+                "name": setting,
+                "type": "Microsoft.Web/sites/config/configreferences",
+                "properties": {
+                    "reference": f"@Microsoft.KeyVault(SecretUri={VAULT_URI}secrets/{secret}/)",
+                    "status": status,
+                    "vaultName": "kv0001",
+                    "secretName": secret,
+                    "identityType": {"type": "SystemAssigned"},
+                    "details": details,
+                    "source": "KeyVault",
+                },
+            }
+        )
+    collection = {"value": value}
+    schema = json.loads((SCHEMAS / "webapps_2025-05-01.schema.json").read_text())
+    jsonschema.validate(collection, {**schema, "$ref": "#/definitions/ApiKVReferenceCollection"})
+    return collection
+
+
+def listing(path: str) -> str:
+    return f"GET {path}/config/configreferences/appsettings"
+
+
+def refresh(path: str) -> str:
+    return f"POST {path}/config/configreferences/appsettings/refresh"
+
+
+RESOLVED = {key: "Resolved" for key in KEY_VAULT_SETTINGS}
+
+
+def all_resolved(*paths: str) -> dict[str, list]:
+    return {listing(path): [references(path, **RESOLVED)] for path in paths}
 
 
 @pytest.fixture
@@ -306,13 +423,25 @@ def workdir(tmp_path, packages) -> Path:
     return tmp_path
 
 
-def _run_script(command, workdir: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
-    """Run a recorded Command's script the way pulumi-command does: interpreter + create, its environment."""
+def _run_script(
+    command, workdir: Path, responses: dict[str, list] | None = None, **env: str
+) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+    """Run a recorded Command's script the way pulumi-command does: interpreter + create, its environment.
+
+    ``responses`` is what `az rest` answers (see FAKE_AZ); by default every Key Vault reference of every slot the
+    command checks is resolved.
+    """
     log = workdir / "az.log"
     log.unlink(missing_ok=True)
+    Path(f"{log}.counts").unlink(missing_ok=True)
+    if responses is None:
+        slots = command.get("environment").get("REFERENCE_SLOTS", "").split()
+        responses = all_resolved(*(SITE_PATH if slot == "production" else f"{SITE_PATH}/slots/{slot}" for slot in slots))
+    (workdir / "responses.json").write_text(json.dumps(responses))
     environment = {
         "PATH": f"{workdir / 'bin'}:{os.environ['PATH']}",
         "AZ_LOG": str(log),
+        "AZ_RESPONSES": str(workdir / "responses.json"),
         **command.get("environment"),
         **env,
     }
@@ -337,11 +466,16 @@ def _run_script(command, workdir: Path, **env: str) -> tuple[subprocess.Complete
     return result, calls
 
 
+def _not_rest(calls: list[list[str]]) -> list[list[str]]:
+    """The calls other than `az rest` (the Key Vault reference check)."""
+    return [call for call in calls if call[:1] != ["rest"]]
+
+
 def test_staging_deploy_runs_az_webapp_deploy_for_the_slot(infra, packages, workdir):
     staging = _commands(infra.run(_program(packages[0], "staging", None)))["staging-deploy"]
     result, calls = _run_script(staging, workdir)
     assert result.returncode == 0, result.stderr
-    assert calls == [
+    assert _not_rest(calls) == [
         [
             "webapp", "deploy",
             "--subscription", SUBSCRIPTION,
@@ -359,7 +493,7 @@ def test_production_deploy_has_no_slot_argument(infra, packages, workdir):
     production = _commands(infra.run(_program(packages[0], "staging", None)))["production-deploy"]
     result, calls = _run_script(production, workdir)
     assert result.returncode == 0, result.stderr
-    (call,) = calls
+    (call,) = _not_rest(calls)
     assert call[:2] == ["webapp", "deploy"] and "--slot" not in call
     assert call[call.index("--name") + 1] == "mcp-site0001"
 
@@ -384,11 +518,128 @@ def test_swap_runs_az_slot_swap_into_production(infra, packages, workdir):
 @pytest.mark.parametrize("which", ["staging-deploy", "swap"])
 def test_an_az_failure_fails_the_command_with_azs_message(infra, packages, workdir, which):
     command = _commands(infra.run(_program(packages[0], "staging", "1")))[which]
-    result, calls = _run_script(command, workdir, AZ_FAIL="ERROR: (Conflict) Deployment failed: Oryx build error")
+    result, calls = _run_script(
+        command, workdir, AZ_FAIL="ERROR: (Conflict) Deployment failed: Oryx build error", AZ_FAIL_COMMAND="webapp"
+    )
     assert result.returncode != 0
     assert "ERROR: (Conflict) Deployment failed: Oryx build error" in result.stderr
     assert "delivery: deployed" not in result.stdout and "is now production" not in result.stdout
-    assert len(calls) == 1
+    assert len(_not_rest(calls)) == 1
+
+
+# ---------------------------------------------------------------------------
+# Key Vault references: refreshed and resolved on every slot before any code is deployed
+
+
+def _rest_calls(calls: list[list[str]]) -> list[tuple[str, str]]:
+    """Each `az rest` call as (method, ARM path)."""
+    found = []
+    for call in _rest(calls):
+        option = dict(zip(call[1::2], call[2::2]))
+        found.append((option["--method"], option["--uri"].removeprefix(ARM).split("?")[0]))
+    return found
+
+
+def _rest(calls: list[list[str]]) -> list[list[str]]:
+    return [call for call in calls if call[:1] == ["rest"]]
+
+
+@pytest.mark.parametrize(
+    ("which", "slot"), [("staging-deploy", "staging"), ("production-deploy", "staging"), ("production-deploy", None)]
+)
+def test_every_deploy_first_refreshes_and_reads_the_references_of_every_slot(infra, packages, workdir, which, slot):
+    command = _commands(infra.run(_program(packages[0], slot, None)))[which]
+    result, calls = _run_script(command, workdir)
+    assert result.returncode == 0, result.stderr
+    paths = [SITE_PATH] + ([SLOT_PATH] if slot else [])
+    expected = [call for path in paths for call in (("post", refresh(path)[5:]), ("get", listing(path)[4:]))]
+    assert _rest_calls(calls) == expected
+    assert calls[-1][:2] == ["webapp", "deploy"]  # the deploy comes after the check
+    uris = [dict(zip(c[1::2], c[2::2]))["--uri"] for c in _rest(calls)]
+    assert all(u.endswith("refresh?api-version=2022-03-01") for u in uris[0::2])
+    assert all(u.endswith("appsettings?api-version=2025-05-01") for u in uris[1::2])
+
+
+def test_a_resolved_check_prints_one_line_per_setting_and_slot(infra, packages, workdir):
+    staging = _commands(infra.run(_program(packages[0], "staging", None)))["staging-deploy"]
+    result, _ = _run_script(staging, workdir)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "Key Vault reference" in line]
+    assert lines == [
+        "delivery: Key Vault reference MCP_HANDLE_KEYS of mcp-site0001 (production) is Resolved",
+        "delivery: Key Vault reference MCP_REQUEST_STATE_KEYS of mcp-site0001 (production) is Resolved",
+        "delivery: Key Vault reference MCP_HANDLE_KEYS of mcp-site0001 (slot staging) is Resolved",
+        "delivery: Key Vault reference MCP_REQUEST_STATE_KEYS of mcp-site0001 (slot staging) is Resolved",
+    ]
+
+
+def test_a_reference_denied_while_the_role_assignment_applies_is_refreshed_until_resolved(infra, packages, workdir):
+    staging = _commands(infra.run(_program(packages[0], "staging", None)))["staging-deploy"]
+    denied = ("AccessToKeyVaultDenied", "Key Vault reference was not able to be resolved because site was denied access.")
+    responses = {
+        **all_resolved(SITE_PATH),
+        listing(SLOT_PATH): [
+            references(SLOT_PATH, MCP_HANDLE_KEYS=denied, MCP_REQUEST_STATE_KEYS=denied),
+            references(SLOT_PATH, MCP_HANDLE_KEYS="Resolved", MCP_REQUEST_STATE_KEYS=denied),
+            references(SLOT_PATH, **RESOLVED),
+        ],
+    }
+    result, calls = _run_script(staging, workdir, responses, REFERENCE_POLL_SECONDS="0")
+    assert result.returncode == 0, result.stderr
+    # Production resolved at once and is not refreshed again; the slot is, until its references resolve.
+    assert [path for method, path in _rest_calls(calls) if method == "post"] == [
+        refresh(SITE_PATH)[5:], refresh(SLOT_PATH)[5:], refresh(SLOT_PATH)[5:], refresh(SLOT_PATH)[5:]
+    ]
+    assert _not_rest(calls)[0][:2] == ["webapp", "deploy"]
+    assert result.stdout.count("is Resolved") == 4
+
+
+def test_references_unresolved_at_the_deadline_fail_the_deploy_naming_each_setting_status_and_details(
+    infra, packages, workdir
+):
+    staging = _commands(infra.run(_program(packages[0], "staging", None)))["staging-deploy"]
+    responses = {
+        **all_resolved(SITE_PATH),
+        listing(SLOT_PATH): [
+            references(
+                SLOT_PATH,
+                MCP_HANDLE_KEYS=("SecretNotFound", "The secret mcp-handle-keys was not found in kv0001."),
+                MCP_REQUEST_STATE_KEYS="Resolved",
+            )
+        ],
+    }
+    result, calls = _run_script(staging, workdir, responses, REFERENCE_TIMEOUT_SECONDS="0")
+    assert result.returncode == 4
+    assert (
+        "delivery: Key Vault reference MCP_HANDLE_KEYS of mcp-site0001 (slot staging) is SecretNotFound: "
+        "The secret mcp-handle-keys was not found in kv0001." in result.stderr
+    )
+    assert "MCP_REQUEST_STATE_KEYS" not in result.stderr
+    assert "still unresolved after 0s; nothing deployed" in result.stderr
+    assert _not_rest(calls) == []
+
+
+def test_a_key_vault_setting_app_service_does_not_list_is_unresolved(infra, packages, workdir):
+    production = _commands(infra.run(_program(packages[0], None, None)))["production-deploy"]
+    responses = {listing(SITE_PATH): [references(SITE_PATH, MCP_HANDLE_KEYS="Resolved")]}
+    result, calls = _run_script(production, workdir, responses, REFERENCE_TIMEOUT_SECONDS="0")
+    assert result.returncode == 4
+    assert "MCP_REQUEST_STATE_KEYS of mcp-site0001 (production) is not listed" in result.stderr
+    assert _not_rest(calls) == []
+
+
+def test_a_failing_refresh_fails_the_deploy_with_azs_message(infra, packages, workdir):
+    staging = _commands(infra.run(_program(packages[0], "staging", None)))["staging-deploy"]
+    result, calls = _run_script(staging, workdir, AZ_FAIL="ERROR: (AuthorizationFailed) no access", AZ_FAIL_COMMAND="rest")
+    assert result.returncode != 0
+    assert "ERROR: (AuthorizationFailed) no access" in result.stderr
+    assert _not_rest(calls) == []
+
+
+@pytest.mark.parametrize("names", [("MCP HANDLE",), ("$(reboot)",)])
+def test_a_key_vault_setting_name_that_is_no_app_setting_name_is_refused(packages, names):
+    with pytest.raises(ValueError, match="key_vault_settings"):
+        DeliveryArgs(site_id=SITE_ID, package=packages[0], staging_slot="staging", key_vault_settings=names)
 
 
 def test_a_package_whose_hash_differs_from_the_trigger_is_not_deployed(infra, packages, workdir):
@@ -461,7 +712,13 @@ def test_the_stack_deploys_the_projects_package_after_site_and_slot(infra, stack
     assert deploy.get("triggers") == [site.outputs["id"], package.sha256]
     assert deploy.get("environment")["PACKAGE_PATH"] == "dist/app.zip"
     assert deploy.get("environment")["SITE_ID"] == site.outputs["id"]
-    waits_for = {site.urn} | ({run.one("azure-native:web:WebAppSlot").urn} if slot_on else set())
+    assert deploy.get("environment")["KEY_VAULT_SETTINGS"] == "MCP_HANDLE_KEYS MCP_REQUEST_STATE_KEYS"
+    assert deploy.get("environment")["REFERENCE_SLOTS"] == ("production staging" if slot_on else "production")
+    settings = [run.one("azure-native:web:WebAppApplicationSettings")]
+    if slot_on:
+        settings.append(run.one("azure-native:web:WebAppApplicationSettingsSlot"))
+    waits_for = {site.urn, *(s.urn for s in settings)}
+    waits_for |= {run.one("azure-native:web:WebAppSlot").urn} if slot_on else set()
     for name, command in commands.items():
         assert waits_for <= command.dependencies, name
 

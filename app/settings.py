@@ -49,6 +49,11 @@ SERVER_FILE = Path(__file__).resolve().parent.parent / "mcp-server.txt"
 """Written into the deployment package by the infrastructure when it serves a team's server, so that the choice
 travels with the code it names through deploys and slot swaps (an app setting would change on both slots at once)."""
 
+BUILD_FILE = Path(__file__).resolve().parent.parent / "mcp-build.txt"
+"""Written into the deployment package by the infrastructure: the package's build id, which /health reports so that
+a deploy can tell which build a slot serves."""
+_BUILD_ID = re.compile(r"[0-9a-f]{64}")
+
 _LOOPBACK_ORIGIN = re.compile(r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$")
 
 
@@ -120,6 +125,16 @@ def server_spec(environ: Mapping[str, str], server_file: Path = SERVER_FILE) -> 
     if not chosen and server_file.is_file():
         chosen = server_file.read_text(encoding="utf-8").strip()
     return chosen or DEFAULT_SERVER
+
+
+def package_build(build_file: Path = BUILD_FILE) -> str | None:
+    """The build id of the package this host runs from (``mcp-build.txt`` beside ``app/``), or None outside one."""
+    if not build_file.is_file():
+        return None
+    build = build_file.read_text(encoding="utf-8").strip()
+    if not _BUILD_ID.fullmatch(build):
+        raise SettingsError(f"{build_file} holds {build[:80]!r}, not a package build id (64 hex digits)")
+    return build
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,11 @@ into production by accident:
   names: an app setting would change on production and staging in the same
   ``pulumi up`` while production's code changes only by a swap, and
   production would try the new server on the old code until then;
+- ``mcp-build.txt`` at the zip root: the package's build id, the sha256 of
+  the package as it would be without this file, which the host reports on
+  ``/health`` (`app.settings.package_build`), so the delivery can ask
+  production which build it serves (components/delivery.py: a retried swap
+  never swaps back);
 - ``requirements.txt`` at the zip root: Oryx (App Service's build, on with
   ``SCM_DO_BUILD_DURING_DEPLOYMENT``) detects a Python app and installs its
   dependencies only from a requirements file at the root of what was
@@ -65,6 +70,8 @@ BUNDLED_SERVER = "app.demo.server:server"
 """The host's default server (app.settings.DEFAULT_SERVER); a test holds the two equal."""
 SERVER_FILE = "mcp-server.txt"
 """The served server's MODULE:ATTR, read by the host (app.settings.SERVER_FILE; components never imports app)."""
+BUILD_FILE = "mcp-build.txt"
+"""The package's build id, reported by the host's /health (app.settings.BUILD_FILE)."""
 
 # Where `pulumi up` writes the package, relative to the working directory of
 # the program and of the deploy commands (this project's root, or the folder
@@ -93,6 +100,8 @@ class AppPackage:
     """Hex sha256 of the zip bytes; equal content gives an equal hash."""
     entries: tuple[str, ...]
     """Archive names, sorted."""
+    build_id: str
+    """Hex sha256 of the package without :data:`BUILD_FILE`; the file holds it, and the host reports it."""
 
 
 class PackageError(ValueError):
@@ -201,6 +210,9 @@ def build_package(
     replaced atomically, so a concurrent reader never sees half a zip.
     """
     contents = package_contents(project_root, source, server)
+    # The id cannot be the zip's own hash, which would have to include itself.
+    build_id = hashlib.sha256(archive_bytes(contents)).hexdigest()
+    contents = dict(sorted({**contents, BUILD_FILE: f"{build_id}\n".encode()}.items()))
     data = archive_bytes(contents)
     target = (working_dir or project_root) / output
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -212,4 +224,5 @@ def build_package(
         relative_path=output.as_posix(),
         sha256=hashlib.sha256(data).hexdigest(),
         entries=tuple(contents),
+        build_id=build_id,
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -164,6 +165,14 @@ def test_the_startup_command_serves_mcp_from_the_package(site):
     assert not result.is_error, result
     assert result.structured_content["instance_id"] == "packaged-instance"
     assert result.structured_content["slot_name"] == "staging"
+
+
+def test_health_reports_the_build_id_the_package_carries(site):
+    # What the delivery reads to tell which build production serves (components/delivery.py, the swap).
+    with _serving(STARTUP_COMMAND, site, _site_environment(site)) as url:
+        with urllib.request.urlopen(url + "/health", timeout=5) as response:
+            health = json.load(response)
+    assert health == {"status": "ok", "build": build_package().build_id}
 
 
 # What the program's site settings hold that must not leave this machine: with a connection string the host

@@ -15,10 +15,18 @@ The resources, all ``pulumi_command.local.Command``, children of ``Delivery``:
     production afterwards gets new code only by a swap. With the slot off,
     ``triggers=[site id, package sha256]`` like the staging deploy. (Turning
     the slot on or off changes these triggers, so it deploys once more then.)
+``<name>-swap-baseline`` (only when ``swap`` is set)
+    Asks production's ``/health`` which build it serves (the package's build
+    id, components/package.py) and outputs it; ``triggers=[swap]``, ordered
+    after both deploys.
 ``<name>-swap`` (only when ``swap`` is set)
-    ``az webapp deployment slot swap`` staging -> production;
-    ``triggers=[swap]``, so it runs when the value is first set and each time
-    it changes; ordered after both deploys. Swapping again rolls back.
+    ``az webapp deployment slot swap`` staging -> production, unless
+    production no longer serves the baseline build: then this swap value
+    already swapped (the command failed after Azure switched the routing, and
+    ``pulumi up`` runs it again) and swapping again would put the old build
+    back into production, so it does nothing. ``triggers=[swap]``, so it runs
+    when the value is first set and each time it changes; ordered after the
+    baseline. A new value swaps again, which rolls back.
 
 Only a change of ``triggers`` may run a script again. pulumi-command runs
 ``create`` again on *any* input change of a command without ``update``, so an
@@ -73,6 +81,9 @@ REFERENCES_API_VERSION = "2025-05-01"
 # troubleshooting, "Role assignment changes are not being detected"), so a fresh site's references may fail at first.
 REFERENCE_TIMEOUT_SECONDS = 600
 REFERENCE_POLL_SECONDS = 15
+# How often a swap asks production's /health again (3 s apart) when it does not answer: an idle instance may be
+# starting.
+PROBE_RETRIES = 5
 # What a command runs when an input other than its triggers changes.
 NO_OP_UPDATE = 'echo "delivery: only inputs other than the triggers changed; nothing deployed or swapped"'
 # Replacement (so `create`) on a trigger change, and on nothing else.
@@ -207,13 +218,56 @@ echo "delivery: deployed ${PACKAGE_SHA256:-$PACKAGE_PATH} to $target"
 """
 )
 
+# Which build production serves, from the build id its /health reports (components/package.py, mcp-build.txt);
+# "none" when it answers without one (a build from before the marker existed). Exits 5 when production does not
+# answer: without knowing, a swap could not tell whether it already happened.
+_PRODUCTION_BUILD = r"""if ! command -v curl >/dev/null 2>&1; then
+  echo "delivery: 'curl' is not on PATH; the swap asks production's /health which build it serves" >&2
+  exit 127
+fi
+build_pattern='"build": *"([0-9a-f]{64})"'
+production_build() {
+  local body
+  if ! body=$(curl --silent --show-error --fail --max-time 10 --retry "$PROBE_RETRIES" --retry-delay 3 \
+      --retry-connrefused "$PRODUCTION_URL/health"); then
+    echo "delivery: production of $site did not answer $PRODUCTION_URL/health, so which build it serves is unknown; nothing swapped" >&2
+    return 5
+  fi
+  if [[ "$body" =~ $build_pattern ]]; then
+    echo "${BASH_REMATCH[1]}"
+  else
+    echo none
+  fi
+}
+"""
+
+SWAP_BASELINE_SCRIPT = (
+    _SITE_PREAMBLE
+    + _PRODUCTION_BUILD
+    + r"""baseline=$(production_build)
+echo "delivery: before swap '$SWAP', production of $site serves build $baseline" >&2
+echo "$baseline"
+"""
+)
+
 SWAP_SCRIPT = (
     _SITE_PREAMBLE
+    + _PRODUCTION_BUILD
     + r"""if [[ -z "${SLOT:-}" ]]; then
   echo "delivery: SLOT is empty; a swap needs the source slot" >&2
   exit 2
 fi
-echo "delivery: swapping slot $SLOT into production of $site (swap '$SWAP')"
+baseline="${BASELINE_BUILD//[[:space:]]/}"
+if [[ -z "$baseline" ]]; then
+  echo "delivery: BASELINE_BUILD is empty; the swap needs the build production served when swap '$SWAP' was requested" >&2
+  exit 2
+fi
+current=$(production_build)
+if [[ "$current" != "$baseline" ]]; then
+  echo "delivery: production of $site serves build $current, not $baseline as when swap '$SWAP' was requested: that swap already happened; nothing swapped"
+  exit 0
+fi
+echo "delivery: swapping slot $SLOT into production of $site (swap '$SWAP'; production serves build $baseline)"
 az webapp deployment slot swap --subscription "$subscription" --resource-group "$resource_group" --name "$site" \
   --slot "$SLOT" --target-slot production --output none
 echo "delivery: slot $SLOT is now production of $site (swap '$SWAP')"
@@ -235,6 +289,8 @@ class DeliveryArgs:
     """What must exist before code is deployed: the slot, app settings, sticky setting names."""
     key_vault_settings: Sequence[str] = ()
     """App settings that hold Key Vault references; each must resolve on every slot before a deploy."""
+    production_url: pulumi.Input[str] | None = None
+    """``https://<default host name>`` of production, whose /health says which build it serves; needed by ``swap``."""
 
     def __post_init__(self) -> None:
         if self.staging_slot is not None and (not self.staging_slot or self.staging_slot == PRODUCTION_SLOT):
@@ -245,6 +301,8 @@ class DeliveryArgs:
             raise ValueError("swap must be a non-empty string (any new value swaps once) or unset")
         if self.swap is not None and self.staging_slot is None:
             raise ValueError(f"swap={self.swap!r} needs the staging slot, but the staging slot is off")
+        if self.swap is not None and self.production_url is None:
+            raise ValueError(f"swap={self.swap!r} needs production_url, to ask production which build it serves")
         bad = [name for name in self.key_vault_settings if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name)]
         if bad:
             raise ValueError(f"key_vault_settings {bad!r}: app setting names are letters, digits, '_', '.' and '-'")
@@ -255,6 +313,8 @@ class Delivery(pulumi.ComponentResource):
 
     staging_deploy: local.Command | None
     production_deploy: local.Command
+    swap_baseline: local.Command | None
+    """Records which build production serves when a swap value is first applied."""
     swap: local.Command | None
     package_sha256: str
     deploy_target: str
@@ -319,14 +379,29 @@ class Delivery(pulumi.ComponentResource):
             )
             self.deploy_target = args.staging_slot
 
+        self.swap_baseline = None
         self.swap = None
         if args.swap is not None:
+            probe = {
+                "SITE_ID": args.site_id,
+                "PRODUCTION_URL": args.production_url,
+                "PROBE_RETRIES": str(PROBE_RETRIES),
+                "SWAP": args.swap,
+            }
+            # Same trigger as the swap, so it runs once per swap value and its output outlives a failed swap.
+            self.swap_baseline = command(
+                "swap-baseline",
+                SWAP_BASELINE_SCRIPT,
+                probe,
+                [args.swap],
+                [*after_setup, self.staging_deploy, self.production_deploy],
+            )
             self.swap = command(
                 "swap",
                 SWAP_SCRIPT,
-                {"SITE_ID": args.site_id, "SLOT": args.staging_slot, "SWAP": args.swap},
+                {**probe, "SLOT": args.staging_slot, "BASELINE_BUILD": self.swap_baseline.stdout},
                 [args.swap],
-                [*after_setup, self.staging_deploy, self.production_deploy],
+                [*after_setup, self.staging_deploy, self.production_deploy, self.swap_baseline],
             )
 
         self.package_sha256 = package.sha256

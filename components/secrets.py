@@ -40,8 +40,14 @@ from components.roles import KEY_VAULT_SECRETS_USER, RoleGrant
 # Key id of a generated key; set the config key to rotate (README: "Rotating keys").
 GENERATED_KEY_ID = "k1"
 GENERATED_SECRET_LENGTH = 48
-# The longest soft-delete retention Key Vault allows: a deleted secret or vault stays recoverable.
-SOFT_DELETE_RETENTION_DAYS = 90
+# Soft-delete retention by purge protection. With it (production) the longest Key Vault allows: a deleted secret
+# or vault stays recoverable, and cannot be purged, for 90 days. Without it the stack is a throw-away one, and the
+# shortest: a torn-down dev vault holds its name (vault names are global) for 7 days unless purged. Key Vault fixes
+# the retention when the vault is created ("The retention policy interval can only be configured during key vault
+# creation and can't be changed afterwards": learn.microsoft.com/azure/key-vault/general/soft-delete-overview).
+SOFT_DELETE_RETENTION_DAYS = {True: 90, False: 7}
+# So an existing vault keeps the retention it was created with: the program sends no change Azure cannot make.
+FIXED_AT_CREATION = ["properties.softDeleteRetentionInDays"]
 
 # App setting the app reads -> Key Vault secret name.
 KEY_RINGS = {
@@ -57,7 +63,8 @@ class SecretsArgs:
     # Each None: one key is generated.
     handle_keys: pulumi.Input[str] | None
     request_state_keys: pulumi.Input[str] | None
-    # Irreversible once on: Key Vault refuses to turn it off again.
+    # Irreversible once on: Key Vault refuses to turn it off again. Also sets the soft-delete retention of a new
+    # vault (SOFT_DELETE_RETENTION_DAYS).
     purge_protection: bool
     tags: Mapping[str, str]
 
@@ -70,7 +77,11 @@ def key_vault_reference(vault_uri: pulumi.Input[str], secret_name: pulumi.Input[
 
 
 class Secrets(pulumi.ComponentResource):
-    """A Key Vault (RBAC authorization, soft delete, optional purge protection) with the two key rings."""
+    """A Key Vault (RBAC authorization, soft delete, optional purge protection) with the two key rings.
+
+    Tearing a stack down soft-deletes its vault: the name stays taken, and the secrets recoverable, for the
+    retention period, unless purged (``az keyvault purge``; refused while purge protection is on).
+    """
 
     vault_id: pulumi.Output[str]
     vault_name: pulumi.Output[str]
@@ -95,12 +106,12 @@ class Secrets(pulumi.ComponentResource):
                 # Access by Azure roles only (no access policies), so grants are role assignments.
                 enable_rbac_authorization=True,
                 enable_soft_delete=True,
-                soft_delete_retention_in_days=SOFT_DELETE_RETENTION_DAYS,
+                soft_delete_retention_in_days=SOFT_DELETE_RETENTION_DAYS[args.purge_protection],
                 # The API refuses false once it was true, so "off" leaves it out.
                 enable_purge_protection=True if args.purge_protection else None,
             ),
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=FIXED_AT_CREATION),
         )
 
         rings = {"MCP_HANDLE_KEYS": args.handle_keys, "MCP_REQUEST_STATE_KEYS": args.request_state_keys}

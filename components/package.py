@@ -25,8 +25,9 @@ into production by accident:
 - ``requirements.txt`` at the zip root: Oryx (App Service's build, on with
   ``SCM_DO_BUILD_DURING_DEPLOYMENT``) detects a Python app and installs its
   dependencies only from a requirements file at the root of what was
-  deployed. It is ``app/requirements.txt`` as it is, plus the team's
-  dependencies when there is a team server (components/requirements.py).
+  deployed. It is ``app/requirements.txt`` (hashed pins: Oryx's pip installs
+  in hash-checking mode), merged with the team's dependencies when there is
+  a team server (components/requirements.py).
 
 Never included: ``__pycache__`` and other caches, hidden files and folders,
 virtualenvs (any folder holding ``pyvenv.cfg``), tests (``tests/``,

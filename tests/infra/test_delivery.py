@@ -352,7 +352,8 @@ def test_bad_arguments_are_named(packages, slot, swap, message):
 # The scripts, run for real with a stand-in `az`
 
 # A stand-in `az`: records each call; a slot swap exchanges the builds in AZ_SLOTS (which the stand-in production
-# serves) before it fails as AZ_FAIL says, as Azure can; `az rest` answers from AZ_RESPONSES (method + ARM path -> the responses
+# serves) before it fails as AZ_FAIL says, as Azure can; `az rest` answers from AZ_RESPONSES (method + ARM path ->
+# the responses
 # of successive calls, the last one repeated), applying --query with jmespath, the library az itself uses.
 FAKE_AZ = f"""#!{sys.executable}
 import json, os, sys, urllib.parse
@@ -470,7 +471,8 @@ def _run_script(
     Path(f"{log}.counts").unlink(missing_ok=True)
     if responses is None:
         slots = command.get("environment").get("REFERENCE_SLOTS", "").split()
-        responses = all_resolved(*(SITE_PATH if slot == "production" else f"{SITE_PATH}/slots/{slot}" for slot in slots))
+        paths = [SITE_PATH if slot == "production" else f"{SITE_PATH}/slots/{slot}" for slot in slots]
+        responses = all_resolved(*paths)
     (workdir / "responses.json").write_text(json.dumps(responses))
     environment = {
         "PATH": f"{workdir / 'bin'}:{os.environ['PATH']}",
@@ -694,7 +696,9 @@ def test_an_az_failure_fails_the_command_with_azs_message(infra, packages, workd
         command,
         workdir,
         **production.environment(
-            BASELINE_BUILD=BUILD_A, AZ_FAIL="ERROR: (Conflict) Deployment failed: Oryx build error", AZ_FAIL_COMMAND="webapp"
+            BASELINE_BUILD=BUILD_A,
+            AZ_FAIL="ERROR: (Conflict) Deployment failed: Oryx build error",
+            AZ_FAIL_COMMAND="webapp",
         ),
     )
     assert result.returncode != 0
@@ -751,7 +755,10 @@ def test_a_resolved_check_prints_one_line_per_setting_and_slot(infra, packages, 
 
 def test_a_reference_denied_while_the_role_assignment_applies_is_refreshed_until_resolved(infra, packages, workdir):
     staging = _commands(_run(infra, _program(packages[0], "staging", None)))["staging-deploy"]
-    denied = ("AccessToKeyVaultDenied", "Key Vault reference was not able to be resolved because site was denied access.")
+    denied = (
+        "AccessToKeyVaultDenied",
+        "Key Vault reference was not able to be resolved because site was denied access.",
+    )
     responses = {
         **all_resolved(SITE_PATH),
         listing(SLOT_PATH): [
@@ -806,7 +813,9 @@ def test_a_key_vault_setting_app_service_does_not_list_is_unresolved(infra, pack
 
 def test_a_failing_refresh_fails_the_deploy_with_azs_message(infra, packages, workdir):
     staging = _commands(_run(infra, _program(packages[0], "staging", None)))["staging-deploy"]
-    result, calls = _run_script(staging, workdir, AZ_FAIL="ERROR: (AuthorizationFailed) no access", AZ_FAIL_COMMAND="rest")
+    result, calls = _run_script(
+        staging, workdir, AZ_FAIL="ERROR: (AuthorizationFailed) no access", AZ_FAIL_COMMAND="rest"
+    )
     assert result.returncode != 0
     assert "ERROR: (AuthorizationFailed) no access" in result.stderr
     assert _not_rest(calls) == []

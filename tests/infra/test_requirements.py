@@ -56,15 +56,13 @@ def test_a_team_without_dependencies_gets_the_host_file_unchanged(tmp_path):
 
 
 def test_hashed_team_pins_follow_the_host_file_byte_for_byte_with_their_hashes(tmp_path):
-    team = f"roman==4.2 \\\n    --hash=sha256:{'1' * 64} \\\n    --hash=sha256:{'2' * 64}\nmcp==2.3.0 --hash=sha256:{'3' * 64}\n"
+    roman = f"roman==4.2 \\\n    --hash=sha256:{'1' * 64} \\\n    --hash=sha256:{'2' * 64}\n"
+    team = f"{roman}mcp==2.3.0 --hash=sha256:{'3' * 64}\n"
     merged = _merge(tmp_path, team)
     host = HOST.read_text()
     assert merged.startswith(host)
     # mcp is the host's pin: the host's own hashed line installs it.
-    assert merged[len(host) :] == (
-        "# the server's own dependencies, from requirements.txt (hash-checked)\n"
-        f"roman==4.2 \\\n    --hash=sha256:{'1' * 64} \\\n    --hash=sha256:{'2' * 64}\n"
-    )
+    assert merged[len(host) :] == "# the server's own dependencies, from requirements.txt (hash-checked)\n" + roman
 
 
 @pytest.mark.parametrize(

@@ -79,7 +79,8 @@ def test_a_vault_that_can_be_purged_keeps_deleted_secrets_the_shortest_time_key_
 
 def test_the_retention_of_an_existing_vault_is_left_as_it_was_created(infra):
     # Key Vault fixes it at creation; a vault created with 90 days keeps them when the program now says 7.
-    assert run_secrets(infra, purge_protection=False).one(VAULT).ignore_changes == ["properties.softDeleteRetentionInDays"]
+    vault = run_secrets(infra, purge_protection=False).one(VAULT)
+    assert vault.ignore_changes == ["properties.softDeleteRetentionInDays"]
 
 
 def test_configured_rings_are_stored_as_secrets_and_nothing_is_generated(infra):

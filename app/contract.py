@@ -32,6 +32,8 @@ DEFAULT_SERVER = "app.demo.server:server"
 """``MODULE:ATTR`` of the bundled demo: the host's default and the config key ``server``'s."""
 SERVER_FILE_NAME = "mcp-server.txt"
 """Beside ``app/`` in a package: the ``MODULE:ATTR`` the host serves, when it is not the default."""
+BUILD_FILE_NAME = "mcp-build.txt"
+"""Beside ``app/`` in a package: its build id, which ``/health`` reports so a swap can tell which build a slot serves."""
 
 # --- telemetry the host emits and the workbook queries ---------------------------
 ATTR_METHOD = "mcp.method.name"

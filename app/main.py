@@ -46,7 +46,7 @@ from app import telemetry
 from app.kernel import host_server
 from app.loading import load_server
 from app.protocol import SUPPORTED_VERSIONS, Dispatcher, MessageMiddleware, chain
-from app.settings import Settings, server_spec
+from app.settings import Settings, package_build, server_spec
 from app.transport import McpTransport
 
 MCP_PATH = "/mcp"
@@ -92,6 +92,8 @@ def create_app(
     server = host_server(server if server is not None else load_server(server_spec(env)), settings.request_state_keys)
     dispatcher = Dispatcher(server, settings.easy_auth, settings.tool_roles)
     lowlevel = dispatcher.kernel.lowlevel
+    build = package_build()
+    liveness = {"status": "ok"} if build is None else {"status": "ok", "build": build}
     identity = {
         "service": server.name,
         "version": server.version,
@@ -99,6 +101,7 @@ def create_app(
         "hostname": socket.gethostname(),
         "pid": os.getpid(),
         "slot": settings.slot_name,
+        "build": build,
         "mcp_endpoint": MCP_PATH,
         "protocol_versions": list(SUPPORTED_VERSIONS),
     }
@@ -117,8 +120,11 @@ def create_app(
 
     @api.get("/health")
     async def health() -> dict[str, str]:
-        """Liveness for App Service's health check and slot-swap warm-up: no dependencies, no I/O."""
-        return {"status": "ok"}
+        """Liveness for App Service's health check and slot-swap warm-up: no dependencies, no I/O.
+
+        With the package's build id, which the delivery reads to tell which build production serves.
+        """
+        return liveness
 
     @api.get("/")
     async def status() -> dict[str, object]:

@@ -37,6 +37,7 @@ from typing import TypeVar
 
 from app.contract import (
     ALLOWED_ORIGINS_ENV,
+    BUILD_FILE_NAME,
     DEFAULT_SERVER,
     REQUEST_STATE_KEYS_ENV,
     SERVER_FILE_NAME,
@@ -53,6 +54,11 @@ EASY_AUTH_ENV = "WEBSITE_AUTH_ENABLED"
 SERVER_FILE = Path(__file__).resolve().parent.parent / SERVER_FILE_NAME
 """Written into the deployment package by the infrastructure when it serves a team's server, so that the choice
 travels with the code it names through deploys and slot swaps (an app setting would change on both slots at once)."""
+
+BUILD_FILE = Path(__file__).resolve().parent.parent / BUILD_FILE_NAME
+"""Written into the deployment package by the infrastructure: the package's build id, which /health reports so that
+a deploy can tell which build a slot serves."""
+_BUILD_ID = re.compile(r"[0-9a-f]{64}")
 
 _LOOPBACK_ORIGIN = re.compile(r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$")
 
@@ -125,6 +131,16 @@ def server_spec(environ: Mapping[str, str], server_file: Path = SERVER_FILE) -> 
     if not chosen and server_file.is_file():
         chosen = server_file.read_text(encoding="utf-8").strip()
     return chosen or DEFAULT_SERVER
+
+
+def package_build(build_file: Path = BUILD_FILE) -> str | None:
+    """The build id of the package this host runs from (``mcp-build.txt`` beside ``app/``), or None outside one."""
+    if not build_file.is_file():
+        return None
+    build = build_file.read_text(encoding="utf-8").strip()
+    if not _BUILD_ID.fullmatch(build):
+        raise SettingsError(f"{build_file} holds {build[:80]!r}, not a package build id (64 hex digits)")
+    return build
 
 
 @dataclass(frozen=True)

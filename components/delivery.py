@@ -15,10 +15,18 @@ The resources, all ``pulumi_command.local.Command``, children of ``Delivery``:
     production afterwards gets new code only by a swap. With the slot off,
     ``triggers=[site id, package sha256]`` like the staging deploy. (Turning
     the slot on or off changes these triggers, so it deploys once more then.)
+``<name>-swap-baseline`` (only when ``swap`` is set)
+    Asks production's ``/health`` which build it serves (the package's build
+    id, components/package.py) and outputs it; ``triggers=[swap]``, ordered
+    after both deploys.
 ``<name>-swap`` (only when ``swap`` is set)
-    ``az webapp deployment slot swap`` staging -> production;
-    ``triggers=[swap]``, so it runs when the value is first set and each time
-    it changes; ordered after both deploys. Swapping again rolls back.
+    ``az webapp deployment slot swap`` staging -> production, unless
+    production no longer serves the baseline build: then this swap value
+    already swapped (the command failed after Azure switched the routing, and
+    ``pulumi up`` runs it again) and swapping again would put the old build
+    back into production, so it does nothing. ``triggers=[swap]``, so it runs
+    when the value is first set and each time it changes; ordered after the
+    baseline. A new value swaps again, which rolls back.
 
 Only a change of ``triggers`` may run a script again. pulumi-command runs
 ``create`` again on *any* input change of a command without ``update``, so an
@@ -30,6 +38,14 @@ runs). pulumi-command's own SDK adds the same option today while its docs
 say a trigger change runs ``update``; stating it here keeps the behaviour
 whichever of the two the next release follows.
 
+Before any code is deployed, every deploy command refreshes the Key Vault
+references of production and the staging slot and waits (a bounded time)
+until each one is resolved, printing one line per setting; otherwise it
+fails, naming each unresolved setting with Azure's status and details, and
+deploys nothing. An unresolved reference would reach the app as the literal
+``@Microsoft.KeyVault(...)`` string, and App Service would not try again
+before its next 24-hour refetch (components/secrets.py).
+
 Each command runs a fixed bash script (``set -euo pipefail``) whose inputs come
 from its environment; it stops with a message naming the bad value when the
 site id is malformed, ``az`` is missing or older than :data:`MIN_AZ_VERSION`,
@@ -40,6 +56,7 @@ fails.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -54,6 +71,19 @@ INTERPRETER = ["/bin/bash", "-c"]
 # deploy` must authenticate to the deployment endpoint with an Entra ID
 # token, which az does from this version on.
 MIN_AZ_VERSION = "2.48.1"
+# The references' refresh is not in the REST specs; Learn documents it at this version
+# (learn.microsoft.com/azure/app-service/app-service-key-vault-references, "Understand rotation").
+REFERENCES_REFRESH_API_VERSION = "2022-03-01"
+# GET .../config/configreferences/appsettings (WebApps_GetAppSettingsKeyVaultReferences), the Microsoft.Web
+# version azure-native uses.
+REFERENCES_API_VERSION = "2025-05-01"
+# Role assignments can take up to 10 minutes to take effect (learn.microsoft.com/azure/role-based-access-control/
+# troubleshooting, "Role assignment changes are not being detected"), so a fresh site's references may fail at first.
+REFERENCE_TIMEOUT_SECONDS = 600
+REFERENCE_POLL_SECONDS = 15
+# How often a swap asks production's /health again (3 s apart) when it does not answer: an idle instance may be
+# starting.
+PROBE_RETRIES = 5
 # What a command runs when an input other than its triggers changes.
 NO_OP_UPDATE = 'echo "delivery: only inputs other than the triggers changed; nothing deployed or swapped"'
 # Replacement (so `create`) on a trigger change, and on nothing else.
@@ -92,6 +122,76 @@ fi
 """
 )
 
+# Refreshes the Key Vault references of every slot in REFERENCE_SLOTS and
+# waits until each one (and each name in KEY_VAULT_SETTINGS) reports
+# Resolved, else stops naming every unresolved setting, its status and
+# Azure's details. The refresh is repeated while a slot has an unresolved
+# reference: App Service does not retry a failed resolution on its own before
+# its next 24-hour refetch or a configuration change.
+_REFERENCES_CHECK = (
+    f"REFRESH_API_VERSION={REFERENCES_REFRESH_API_VERSION}\n"
+    f"REFERENCES_API_VERSION={REFERENCES_API_VERSION}\n"
+    + r"""site_path="/subscriptions/$subscription/resourceGroups/$resource_group/providers/Microsoft.Web/sites/$site"
+check_references() {  # $1: production or a slot name; appends to resolved / unresolved (lines "<setting> of <target> ...")
+  local where="$1" path="$site_path" label="$site (production)" listing id setting status details seen=" "
+  if [[ "$where" != production ]]; then
+    path="$site_path/slots/$where" label="$site (slot $where)"
+  fi
+  az rest --method post --output none \
+    --uri "https://management.azure.com$path/config/configreferences/appsettings/refresh?api-version=$REFRESH_API_VERSION"
+  listing=$(az rest --method get --output tsv \
+    --uri "https://management.azure.com$path/config/configreferences/appsettings?api-version=$REFERENCES_API_VERSION" \
+    --query "value[].[id, properties.status, properties.details]")
+  while IFS=$'\t' read -r id status details; do
+    [[ -n "$id" ]] || continue
+    setting="${id##*/}"  # the id ends .../config/configreferences/appsettings/<setting>
+    seen="$seen$setting "
+    if [[ "$status" == Resolved ]]; then
+      resolved+=("$setting of $label is Resolved")
+    else
+      unresolved+=("$setting of $label is ${status:-without a status}: ${details:-Azure gave no details}")
+    fi
+  done <<< "$listing"
+  for setting in ${KEY_VAULT_SETTINGS:-}; do
+    if [[ "$seen" != *" $setting "* ]]; then
+      unresolved+=("$setting of $label is not listed: App Service reports no Key Vault reference for it")
+    fi
+  done
+}
+pending="${REFERENCE_SLOTS:-}"
+deadline=$((SECONDS + REFERENCE_TIMEOUT_SECONDS))
+confirmed=()
+while [[ -n "$pending" ]]; do
+  unresolved=() still=""
+  for where in $pending; do
+    resolved=() before=${#unresolved[@]}
+    check_references "$where"
+    if (( ${#unresolved[@]} > before )); then
+      still="$still $where"
+    else
+      confirmed+=(${resolved[@]+"${resolved[@]}"})
+    fi
+  done
+  if [[ -z "$still" ]]; then
+    if (( ${#confirmed[@]} )); then
+      printf 'delivery: Key Vault reference %s\n' "${confirmed[@]}"
+    else
+      echo "delivery: $site has no Key Vault references to resolve"
+    fi
+    break
+  fi
+  if (( SECONDS >= deadline )); then
+    printf 'delivery: Key Vault reference %s\n' "${unresolved[@]}" >&2
+    echo "delivery: Key Vault references of $site still unresolved after ${REFERENCE_TIMEOUT_SECONDS}s; nothing deployed (README: \"Diagnose an unresolved Key Vault reference\")" >&2
+    exit 4
+  fi
+  # Only the slots with an unresolved reference are refreshed again.
+  pending="${still# }"
+  sleep "$REFERENCE_POLL_SECONDS"
+done
+"""
+)
+
 DEPLOY_SCRIPT = (
     _SITE_PREAMBLE
     + r"""if [[ ! -f "$PACKAGE_PATH" ]]; then
@@ -109,20 +209,65 @@ if [[ -n "${PACKAGE_SHA256:-}" ]]; then
     exit 3
   fi
 fi
-echo "delivery: zip deploy of $PACKAGE_PATH to $target"
+"""
+    + _REFERENCES_CHECK
+    + r"""echo "delivery: zip deploy of $PACKAGE_PATH to $target"
 az webapp deploy --subscription "$subscription" --resource-group "$resource_group" --name "$site" \
   ${slot_args[@]+"${slot_args[@]}"} --src-path "$PACKAGE_PATH" --type zip --output none
 echo "delivery: deployed ${PACKAGE_SHA256:-$PACKAGE_PATH} to $target"
 """
 )
 
+# Which build production serves, from the build id its /health reports (components/package.py, mcp-build.txt);
+# "none" when it answers without one (a build from before the marker existed). Exits 5 when production does not
+# answer: without knowing, a swap could not tell whether it already happened.
+_PRODUCTION_BUILD = r"""if ! command -v curl >/dev/null 2>&1; then
+  echo "delivery: 'curl' is not on PATH; the swap asks production's /health which build it serves" >&2
+  exit 127
+fi
+build_pattern='"build": *"([0-9a-f]{64})"'
+production_build() {
+  local body
+  if ! body=$(curl --silent --show-error --fail --max-time 10 --retry "$PROBE_RETRIES" --retry-delay 3 \
+      --retry-connrefused "$PRODUCTION_URL/health"); then
+    echo "delivery: production of $site did not answer $PRODUCTION_URL/health, so which build it serves is unknown; nothing swapped" >&2
+    return 5
+  fi
+  if [[ "$body" =~ $build_pattern ]]; then
+    echo "${BASH_REMATCH[1]}"
+  else
+    echo none
+  fi
+}
+"""
+
+SWAP_BASELINE_SCRIPT = (
+    _SITE_PREAMBLE
+    + _PRODUCTION_BUILD
+    + r"""baseline=$(production_build)
+echo "delivery: before swap '$SWAP', production of $site serves build $baseline" >&2
+echo "$baseline"
+"""
+)
+
 SWAP_SCRIPT = (
     _SITE_PREAMBLE
+    + _PRODUCTION_BUILD
     + r"""if [[ -z "${SLOT:-}" ]]; then
   echo "delivery: SLOT is empty; a swap needs the source slot" >&2
   exit 2
 fi
-echo "delivery: swapping slot $SLOT into production of $site (swap '$SWAP')"
+baseline="${BASELINE_BUILD//[[:space:]]/}"
+if [[ -z "$baseline" ]]; then
+  echo "delivery: BASELINE_BUILD is empty; the swap needs the build production served when swap '$SWAP' was requested" >&2
+  exit 2
+fi
+current=$(production_build)
+if [[ "$current" != "$baseline" ]]; then
+  echo "delivery: production of $site serves build $current, not $baseline as when swap '$SWAP' was requested: that swap already happened; nothing swapped"
+  exit 0
+fi
+echo "delivery: swapping slot $SLOT into production of $site (swap '$SWAP'; production serves build $baseline)"
 az webapp deployment slot swap --subscription "$subscription" --resource-group "$resource_group" --name "$site" \
   --slot "$SLOT" --target-slot production --output none
 echo "delivery: slot $SLOT is now production of $site (swap '$SWAP')"
@@ -142,6 +287,10 @@ class DeliveryArgs:
     """The ``swap`` config value: each new value swaps staging into production once."""
     depends_on: Sequence[pulumi.Resource] = ()
     """What must exist before code is deployed: the slot, app settings, sticky setting names."""
+    key_vault_settings: Sequence[str] = ()
+    """App settings that hold Key Vault references; each must resolve on every slot before a deploy."""
+    production_url: pulumi.Input[str] | None = None
+    """``https://<default host name>`` of production, whose /health says which build it serves; needed by ``swap``."""
 
     def __post_init__(self) -> None:
         if self.staging_slot is not None and (not self.staging_slot or self.staging_slot == PRODUCTION_SLOT):
@@ -152,6 +301,11 @@ class DeliveryArgs:
             raise ValueError("swap must be a non-empty string (any new value swaps once) or unset")
         if self.swap is not None and self.staging_slot is None:
             raise ValueError(f"swap={self.swap!r} needs the staging slot, but the staging slot is off")
+        if self.swap is not None and self.production_url is None:
+            raise ValueError(f"swap={self.swap!r} needs production_url, to ask production which build it serves")
+        bad = [name for name in self.key_vault_settings if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name)]
+        if bad:
+            raise ValueError(f"key_vault_settings {bad!r}: app setting names are letters, digits, '_', '.' and '-'")
 
 
 class Delivery(pulumi.ComponentResource):
@@ -159,6 +313,8 @@ class Delivery(pulumi.ComponentResource):
 
     staging_deploy: local.Command | None
     production_deploy: local.Command
+    swap_baseline: local.Command | None
+    """Records which build production serves when a swap value is first applied."""
     swap: local.Command | None
     package_sha256: str
     deploy_target: str
@@ -192,7 +348,15 @@ class Delivery(pulumi.ComponentResource):
                 ),
             )
 
-        deploy_environment = {"SITE_ID": args.site_id, "PACKAGE_PATH": package.relative_path}
+        slots = [PRODUCTION_SLOT] if args.staging_slot is None else [PRODUCTION_SLOT, args.staging_slot]
+        deploy_environment = {
+            "SITE_ID": args.site_id,
+            "PACKAGE_PATH": package.relative_path,
+            "REFERENCE_SLOTS": " ".join(slots),
+            "KEY_VAULT_SETTINGS": " ".join(args.key_vault_settings),
+            "REFERENCE_TIMEOUT_SECONDS": str(REFERENCE_TIMEOUT_SECONDS),
+            "REFERENCE_POLL_SECONDS": str(REFERENCE_POLL_SECONDS),
+        }
         hashed_environment = {**deploy_environment, "PACKAGE_SHA256": package.sha256}
 
         if args.staging_slot is None:
@@ -215,14 +379,29 @@ class Delivery(pulumi.ComponentResource):
             )
             self.deploy_target = args.staging_slot
 
+        self.swap_baseline = None
         self.swap = None
         if args.swap is not None:
+            probe = {
+                "SITE_ID": args.site_id,
+                "PRODUCTION_URL": args.production_url,
+                "PROBE_RETRIES": str(PROBE_RETRIES),
+                "SWAP": args.swap,
+            }
+            # Same trigger as the swap, so it runs once per swap value and its output outlives a failed swap.
+            self.swap_baseline = command(
+                "swap-baseline",
+                SWAP_BASELINE_SCRIPT,
+                probe,
+                [args.swap],
+                [*after_setup, self.staging_deploy, self.production_deploy],
+            )
             self.swap = command(
                 "swap",
                 SWAP_SCRIPT,
-                {"SITE_ID": args.site_id, "SLOT": args.staging_slot, "SWAP": args.swap},
+                {**probe, "SLOT": args.staging_slot, "BASELINE_BUILD": self.swap_baseline.stdout},
                 [args.swap],
-                [*after_setup, self.staging_deploy, self.production_deploy],
+                [*after_setup, self.staging_deploy, self.production_deploy, self.swap_baseline],
             )
 
         self.package_sha256 = package.sha256

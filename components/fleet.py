@@ -297,6 +297,8 @@ class McpFleet(pulumi.ComponentResource):
                 package=build_package(source=args.server.folder, server=args.server.spec, working_dir=Path.cwd()),
                 staging_slot=self.slot.slot_name if self.slot else None,
                 swap=args.swap,
+                key_vault_settings=tuple(self.secrets.app_settings),
+                production_url=self.site.url,
                 # Logs flow before the first deploy, so its Oryx build shows in the console logs.
                 depends_on=[self.site, *([self.slot] if self.slot else []), *self.operations.log_settings],
             ),

@@ -17,11 +17,17 @@ into production by accident:
   names: an app setting would change on production and staging in the same
   ``pulumi up`` while production's code changes only by a swap, and
   production would try the new server on the old code until then;
+- ``mcp-build.txt`` at the zip root: the package's build id, the sha256 of
+  the package as it would be without this file, which the host reports on
+  ``/health`` (`app.settings.package_build`), so the delivery can ask
+  production which build it serves (components/delivery.py: a retried swap
+  never swaps back);
 - ``requirements.txt`` at the zip root: Oryx (App Service's build, on with
   ``SCM_DO_BUILD_DURING_DEPLOYMENT``) detects a Python app and installs its
   dependencies only from a requirements file at the root of what was
-  deployed. It is ``app/requirements.txt`` as it is, plus the team's
-  dependencies when there is a team server (components/requirements.py).
+  deployed. It is ``app/requirements.txt`` (hashed pins: Oryx's pip installs
+  in hash-checking mode), merged with the team's dependencies when there is
+  a team server (components/requirements.py).
 
 Never included: ``__pycache__`` and other caches, hidden files and folders,
 virtualenvs (any folder holding ``pyvenv.cfg``), tests (``tests/``,
@@ -49,7 +55,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from app.contract import DEFAULT_SERVER, SERVER_FILE_NAME
+from app.contract import BUILD_FILE_NAME, DEFAULT_SERVER, SERVER_FILE_NAME
 from components.requirements import (
     DEPENDENCY_FILES,
     RequirementsError,
@@ -66,6 +72,8 @@ BUNDLED_SERVER = DEFAULT_SERVER
 """The host's default server."""
 SERVER_FILE = SERVER_FILE_NAME
 """The served server's MODULE:ATTR, read by the host (app.settings.SERVER_FILE)."""
+BUILD_FILE = BUILD_FILE_NAME
+"""The package's build id, reported by the host's /health."""
 
 # Where `pulumi up` writes the package, relative to the working directory of
 # the program and of the deploy commands (this project's root, or the folder
@@ -94,6 +102,8 @@ class AppPackage:
     """Hex sha256 of the zip bytes; equal content gives an equal hash."""
     entries: tuple[str, ...]
     """Archive names, sorted."""
+    build_id: str
+    """Hex sha256 of the package without :data:`BUILD_FILE`; the file holds it, and the host reports it."""
 
 
 class PackageError(ValueError):
@@ -202,6 +212,9 @@ def build_package(
     replaced atomically, so a concurrent reader never sees half a zip.
     """
     contents = package_contents(project_root, source, server)
+    # The id cannot be the zip's own hash, which would have to include itself.
+    build_id = hashlib.sha256(archive_bytes(contents)).hexdigest()
+    contents = dict(sorted({**contents, BUILD_FILE: f"{build_id}\n".encode()}.items()))
     data = archive_bytes(contents)
     target = (working_dir or project_root) / output
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -213,4 +226,5 @@ def build_package(
         relative_path=output.as_posix(),
         sha256=hashlib.sha256(data).hexdigest(),
         entries=tuple(contents),
+        build_id=build_id,
     )

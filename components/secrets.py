@@ -10,17 +10,20 @@ with the site's (and the slot's) system identity, so the settings and every
 diff of ``siteConfig`` show no secret.
 
 The references carry no secret version: App Service resolves the latest
-version, caches it, and fetches again within 24 hours, or at once when the
-app's configuration changes or it restarts. A new ring therefore reaches
-every instance of both slots at the latest a day after ``pulumi up`` writes
-it, at once after ``az webapp restart`` (docs/operations.md: "Key Vault and
-rotating keys").
+version, caches it and fetches it again every 24 hours, at once on any
+configuration change of the app, or on a POST to the site's (or slot's)
+``config/configreferences/appsettings/refresh``
+(learn.microsoft.com/azure/app-service/app-service-key-vault-references,
+"Understand rotation"). A new ring therefore reaches both slots at the
+latest a day after ``pulumi up`` writes it, at once after that refresh
+(docs/operations.md: "Key Vault and rotating keys").
 
-On the first ``pulumi up`` the site exists before its identity is granted
-access (the grant needs the identity's principal id), so its first reference
-resolution may fail; code is deployed only after the grants (Delivery waits
-for the site and slot components, grants included), and the deploy restarts
-the app, which resolves the references again.
+The site's identity exists only once the site does, so its grants come after
+it; the app settings holding the references come after the grants
+(components/site_config.py), and before any code is deployed the delivery
+refreshes the references and waits until each one is resolved
+(components/delivery.py): role assignments can take minutes to apply, and an
+unresolved reference would reach the app as its literal text.
 """
 
 from __future__ import annotations
@@ -38,8 +41,14 @@ from components.roles import KEY_VAULT_SECRETS_USER, RoleGrant
 # Key id of a generated key; set the config key to rotate (docs/operations.md: "Key Vault and rotating keys").
 GENERATED_KEY_ID = "k1"
 GENERATED_SECRET_LENGTH = 48
-# The longest soft-delete retention Key Vault allows: a deleted secret or vault stays recoverable.
-SOFT_DELETE_RETENTION_DAYS = 90
+# Soft-delete retention by purge protection. With it (production) the longest Key Vault allows: a deleted secret
+# or vault stays recoverable, and cannot be purged, for 90 days. Without it the stack is a throw-away one, and the
+# shortest: a torn-down dev vault holds its name (vault names are global) for 7 days unless purged. Key Vault fixes
+# the retention when the vault is created ("The retention policy interval can only be configured during key vault
+# creation and can't be changed afterwards": learn.microsoft.com/azure/key-vault/general/soft-delete-overview).
+SOFT_DELETE_RETENTION_DAYS = {True: 90, False: 7}
+# So an existing vault keeps the retention it was created with: the program sends no change Azure cannot make.
+FIXED_AT_CREATION = ["properties.softDeleteRetentionInDays"]
 
 # App setting the app reads -> Key Vault secret name.
 KEY_RINGS = {
@@ -55,7 +64,8 @@ class SecretsArgs:
     # Each None: one key is generated.
     handle_keys: pulumi.Input[str] | None
     request_state_keys: pulumi.Input[str] | None
-    # Irreversible once on: Key Vault refuses to turn it off again.
+    # Irreversible once on: Key Vault refuses to turn it off again. Also sets the soft-delete retention of a new
+    # vault (SOFT_DELETE_RETENTION_DAYS).
     purge_protection: bool
     tags: Mapping[str, str]
     # Only private endpoints reach the vault's data plane (components/network.py adds one).
@@ -85,7 +95,11 @@ def key_vault_reference(vault_uri: pulumi.Input[str], secret_name: pulumi.Input[
 
 
 class Secrets(pulumi.ComponentResource):
-    """A Key Vault (RBAC authorization, soft delete, optional purge protection, optionally private), two key rings."""
+    """A Key Vault (RBAC authorization, soft delete, optional purge protection) optionally private, with the two key rings.
+
+    Tearing a stack down soft-deletes its vault: the name stays taken, and the secrets recoverable, for the
+    retention period, unless purged (``az keyvault purge``; refused while purge protection is on).
+    """
 
     vault_id: pulumi.Output[str]
     vault_name: pulumi.Output[str]
@@ -110,13 +124,13 @@ class Secrets(pulumi.ComponentResource):
                 # Access by Azure roles only (no access policies), so grants are role assignments.
                 enable_rbac_authorization=True,
                 enable_soft_delete=True,
-                soft_delete_retention_in_days=SOFT_DELETE_RETENTION_DAYS,
+                soft_delete_retention_in_days=SOFT_DELETE_RETENTION_DAYS[args.purge_protection],
                 # The API refuses false once it was true, so "off" leaves it out.
                 enable_purge_protection=True if args.purge_protection else None,
                 **(_PRIVATE_ONLY if args.private_network_only else {}),
             ),
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=FIXED_AT_CREATION),
         )
 
         rings = {HANDLE_KEYS_ENV: args.handle_keys, REQUEST_STATE_KEYS_ENV: args.request_state_keys}

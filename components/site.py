@@ -11,7 +11,7 @@ from pulumi_azure_native import web
 from components.auth import auth_settings
 from components.roles import RoleGrant, assign
 from components.settings import EasyAuth
-from components.site_config import PRODUCTION_SLOT, AppConfig, basic_auth_publishing_off, web_app_args
+from components.site_config import AppConfig, app_settings_resource, basic_auth_publishing_off, web_app_args
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,8 @@ class Site(pulumi.ComponentResource):
     """The roles the identity holds; the staging slot's identity gets the same."""
     subnet_id: pulumi.Input[str] | None
     """The integration subnet; the slot joins the same one (one per plan)."""
+    app_settings: web.WebAppApplicationSettings
+    """The site's whole app-settings collection, created once the identity holds its roles."""
 
     def __init__(self, name: str, args: SiteArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mcpscale:azure:Site", name, None, opts)
@@ -64,14 +66,22 @@ class Site(pulumi.ComponentResource):
         site = web.WebApp(
             name,
             resource_group_name=args.resource_group_name,
-            **web_app_args(args.app, PRODUCTION_SLOT, args.plan_id, args.location, args.subnet_id),
+            **web_app_args(args.app, args.plan_id, args.location, args.subnet_id),
             tags=tags,
             opts=child,
         )
         site_only = pulumi.ResourceOptions(parent=self, depends_on=[site])
         basic_auth_publishing_off(name, site.name, args.resource_group_name, slot=None, opts=site_only)
-        for grant in args.grants:
-            assign(name, grant, principal_id(site), child)
+        grants = [assign(name, grant, principal_id(site), child) for grant in args.grants]
+        # After the grants, so the Key Vault references are first resolved by an identity allowed to read them.
+        self.app_settings = app_settings_resource(
+            name,
+            site.name,
+            args.resource_group_name,
+            args.app,
+            slot=None,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[site, *grants]),
+        )
         if args.easy_auth is not None:
             web.WebAppAuthSettingsV2(
                 f"{name}-auth",

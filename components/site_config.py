@@ -2,14 +2,27 @@
 
 Production and staging must run the same runtime, security baseline and app
 settings, or a swap promotes something that was never tested. Both call
-:func:`site_config` with the same :class:`AppConfig`; only the slot name
-differs, and that setting is sticky (see components/staging_slot.py).
+:func:`site_config` and :func:`app_settings` with the same
+:class:`AppConfig`; only the slot name setting differs, and it is sticky (see
+components/staging_slot.py).
 
-App settings are part of the site config (not a separate settings resource)
-so that a site is never created without its key rings or telemetry. Nothing
-in them is secret: the key rings are Key Vault references
+App settings are their own resource (``WebAppApplicationSettings`` for the
+site, ``...Slot`` for the slot), created after the identity's role
+assignments, not part of ``siteConfig``: Azure's Key Vault references page
+says to define app settings as their own resource after the identity exists
+(learn.microsoft.com/azure/app-service/app-service-key-vault-references,
+"Azure Resource Manager deployment"), because a reference that cannot be
+resolved is handed to the app as the literal ``@Microsoft.KeyVault(...)``
+string. That PUT replaces the whole collection, so *every* app setting lives
+in that one resource and ``siteConfig`` carries none: two owners of one
+collection would undo each other on every update. (A site's GET returns no
+app settings in ``siteConfig``, so the site shows no drift either.) No code
+runs before the settings exist: the site serves App Service's default page
+until the first deploy, which waits for them (components/delivery.py).
+
+Nothing in the settings is secret: the key rings are Key Vault references
 (components/secrets.py) and telemetry authenticates with the site's identity
-(components/monitoring.py), so ``siteConfig`` stays readable in every diff.
+(components/monitoring.py), so every diff of them stays readable.
 """
 
 from __future__ import annotations
@@ -75,7 +88,7 @@ class AppConfig:
     tool_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-def app_settings(config: AppConfig, slot_name: str) -> list[web.NameValuePairArgs]:
+def app_settings(config: AppConfig, slot_name: str) -> dict[str, pulumi.Input[str]]:
     """The app settings of the site or slot ``slot_name``.
 
     The server to serve is not among them: it travels in the package
@@ -100,11 +113,11 @@ def app_settings(config: AppConfig, slot_name: str) -> list[web.NameValuePairArg
         settings["WEBSITE_AUTH_PRM_DEFAULT_WITH_SCOPES"] = ",".join(config.auth_scopes)
     if config.tool_roles:
         settings[TOOL_ROLES_ENV] = json.dumps({tool: list(roles) for tool, roles in config.tool_roles.items()})
-    return [web.NameValuePairArgs(name=name, value=value) for name, value in settings.items()]
+    return settings
 
 
-def site_config(config: AppConfig, slot_name: str) -> web.SiteConfigArgs:
-    """The SiteConfig of the production site (``slot_name="production"``) or a slot."""
+def site_config(config: AppConfig) -> web.SiteConfigArgs:
+    """The SiteConfig of the production site and of the slot (app settings apart: :func:`app_settings_resource`)."""
     return web.SiteConfigArgs(
         linux_fx_version=f"PYTHON|{config.python_version}",
         app_command_line=STARTUP_COMMAND,
@@ -116,13 +129,42 @@ def site_config(config: AppConfig, slot_name: str) -> web.SiteConfigArgs:
         ftps_state=web.FtpsState.DISABLED,
         remote_debugging_enabled=False,
         use32_bit_worker_process=False,
-        app_settings=app_settings(config, slot_name),
+    )
+
+
+def app_settings_resource(
+    name: str,
+    site_name: pulumi.Input[str],
+    resource_group_name: pulumi.Input[str],
+    config: AppConfig,
+    slot: str | None,
+    opts: pulumi.ResourceOptions,
+) -> web.WebAppApplicationSettings | web.WebAppApplicationSettingsSlot:
+    """The whole app-settings collection of the site (``slot=None``) or of ``slot``.
+
+    ``opts`` must make it wait for the identity's role assignments (see the
+    module docstring); the values are those of :func:`app_settings`.
+    """
+    if slot is None:
+        return web.WebAppApplicationSettings(
+            f"{name}-app-settings",
+            name=site_name,
+            resource_group_name=resource_group_name,
+            properties=app_settings(config, PRODUCTION_SLOT),
+            opts=opts,
+        )
+    return web.WebAppApplicationSettingsSlot(
+        f"{name}-app-settings",
+        name=site_name,
+        slot=slot,
+        resource_group_name=resource_group_name,
+        properties=app_settings(config, slot),
+        opts=opts,
     )
 
 
 def web_app_args(
     config: AppConfig,
-    slot_name: str,
     plan_id: pulumi.Input[str],
     location: str,
     subnet_id: pulumi.Input[str] | None = None,
@@ -154,7 +196,7 @@ def web_app_args(
         # The app is stateless, so no ARR affinity cookie: the load balancer spreads every request freely.
         "client_affinity_enabled": False,
         "identity": web.ManagedServiceIdentityArgs(type=web.ManagedServiceIdentityType.SYSTEM_ASSIGNED),
-        "site_config": site_config(config, slot_name),
+        "site_config": site_config(config),
         **network,
     }
 

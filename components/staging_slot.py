@@ -11,7 +11,13 @@ from pulumi_azure_native import web
 from components.auth import auth_settings
 from components.roles import assign
 from components.site import Site, principal_id
-from components.site_config import STAGING_SLOT, STICKY_APP_SETTINGS, basic_auth_publishing_off, web_app_args
+from components.site_config import (
+    STAGING_SLOT,
+    STICKY_APP_SETTINGS,
+    app_settings_resource,
+    basic_auth_publishing_off,
+    web_app_args,
+)
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,7 @@ class StagingSlot(pulumi.ComponentResource):
             name=site.name,
             slot=STAGING_SLOT,
             resource_group_name=site.resource_group_name,
-            **web_app_args(site.app_config, STAGING_SLOT, site.plan_id, site.location, site.subnet_id),
+            **web_app_args(site.app_config, site.plan_id, site.location, site.subnet_id),
             tags={**args.tags, "component": "staging-slot"},
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -65,7 +71,17 @@ class StagingSlot(pulumi.ComponentResource):
             name, site.name, site.resource_group_name, slot=STAGING_SLOT, opts=slot_only
         )
         grants = [assign(name, grant, principal_id(slot), pulumi.ResourceOptions(parent=self)) for grant in site.grants]
-        self.resources = [slot, sticky, *basic_auth, *grants]
+        # After the slot's own grants (its identity resolves its references) and the sticky names, so the slot
+        # setting is sticky from the first value it has.
+        settings = app_settings_resource(
+            name,
+            site.name,
+            site.resource_group_name,
+            site.app_config,
+            slot=STAGING_SLOT,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[slot, sticky, *grants]),
+        )
+        self.resources = [slot, sticky, *basic_auth, *grants, settings]
         if site.easy_auth is not None:
             self.resources.append(
                 web.WebAppAuthSettingsV2Slot(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -166,6 +167,14 @@ def test_the_startup_command_serves_mcp_from_the_package(site):
     assert result.structured_content["slot_name"] == "staging"
 
 
+def test_health_reports_the_build_id_the_package_carries(site):
+    # What the delivery reads to tell which build production serves (components/delivery.py, the swap).
+    with _serving(STARTUP_COMMAND, site, _site_environment(site)) as url:
+        with urllib.request.urlopen(url + "/health", timeout=5) as response:
+            health = json.load(response)
+    assert health == {"status": "ok", "build": build_package().build_id}
+
+
 # What the program's site settings hold that must not leave this machine: with a connection string the host
 # would export telemetry to App Insights, and nothing in tests reaches beyond 127.0.0.1.
 OUTBOUND_SETTINGS = ("APPLICATIONINSIGHTS_CONNECTION_STRING",)
@@ -202,8 +211,8 @@ def team_site(tmp_path_factory) -> TeamSite:
     # App Service resolves Key Vault references with the slot's identity before the app starts; so does this.
     vault = {secret.get("secretName"): secret.get("properties.value") for secret in run.of_type(KEY_VAULT_SECRET)}
     settings = {
-        p["name"]: vault[reference[1]] if (reference := KEY_VAULT_REFERENCE.fullmatch(p["value"])) else p["value"]
-        for p in slot.get("siteConfig.appSettings")
+        name: vault[reference[1]] if (reference := KEY_VAULT_REFERENCE.fullmatch(value)) else value
+        for name, value in run.one("azure-native:web:WebAppApplicationSettingsSlot").get("properties").items()
     }
     return TeamSite(
         source=source,

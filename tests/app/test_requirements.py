@@ -1,13 +1,16 @@
 """app/requirements.txt (what App Service's Oryx build installs) cannot drift from pyproject.toml + uv.lock.
 
 It is the `app` + `telemetry` dependency groups exported from uv.lock with
-exact pins, so production runs the versions the tests ran. Regenerate it with
+exact pins and the lock's sha256 hashes, so production runs the versions the
+tests ran, from exactly the files the lock names: with hashes, pip (Oryx)
+installs in hash-checking mode and refuses any other file. Regenerate it with
 the command in its header after changing either group.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tomllib
@@ -32,14 +35,30 @@ def _requirement_lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
+def _hashed_pins() -> dict[str, tuple[Requirement, list[str]]]:
+    """Each requirement (continuation lines joined) with the hashes of its ``--hash`` options."""
+    logical, pending = [], ""
+    for line in _requirement_lines(REQUIREMENTS.read_text()):
+        pending += " " + line.removesuffix("\\")
+        if not line.endswith("\\"):
+            logical.append(pending.strip())
+            pending = ""
+    pins = {}
+    for line in logical:
+        requirement, *hashes = re.split(r"\s+--hash=", line)
+        parsed = Requirement(requirement)
+        pins[canonicalize_name(parsed.name)] = (parsed, hashes)
+    return pins
+
+
 def _pins() -> dict[str, Requirement]:
-    return {canonicalize_name(r.name): r for r in map(Requirement, _requirement_lines(REQUIREMENTS.read_text()))}
+    return {name: requirement for name, (requirement, _) in _hashed_pins().items()}
 
 
 def test_requirements_are_exactly_the_locked_export_of_the_deployed_groups():
     groups = [arg for group in DEPLOYED_GROUPS for arg in ("--group", group)]
     exported = subprocess.run(
-        [_uv(), "export", "--frozen", "--no-default-groups", *groups, "--no-hashes", "--no-annotate"],
+        [_uv(), "export", "--frozen", "--no-default-groups", *groups, "--no-annotate"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -78,3 +97,10 @@ def test_every_pin_is_exact_and_no_deploy_or_test_tooling_ships():
     tooling = [Requirement(spec).name for spec in groups["infra"]] + ["pytest", "hypothesis", "locust"]
     for name in map(canonicalize_name, tooling):
         assert name not in pins, f"{name} is deploy or test tooling and must not be installed on App Service"
+
+
+def test_every_pin_carries_the_sha256_hashes_of_its_locked_files():
+    # One hash makes pip check every requirement; none may be left without.
+    for name, (_, hashes) in _hashed_pins().items():
+        assert hashes, f"{name} has no --hash"
+        assert all(h.startswith("sha256:") and len(h) == len("sha256:") + 64 for h in hashes), name

@@ -105,3 +105,15 @@ def test_the_server_comes_from_the_environment_then_the_package_file_then_the_de
     packaged.write_text("acme_tools.server:mcp\n")
     assert server_spec({}, packaged) == "acme_tools.server:mcp"  # a deployment package
     assert server_spec({"MCP_SERVER": "other:server"}, packaged) == "other:server"  # the operator overrides
+
+
+def test_package_build_is_the_build_id_the_package_carries(tmp_path):
+    from app.settings import SettingsError, package_build
+
+    marker = tmp_path / "mcp-build.txt"
+    assert package_build(marker) is None  # outside a deployment package
+    marker.write_text("ab" * 32 + "\n")
+    assert package_build(marker) == "ab" * 32
+    marker.write_text("not a build id\n")
+    with pytest.raises(SettingsError, match="not a package build id"):
+        package_build(marker)

@@ -78,6 +78,12 @@ SHAPES = {
         {"resourceGroupName", "privateZoneName", "virtualNetworkLinkName"},
         {"location", "tags"},
     ),
+    "azure-native:web:WebAppApplicationSettings": (
+        "webapps_2025-05-01", "StringDictionary", {"resourceGroupName", "name"}, {"kind"}
+    ),
+    "azure-native:web:WebAppApplicationSettingsSlot": (
+        "webapps_2025-05-01", "StringDictionary", {"resourceGroupName", "name", "slot"}, {"kind"}
+    ),
 }  # fmt: skip
 
 # SDK name -> wire name, where the spec's x-ms-client-name differs from the wire name.
@@ -208,6 +214,8 @@ def _broken(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("azure-native:network:PrivateDnsZoneGroup", "properties.privateDnsZoneConfigs.0.privateDnsZoneId", "x"),
         ("azure-native:privatedns:PrivateZone", "properties", {"registrationEnabled": False}),
         ("azure-native:privatedns:VirtualNetworkLink", "properties.registrationEnabled", "false"),
+        ("azure-native:web:WebAppApplicationSettings", "properties.WEB_CONCURRENCY", 2),
+        ("azure-native:web:WebAppApplicationSettingsSlot", "appSettings", []),
     ],
 )  # fmt: skip
 def test_the_shapes_reject_a_wrong_value_or_wire_name(infra, resource_type, path, value):

@@ -20,6 +20,7 @@ from tests.team_server import SERVER, write_team_server
 
 WEBAPP = "azure-native:web:WebApp"
 SLOT = "azure-native:web:WebAppSlot"
+SETTINGS = ("azure-native:web:WebAppApplicationSettings", "azure-native:web:WebAppApplicationSettingsSlot")
 VAULT = "azure-native:keyvault:Vault"
 INSIGHTS = "azure-native:applicationinsights:Component"
 AUTOSCALE = "azure-native:monitor:AutoscaleSetting"
@@ -49,8 +50,9 @@ class TeamStack(NamedTuple):
     """Where the program ran."""
 
 
-def app_settings(registration) -> dict[str, str]:
-    return {p["name"]: p["value"] for p in registration.get("siteConfig.appSettings")}
+def app_settings(run) -> list[dict[str, str]]:
+    """The app settings of the site and of the slot."""
+    return [run.one(token).get("properties") for token in SETTINGS]
 
 
 def under(run, registration, ancestor) -> bool:
@@ -111,7 +113,8 @@ def test_site_and_slot_serve_the_team_server_on_the_plan(team_stack):
     assert slot.get("slot") == "staging"
     for registration in (site, slot):
         assert registration.get("siteConfig.appCommandLine") == STARTUP_COMMAND
-        assert app_settings(registration)["WEB_CONCURRENCY"] == "2"  # P1v3 has two cores
+    for settings in app_settings(run):
+        assert settings["WEB_CONCURRENCY"] == "2"  # P1v3 has two cores
     host = site.outputs["defaultHostName"]
     assert run.outputs["mcpUrl"].value == f"https://{host}/mcp"
     assert run.outputs["stagingMcpUrl"].value == f"https://{slot.outputs['defaultHostName']}/mcp"
@@ -132,8 +135,8 @@ def test_the_key_rings_live_in_an_rbac_key_vault_the_site_and_slot_reference(tea
     assert vault.get("properties.enableRbacAuthorization") is True
     assert vault.get("properties.tenantId") == TENANT
     uri = vault.outputs["properties"]["vaultUri"]
-    for registration in (run.one(WEBAPP), run.one(SLOT)):
-        assert app_settings(registration)["MCP_HANDLE_KEYS"] == (
+    for settings in app_settings(run):
+        assert settings["MCP_HANDLE_KEYS"] == (
             f"@Microsoft.KeyVault(SecretUri={uri}secrets/mcp-handle-keys/)"
         )
 
@@ -143,11 +146,8 @@ def test_telemetry_goes_to_workspace_based_app_insights_without_local_auth(team_
     insights = run.one(INSIGHTS)
     assert insights.get("disableLocalAuth") is True
     assert insights.get("workspaceResourceId") == run.one("azure-native:operationalinsights:Workspace").outputs["id"]
-    for registration in (run.one(WEBAPP), run.one(SLOT)):
-        assert (
-            app_settings(registration)["APPLICATIONINSIGHTS_CONNECTION_STRING"]
-            == (insights.outputs["connectionString"])
-        )
+    for settings in app_settings(run):
+        assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"] == insights.outputs["connectionString"]
 
 
 def test_autoscale_spans_the_instance_count_to_the_maximum_set_in_code(team_stack):
@@ -165,7 +165,8 @@ def test_delivery_deploys_the_team_package_to_staging_after_the_logs_flow(team_s
     assert set(commands) == {"delivery-staging-deploy", "delivery-production-deploy"}
     staging = commands["delivery-staging-deploy"]
     sha256 = build_package(PROJECT_ROOT, PurePosixPath("dist/expected.zip"), source=folder, server=SERVER).sha256
-    assert staging.get("environment") == {
+    environment = staging.get("environment")
+    assert {k: environment[k] for k in ("SITE_ID", "PACKAGE_PATH", "PACKAGE_SHA256", "SLOT")} == {
         "SITE_ID": run.one(WEBAPP).outputs["id"],
         "PACKAGE_PATH": "dist/app.zip",
         "PACKAGE_SHA256": sha256,

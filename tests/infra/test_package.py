@@ -12,11 +12,13 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from components.package import (
+    BUILD_FILE,
     BUNDLED_SERVER,
     PACKAGE_PATH,
     PROJECT_ROOT,
     SERVER_FILE,
     PackageError,
+    archive_bytes,
     build_package,
     collect_files,
 )
@@ -134,7 +136,7 @@ def test_nothing_outside_the_allow_list_gets_in(tmp_path):
     leaked = {n for n in names if n.removeprefix("app/") in planted}
     assert leaked == set()
     for name in names:
-        assert name == "requirements.txt" or (name.startswith("app/") and name.endswith(".py")), name
+        assert name in ("requirements.txt", BUILD_FILE) or (name.startswith("app/") and name.endswith(".py")), name
 
 
 def test_package_is_written_under_the_ignored_dist_folder(tmp_path):
@@ -165,7 +167,7 @@ def test_a_team_server_ships_beside_the_host_as_laid_out_in_its_folder(tmp_path)
     root, team = _copy_app(tmp_path), _team(tmp_path)
     package = build_package(root, source=team)
     team_modules = {name for name in FILES if name.endswith(".py")}
-    assert set(package.entries) == set(collect_files(root)) | team_modules
+    assert set(package.entries) == set(collect_files(root)) | team_modules | {BUILD_FILE}
     with _archive(package.path) as archive:
         for name in team_modules:
             assert archive.read(name) == (team / name).read_bytes()
@@ -175,8 +177,9 @@ def test_a_team_server_package_has_the_hosts_pins_then_the_team_requirements(tmp
     root = _copy_app(tmp_path)
     with _archive(build_package(root, source=_team(tmp_path)).path) as archive:
         requirements = archive.read("requirements.txt").decode()
-    host = (root / "app" / "requirements.txt").read_text()
-    assert requirements.startswith(host)
+    # The team's requirements carry no hashes, so neither do the host's pins (components/requirements.py).
+    assert requirements.startswith("# hash checking off: requirements.txt")
+    assert "--hash=" not in requirements and "\nmcp==2.3.0\n" in requirements
     assert requirements.endswith("\nroman==4.2\nmcp<3,>=2.3\n")
 
 
@@ -260,3 +263,30 @@ def test_the_bundled_demo_needs_no_server_file(tmp_path):
     root = _copy_app(tmp_path)
     assert SERVER_FILE not in build_package(root).entries
     assert build_package(root).sha256 == build_package(root, server=BUNDLED_SERVER).sha256
+
+
+def test_the_package_carries_its_build_id_which_the_host_reports_on_health(tmp_path):
+    from app.settings import BUILD_FILE as HOST_READS
+    from app.settings import package_build
+
+    root = _copy_app(tmp_path)
+    package = build_package(root)
+    with _archive(package.path) as archive:
+        without_marker = {name: archive.read(name) for name in archive.namelist() if name != BUILD_FILE}
+        assert archive.read(BUILD_FILE) == f"{package.build_id}\n".encode()
+    # The id is the hash of the package as it would be without the marker (a zip cannot hold its own hash).
+    assert package.build_id == hashlib.sha256(archive_bytes(without_marker)).hexdigest() != package.sha256
+    assert HOST_READS.name == BUILD_FILE
+    unpacked = tmp_path / "wwwroot"
+    with _archive(package.path) as archive:
+        archive.extractall(unpacked)
+    assert package_build(unpacked / BUILD_FILE) == package.build_id
+
+
+def test_a_changed_package_has_another_build_id_and_the_same_content_the_same(tmp_path):
+    root = _copy_app(tmp_path)
+    first = build_package(root, PurePosixPath("dist/a.zip"))
+    assert build_package(root, PurePosixPath("dist/b.zip")).build_id == first.build_id
+    main = root / "app" / "main.py"
+    main.write_text(main.read_text() + "\n# changed\n")
+    assert build_package(root, PurePosixPath("dist/c.zip")).build_id != first.build_id

@@ -19,6 +19,8 @@ PLAN = "azure-native:web:AppServicePlan"
 SETTING = "azure-native:monitor:AutoscaleSetting"
 WEBAPP = "azure-native:web:WebApp"
 SLOT = "azure-native:web:WebAppSlot"
+SITE_SETTINGS = "azure-native:web:WebAppApplicationSettings"
+SLOT_SETTINGS = "azure-native:web:WebAppApplicationSettingsSlot"
 
 SECRET = "azure-native:keyvault:Secret"
 PASSWORD = "random:index/randomPassword:RandomPassword"
@@ -36,9 +38,11 @@ PROD_AZURE_RESOURCES = {
     "azure-native:applicationinsights:Component": 1,
     "azure-native:applicationinsights:Workbook": 1,
     WEBAPP: 1,
+    SITE_SETTINGS: 1,
     "azure-native:web:WebAppFtpAllowed": 1,
     "azure-native:web:WebAppScmAllowed": 1,
     SLOT: 1,
+    SLOT_SETTINGS: 1,
     "azure-native:web:WebAppSlotConfigurationNames": 1,
     "azure-native:web:WebAppFtpAllowedSlot": 1,
     "azure-native:web:WebAppScmAllowedSlot": 1,
@@ -62,6 +66,7 @@ DEV_AZURE_RESOURCES = {
     "azure-native:applicationinsights:Component": 1,
     "azure-native:applicationinsights:Workbook": 1,
     WEBAPP: 1,
+    SITE_SETTINGS: 1,
     "azure-native:web:WebAppFtpAllowed": 1,
     "azure-native:web:WebAppScmAllowed": 1,
 }
@@ -88,7 +93,8 @@ def azure_resources(run) -> dict[str, int]:
 
 
 def app_settings(registration) -> dict[str, str]:
-    return {p["name"]: p["value"] for p in registration.get("siteConfig.appSettings")}
+    """The app settings of a WebAppApplicationSettings(Slot) registration."""
+    return registration.get("properties")
 
 
 @pytest.fixture
@@ -114,9 +120,9 @@ def test_prod_stack_resources(infra, prod):
     assert run.one(SETTING).get("targetResourceUri") == plan.outputs["id"]
     site, slot = run.one(WEBAPP), run.one(SLOT)
     assert site.get("serverFarmId") == plan.outputs["id"] == slot.get("serverFarmId")
-    assert app_settings(site)["MCP_SLOT_NAME"] == "production"
-    assert app_settings(slot)["MCP_SLOT_NAME"] == "staging"
-    assert app_settings(site)["WEB_CONCURRENCY"] == "1"
+    assert app_settings(run.one(SITE_SETTINGS))["MCP_SLOT_NAME"] == "production"
+    assert app_settings(run.one(SLOT_SETTINGS))["MCP_SLOT_NAME"] == "staging"
+    assert app_settings(run.one(SITE_SETTINGS))["WEB_CONCURRENCY"] == "1"
 
 
 def test_prod_stack_outputs(infra, prod):
@@ -142,7 +148,7 @@ def test_dev_stack_is_one_basic_instance_without_slot_or_autoscale(infra, dev):
     plan = run.one(PLAN)
     assert plan.get("sku") == {"name": "B1", "tier": "Basic", "capacity": 1}
     assert plan.get("zoneRedundant") is False
-    assert app_settings(run.one(WEBAPP))["MCP_SLOT_NAME"] == "production"
+    assert app_settings(run.one(SITE_SETTINGS))["MCP_SLOT_NAME"] == "production"
     assert run.outputs["stagingMcpUrl"].value is None
     assert run.outputs["autoscaleRange"].value == "off"
 
@@ -287,7 +293,7 @@ def test_site_and_slot_read_both_rings_from_the_vault_with_their_identities(infr
     run = infra.run_main(prod)
     vault = run.one("azure-native:keyvault:Vault")
     uri = vault.outputs["properties"]["vaultUri"]
-    for registration in (run.one(WEBAPP), run.one(SLOT)):
+    for registration in (run.one(SITE_SETTINGS), run.one(SLOT_SETTINGS)):
         settings = app_settings(registration)
         assert settings["MCP_HANDLE_KEYS"] == f"@Microsoft.KeyVault(SecretUri={uri}secrets/mcp-handle-keys/)"
         assert settings["MCP_REQUEST_STATE_KEYS"] == (
@@ -329,7 +335,7 @@ def test_easy_auth_guards_site_and_slot_and_publishes_protected_resource_metadat
     run = infra.run_main({**prod, **EASY_AUTH})
     assert run.one("azure-native:web:WebAppAuthSettingsV2").get("globalValidation.excludedPaths") == ["/health"]
     assert run.one("azure-native:web:WebAppAuthSettingsV2Slot").get("slot") == "staging"
-    for registration in (run.one(WEBAPP), run.one(SLOT)):
+    for registration in (run.one(SITE_SETTINGS), run.one(SLOT_SETTINGS)):
         assert app_settings(registration)["WEBSITE_AUTH_PRM_DEFAULT_WITH_SCOPES"] == (
             "api://0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0/user_impersonation"
         )
@@ -338,9 +344,9 @@ def test_easy_auth_guards_site_and_slot_and_publishes_protected_resource_metadat
 def test_tool_roles_reach_site_and_slot_as_mcp_tool_roles(infra, prod):
     roles = {"compute_primes": ["Primes.Run", "Admin"], "tally": ["Tally.Use"]}
     run = infra.run_main({**prod, **EASY_AUTH, "toolRoles": roles})
-    for registration in (run.one(WEBAPP), run.one(SLOT)):
+    for registration in (run.one(SITE_SETTINGS), run.one(SLOT_SETTINGS)):
         assert json.loads(app_settings(registration)["MCP_TOOL_ROLES"]) == roles, registration.name
-    assert "MCP_TOOL_ROLES" not in app_settings(infra.run_main({**prod, **EASY_AUTH}).one(WEBAPP))
+    assert "MCP_TOOL_ROLES" not in app_settings(infra.run_main({**prod, **EASY_AUTH}).one(SITE_SETTINGS))
 
 
 def test_bad_tool_roles_fail_before_any_resource_registers(infra, prod):
@@ -353,10 +359,10 @@ def test_components_are_wired_to_each_other(infra, prod):
     run = infra.run_main(prod)
     plan = run.one("mcpscale:azure:Plan")
     assert run.one(PLAN).parent == plan.urn
-    site = run.one(WEBAPP)
+    site, settings = run.one(WEBAPP), run.one(SITE_SETTINGS)
     insights = run.one("azure-native:applicationinsights:Component")
-    assert app_settings(site)["APPLICATIONINSIGHTS_CONNECTION_STRING"] == insights.outputs["connectionString"]
-    assert {run.one(PLAN).urn, insights.urn} <= site.dependencies
+    assert app_settings(settings)["APPLICATIONINSIGHTS_CONNECTION_STRING"] == insights.outputs["connectionString"]
+    assert run.one(PLAN).urn in site.dependencies and insights.urn in settings.dependencies
     workbook = run.one("azure-native:applicationinsights:Workbook")
     assert {run.one(PLAN).urn, run.one(SETTING).urn} <= workbook.dependencies
     assert run.one(PLAN).outputs["id"] in workbook.get("serializedData")
@@ -374,7 +380,7 @@ def test_site_and_slot_publish_telemetry_with_their_identities(infra, prod):
     publishers = [a for a in run.of_type(ROLE_ASSIGNMENT) if a.get("scope") == insights.outputs["id"]]
     assert sorted(a.get("principalId") for a in publishers) == sorted([SITE_PRINCIPAL, SLOT_PRINCIPAL])
     assert {a.get("roleDefinitionId").rsplit("/", 1)[1] for a in publishers} == {"3913510d-42f4-4e42-8a64-420c390055eb"}
-    for registration in (run.one(WEBAPP), run.one(SLOT)):
+    for registration in (run.one(SITE_SETTINGS), run.one(SLOT_SETTINGS)):
         assert app_settings(registration)["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "Authorization=AAD"
 
 
@@ -427,7 +433,7 @@ def test_one_slot_configuration_names_resource_owns_every_sticky_setting(infra, 
         "appSettingNames": ["MCP_SLOT_NAME"],
     }
     # The key rings and telemetry settings travel with a swap: both slots share them.
-    shared = set(app_settings(run.one(WEBAPP))) - {"MCP_SLOT_NAME"}
+    shared = set(app_settings(run.one(SITE_SETTINGS))) - {"MCP_SLOT_NAME"}
     assert {"MCP_HANDLE_KEYS", "MCP_REQUEST_STATE_KEYS", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"} <= shared
     assert not shared & set(sticky.get("appSettingNames"))
 
@@ -437,7 +443,8 @@ def test_site_and_slot_run_the_team_server_from_its_folder(infra, prod, tmp_path
     run = infra.run_main({**prod, "mcpscale-azure:server": SERVER, "mcpscale-azure:serverSource": str(folder)})
     site, slot = run.one(WEBAPP), run.one(SLOT)
     # The choice travels in the package, with the code it names, not in an app setting both slots would share.
-    assert "MCP_SERVER" not in app_settings(site) and "MCP_SERVER" not in app_settings(slot)
+    for settings in (run.one(SITE_SETTINGS), run.one(SLOT_SETTINGS)):
+        assert "MCP_SERVER" not in app_settings(settings)
     assert site.get("siteConfig.appCommandLine") == slot.get("siteConfig.appCommandLine")
     expected = build_package(PROJECT_ROOT, PurePosixPath("dist/expected.zip"), source=folder, server=SERVER)
     assert run.outputs["packageSha256"].value == expected.sha256
@@ -446,7 +453,7 @@ def test_site_and_slot_run_the_team_server_from_its_folder(infra, prod, tmp_path
 
 def test_the_default_stack_serves_the_bundled_demo(infra, prod):
     run = infra.run_main(prod)
-    assert "MCP_SERVER" not in app_settings(run.one(WEBAPP))
+    assert "MCP_SERVER" not in app_settings(run.one(SITE_SETTINGS))
     assert run.outputs["packageSha256"].value == build_package(PROJECT_ROOT, PurePosixPath("dist/expected.zip")).sha256
     assert SERVER_FILE not in build_package(PROJECT_ROOT, PurePosixPath("dist/expected.zip")).entries
 

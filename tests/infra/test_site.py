@@ -10,6 +10,7 @@ from tests.infra.builders import AUTH, INSIGHTS_ID, KEY_VAULT_SETTINGS, PLAN_ID,
 from tests.infra.conftest import SITE_PRINCIPAL
 
 WEBAPP = "azure-native:web:WebApp"
+SETTINGS = "azure-native:web:WebAppApplicationSettings"
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 
 
@@ -25,13 +26,13 @@ def run_site(infra, easy_auth=None, subnet_id=None, sink=None):
     return infra.run(program)
 
 
-def app_setting(registration, name):
-    (value,) = [p["value"] for p in registration.get("siteConfig.appSettings") if p["name"] == name]
-    return value
+def app_setting(run, name):
+    return run.one(SETTINGS).get(f"properties.{name}")
 
 
 def test_web_app_is_https_only_linux_without_affinity_with_a_system_identity(infra):
-    site = run_site(infra).one(WEBAPP)
+    run = run_site(infra)
+    site = run.one(WEBAPP)
     inputs = site.inputs
     assert inputs["kind"] == "app,linux" and inputs["reserved"] is True
     assert inputs["serverFarmId"] == PLAN_ID
@@ -41,7 +42,7 @@ def test_web_app_is_https_only_linux_without_affinity_with_a_system_identity(inf
     assert inputs["location"] == "westeurope" and inputs["resourceGroupName"] == "rg-mcp"
     assert inputs["tags"] == {**TAGS, "component": "site"}
     assert site.get("siteConfig.appCommandLine") == STARTUP_COMMAND
-    assert app_setting(site, "MCP_SLOT_NAME") == "production"
+    assert app_setting(run, "MCP_SLOT_NAME") == "production"
 
 
 def test_with_a_subnet_the_site_joins_it_and_routes_all_outbound_traffic_into_the_network(infra):
@@ -73,6 +74,7 @@ def test_every_resource_is_a_child_of_the_site_component(infra):
     assert sorted(r.type for r in children) == sorted(
         [
             WEBAPP,
+            SETTINGS,
             "azure-native:web:WebAppFtpAllowed",
             "azure-native:web:WebAppScmAllowed",
             "azure-native:web:WebAppAuthSettingsV2",
@@ -83,12 +85,24 @@ def test_every_resource_is_a_child_of_the_site_component(infra):
     assert len(children) == len(run.resources) - 1
 
 
-def test_key_rings_are_key_vault_references_and_site_config_is_no_secret(infra):
-    site = run_site(infra).one(WEBAPP)
+def test_key_rings_are_key_vault_references_and_the_settings_are_no_secret(infra):
+    run = run_site(infra)
     for name, reference in KEY_VAULT_SETTINGS.items():
-        assert app_setting(site, name) == reference
-    assert not site.is_secret("siteConfig")
-    assert not site.is_secret("siteConfig.appSettings")
+        assert app_setting(run, name) == reference
+    assert not run.one(SETTINGS).is_secret("properties")
+    assert not run.one(WEBAPP).is_secret("siteConfig")
+
+
+def test_app_settings_are_set_on_the_site_once_its_identity_holds_every_grant(infra):
+    # An unresolved Key Vault reference reaches the app as the literal string, so the references must first be
+    # resolved by an identity already allowed to read the vault (Learn: Key Vault references, ARM deployment).
+    run = run_site(infra)
+    site, settings = run.one(WEBAPP), run.one(SETTINGS)
+    assert "appSettings" not in site.get("siteConfig")
+    assert settings.get("name") == site.outputs["name"] and settings.get("resourceGroupName") == "rg-mcp"
+    assignments = run.of_type(ROLE_ASSIGNMENT)
+    assert len(assignments) == 2
+    assert {site.urn, *(a.urn for a in assignments)} <= settings.dependencies
 
 
 def test_the_site_identity_holds_each_grant_on_its_resource(infra):

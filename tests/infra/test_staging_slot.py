@@ -11,6 +11,8 @@ from tests.infra.conftest import SLOT_PRINCIPAL
 
 WEBAPP = "azure-native:web:WebApp"
 SLOT = "azure-native:web:WebAppSlot"
+SITE_SETTINGS = "azure-native:web:WebAppApplicationSettings"
+SLOT_SETTINGS = "azure-native:web:WebAppApplicationSettingsSlot"
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 
 
@@ -30,14 +32,8 @@ def run_slot(infra, easy_auth=None, subnet_id=None, sink=None):
     return infra.run(program)
 
 
-def without_slot_name(site_config: dict) -> dict:
-    settings = [p for p in site_config["appSettings"] if p["name"] != "MCP_SLOT_NAME"]
-    return {**site_config, "appSettings": settings}
-
-
-def slot_name_setting(registration) -> str:
-    (value,) = [p["value"] for p in registration.get("siteConfig.appSettings") if p["name"] == "MCP_SLOT_NAME"]
-    return value
+def without_slot_name(settings: dict) -> dict:
+    return {name: value for name, value in settings.items() if name != "MCP_SLOT_NAME"}
 
 
 def test_slot_is_a_staging_slot_of_the_site_on_the_same_plan(infra):
@@ -68,18 +64,32 @@ def test_slot_has_the_same_security_baseline_as_the_site(infra):
     assert slot.get("httpsOnly") is True and slot.get("clientAffinityEnabled") is False
 
 
-def test_slot_config_is_the_site_config_but_for_the_slot_name(infra):
+def test_slot_config_and_settings_are_the_sites_but_for_the_slot_name(infra):
     run = run_slot(infra)
     site, slot = run.one(WEBAPP), run.one(SLOT)
-    assert without_slot_name(slot.get("siteConfig")) == without_slot_name(site.get("siteConfig"))
-    assert (slot_name_setting(site), slot_name_setting(slot)) == ("production", "staging")
+    assert slot.get("siteConfig") == site.get("siteConfig")
+    site_settings, slot_settings = run.one(SITE_SETTINGS).get("properties"), run.one(SLOT_SETTINGS).get("properties")
+    assert without_slot_name(slot_settings) == without_slot_name(site_settings)
+    assert (site_settings["MCP_SLOT_NAME"], slot_settings["MCP_SLOT_NAME"]) == ("production", "staging")
 
 
-def test_slot_reads_the_same_key_vault_secrets_and_its_config_is_no_secret(infra):
-    slot = run_slot(infra).one(SLOT)
-    settings = {p["name"]: p["value"] for p in slot.get("siteConfig.appSettings")}
-    assert {name: settings[name] for name in KEY_VAULT_SETTINGS} == KEY_VAULT_SETTINGS
-    assert not slot.is_secret("siteConfig")
+def test_slot_reads_the_same_key_vault_secrets_and_its_settings_are_no_secret(infra):
+    run = run_slot(infra)
+    settings = run.one(SLOT_SETTINGS)
+    assert {name: settings.get("properties")[name] for name in KEY_VAULT_SETTINGS} == KEY_VAULT_SETTINGS
+    assert not settings.is_secret("properties")
+    assert not run.one(SLOT).is_secret("siteConfig")
+
+
+def test_slot_settings_are_set_once_the_slot_identity_holds_every_grant_and_the_names_are_sticky(infra):
+    run = run_slot(infra)
+    site, slot, settings = run.one(WEBAPP), run.one(SLOT), run.one(SLOT_SETTINGS)
+    assert "appSettings" not in slot.get("siteConfig")
+    assert (settings.get("name"), settings.get("slot")) == (site.outputs["name"], "staging")
+    slot_grants = [a.urn for a in run.of_type(ROLE_ASSIGNMENT) if a.name.startswith("staging-")]
+    assert len(slot_grants) == 2
+    sticky = run.one("azure-native:web:WebAppSlotConfigurationNames")
+    assert {slot.urn, sticky.urn, *slot_grants} <= settings.dependencies
 
 
 def test_the_slot_identity_holds_the_same_grants_as_the_site(infra):
@@ -147,6 +157,7 @@ def test_slot_resources_are_children_of_the_slot_component_and_listed_for_delive
             "azure-native:web:WebAppFtpAllowedSlot",
             "azure-native:web:WebAppScmAllowedSlot",
             "azure-native:web:WebAppAuthSettingsV2Slot",
+            SLOT_SETTINGS,
             ROLE_ASSIGNMENT,
             ROLE_ASSIGNMENT,
         ]

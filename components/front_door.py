@@ -120,13 +120,16 @@ class FrontDoorArgs:
         for region in regions:
             if not _REGION.match(region):
                 raise ValueError(
-                    f"FrontDoorArgs.origins: region {region!r} is not an Azure region name (lower-case letters and digits)"
+                    f"FrontDoorArgs.origins: region {region!r} is not an Azure region name"
+                    " (lower-case letters and digits)"
                 )
         repeated = sorted({region for region in regions if regions.count(region) > 1})
         if repeated:
             raise ValueError(f"FrontDoorArgs.origins: region {', '.join(repeated)} appears more than once")
         if self.rate_limit_per_minute < 1:
-            raise ValueError(f"FrontDoorArgs.rate_limit_per_minute: expected at least 1, got {self.rate_limit_per_minute}")
+            raise ValueError(
+                f"FrontDoorArgs.rate_limit_per_minute: expected at least 1, got {self.rate_limit_per_minute}"
+            )
 
     @property
     def sku(self) -> str:
@@ -134,7 +137,7 @@ class FrontDoorArgs:
 
 
 def custom_rules(rate_limit_per_minute: int) -> list[frontdoor.CustomRuleArgs]:
-    """The WAF custom rules, on every SKU: methods MCP does not use on /mcp are blocked, then a per-client rate limit."""
+    """The WAF custom rules, on every SKU: methods MCP does not use are blocked on /mcp, then each client is rate limited."""
     on_mcp = frontdoor.MatchConditionArgs(
         match_variable=frontdoor.MatchVariable.REQUEST_URI,
         operator=frontdoor.Operator.CONTAINS,
@@ -179,7 +182,9 @@ def managed_rules(premium: bool) -> frontdoor.ManagedRuleSetListArgs | None:
     return frontdoor.ManagedRuleSetListArgs(
         managed_rule_sets=[
             frontdoor.ManagedRuleSetArgs(
-                rule_set_type=rule_set, rule_set_version=version, rule_set_action=frontdoor.ManagedRuleSetActionType.BLOCK
+                rule_set_type=rule_set,
+                rule_set_version=version,
+                rule_set_action=frontdoor.ManagedRuleSetActionType.BLOCK,
             )
             for rule_set, version in MANAGED_RULE_SETS
         ]

@@ -137,7 +137,7 @@ class FrontDoorArgs:
 
 
 def custom_rules(rate_limit_per_minute: int) -> list[frontdoor.CustomRuleArgs]:
-    """The WAF custom rules, on every SKU: methods MCP does not use are blocked on /mcp, then each client is rate limited."""
+    """The WAF custom rules on every SKU: non-MCP methods are blocked on /mcp, then each client is rate limited."""
     on_mcp = frontdoor.MatchConditionArgs(
         match_variable=frontdoor.MatchVariable.REQUEST_URI,
         operator=frontdoor.Operator.CONTAINS,

@@ -56,7 +56,8 @@ def test_a_million_calls_cost_the_instance_hours_they_take_and_front_doors_charg
     month = 3 * 2 * 0.0775 * 730 + 35
     assert model.monthly_cost(3, 2) == pytest.approx(month)
     calls = 1000 * 3600 * 730
-    assert model.cost_per_million_at(1000, 3, 2) == pytest.approx(month * 1e6 / calls + model.front_door_cost_per_million())
+    per_million = month * 1e6 / calls + model.front_door_cost_per_million()
+    assert model.cost_per_million_at(1000, 3, 2) == pytest.approx(per_million)
 
 
 def test_the_script_draws_the_ceiling_per_region_count_and_front_doors_limit(tmp_path, capsys):

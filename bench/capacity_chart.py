@@ -159,7 +159,7 @@ def chart_svg() -> str:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
-        f'<title>Fleet ceiling: {PROD_WHOAMI.name}, P0v3, {PLANNED_CPU_SHARE:.0%} CPU</title>',
+        f"<title>Fleet ceiling: {PROD_WHOAMI.name}, P0v3, {PLANNED_CPU_SHARE:.0%} CPU</title>",
         f'<rect width="{width}" height="{height}" fill="white"/>',
         f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="black"/>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="black"/>',

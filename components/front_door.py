@@ -46,7 +46,6 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import cdn, frontdoor, monitor
 
-from app.kernel import KEEPALIVE_S
 from components.site_config import HEALTH_CHECK_PATH
 
 STANDARD_SKU = "Standard_AzureFrontDoor"

@@ -22,7 +22,7 @@ from pulumi_azure_native import web
 from app.kernel import KEEPALIVE_S
 from components import front_door as fd
 from components.front_door import FrontDoor, FrontDoorArgs, FrontDoorOrigin
-from components.front_door_lock import front_door_access, forward_proxy_http_settings
+from components.front_door_lock import forward_proxy_http_settings, front_door_access
 from tests.infra.builders import TAGS
 
 SCHEMAS = Path(__file__).with_name("schemas")
@@ -215,6 +215,8 @@ def test_the_route_forwards_everything_over_https_only_and_caches_nothing(infra)
     route = run.one(ROUTE)
 
     assert route.get("patternsToMatch") == ["/*"]
+    # HTTP is accepted only to be answered with the redirect; nothing is forwarded over it.
+    assert route.get("supportedProtocols") == ["Http", "Https"]
     assert route.get("httpsRedirect") == "Enabled"
     assert route.get("forwardingProtocol") == "HttpsOnly"
     assert route.get("linkToDefaultDomain") == "Enabled"

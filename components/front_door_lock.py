@@ -5,8 +5,9 @@ service tag that also requires ``X-Azure-FDID`` to equal this profile's
 ``frontDoorId``, and deny for everything else. The service tag alone would
 admit every Front Door profile of every tenant; the header is what makes it
 this one (learn.microsoft.com/azure/frontdoor/origin-security, App Service
-access restrictions). The rules are slot settings that a swap does not move,
-so the production site and the staging slot each get them.
+access restrictions). IP restrictions stay with their slot in a swap
+(learn.microsoft.com/azure/app-service/deploy-staging-slots, settings that
+aren't swapped), so the production site and the staging slot each get them.
 
 The SCM site (Kudu, ``<app>.scm.azurewebsites.net``) keeps its own, open
 restrictions (``scmIpSecurityRestrictionsUseMain`` false): zip deploy goes
@@ -18,10 +19,11 @@ on the app can deploy.
 Easy Auth behind Front Door: Front Door sends the site's own host name as
 ``Host`` (App Service routes by it, see components/front_door.py) and the
 host the client asked for as ``X-Forwarded-Host``. With the forward proxy
-convention ``Standard`` Easy Auth builds its URLs (redirects, and so what it
-publishes about itself) from the forwarded host, which names the Front Door
-endpoint; ``NoProxy``, the default, would name the origin, which refuses the
-client.
+convention ``Standard`` Easy Auth takes the request's URL from the
+conventional forwarding headers (``Custom`` names other headers), so its
+redirects and the URLs it builds, the published protected-resource metadata
+among them, name the Front Door endpoint; ``NoProxy``, the default, would
+name the origin, which refuses the client.
 """
 
 from __future__ import annotations

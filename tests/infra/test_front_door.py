@@ -324,7 +324,7 @@ def test_the_component_outputs_the_front_door_id_the_endpoint_and_the_mcp_url(in
         ({"rate_limit_per_minute": 0}, "rate_limit_per_minute: expected at least 1, got 0"),
     ],
 )  # fmt: skip
-def test_bad_arguments_fail_naming_the_input_before_anything_is_registered(infra, overrides, message):
+def test_bad_arguments_fail_naming_the_input_before_anything_is_registered(overrides, message):
     base = {"resource_group_name": "rg-mcp", "workspace_id": WORKSPACE_ID, "tags": TAGS}
     base["origins"] = [FrontDoorOrigin("westeurope", "h")]
     with pytest.raises(ValueError, match=re.escape(message)):

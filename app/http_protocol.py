@@ -60,8 +60,8 @@ import os
 from mcp.types import INTERNAL_ERROR
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from app.kernel import EventSink
 from app.settings import SettingsError, read_timeout_seconds
+from app.sse import EventSink
 from app.transport import SSE_HEADERS, McpTransport, Refusal, RequestHead, error_body
 
 logger = logging.getLogger(__name__)

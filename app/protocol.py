@@ -106,8 +106,9 @@ from mcp.types.version import LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ValidationError
 
 from app.identity import Caller, CallerError, ToolRoles, caller_from_headers, serve_as, stop_serving
-from app.kernel import EventSink, Kernel, prompt_argument_errors, sse_frame
+from app.kernel import Kernel, context_free_tools, has_extensions, prompt_argument_errors
 from app.settings import TOOL_ROLES_ENV, SettingsError
+from app.sse import EventSink, sse_frame
 
 logger = logging.getLogger(__name__)
 
@@ -235,7 +236,7 @@ class Dispatcher:
         # with one the kernel answers everything.
         self._sdk_chain_only = all(
             isinstance(m, RequestStateBoundary) or m is prompt_argument_errors for m in server.middleware
-        ) and not getattr(server, "_extensions", None)
+        ) and not has_extensions(server)
         self._tool_names: frozenset[str] = frozenset()
         self._prompt_names: frozenset[str] = frozenset()
         self._fast_tools: frozenset[str] = frozenset()
@@ -275,8 +276,7 @@ class Dispatcher:
             self._cached["initialize", version] = _dumps(await self._kernel_result("initialize", handshake, version))
         if not self._sdk_chain_only:
             return
-        registered = {tool.name: tool for tool in self._server._tool_manager.list_tools()}
-        self._fast_tools = frozenset(name for name, tool in registered.items() if _context_free(tool))
+        self._fast_tools = context_free_tools(self._server)
         cached = {"server/discover", *LIST_METHODS} - ({"tools/list"} if self._tool_roles is not None else set())
         self._caller_free |= cached
         for version in MODERN_PROTOCOL_VERSIONS:
@@ -627,13 +627,6 @@ class Dispatcher:
             # whose request id is unknown (parse error, invalid request) omits it rather than sending null.
             reply["id"] = exchange.request_id
         return Reply(status, _dumps(reply))
-
-
-def _context_free(tool: Any) -> bool:
-    """A tool that cannot observe its request: no `Context` parameter, no ``Resolve(...)`` parameter (a resolver
-    reads the context: capabilities, elicitation, sampling), and it never asks for input."""
-    returns = getattr(tool.fn, "__annotations__", {}).get("return")
-    return tool.context_kwarg is None and not tool.resolved_params and "InputRequiredResult" not in str(returns)
 
 
 def _tool_failure(name: str, error: Exception) -> CallToolResult:

@@ -40,8 +40,8 @@ import orjson
 from mcp.shared.inbound import MCP_METHOD_HEADER, MCP_NAME_HEADER, MCP_PROTOCOL_VERSION_HEADER
 from mcp.types import INVALID_REQUEST
 
-from app.kernel import EventSink
 from app.protocol import Exchange, MessageHandler
+from app.sse import EventSink
 
 MAX_BODY_BYTES = 1024 * 1024
 

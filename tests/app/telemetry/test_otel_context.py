@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from opentelemetry import trace
 
@@ -48,3 +50,15 @@ def test_current_context_sets_and_restores_the_context_the_api_does(monkeypatch,
         context.detach(other_token)
     # Another runtime is reached through the API alone: both spans went through its attach.
     assert sum(current.span_key in ctx for ctx in attached) == (2 if runtime == "another" else 0)
+
+
+def test_a_runtime_context_that_moved_is_reached_through_the_api_after_one_warning(monkeypatch, caplog):
+    from opentelemetry import context
+
+    monkeypatch.delattr(context, "_RUNTIME_CONTEXT")
+    with caplog.at_level(logging.WARNING):
+        current = otel_context.CurrentContext()
+    monkeypatch.undo()
+    assert (current.get, current.set, current.reset) == (context.get_current, context.attach, context.detach)
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == otel_context.__name__]
+    assert "opentelemetry.context._RUNTIME_CONTEXT: no such name" in warning

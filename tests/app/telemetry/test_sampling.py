@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import random
 import threading
 import time
 
+from azure.monitor.opentelemetry.exporter.export.trace._rate_limited_sampling import RateLimitedSampler
 from opentelemetry import trace
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
@@ -22,8 +24,11 @@ from app.telemetry import McpInstrumentation, sampling
 from tests.app.telemetry.recording import (
     CALLER_SPAN_ID,
     META,
+    TRACE_ID,
     KeptMetrics,
+    Recorder,
     threads_interleaving_at_almost_every_bytecode,
+    tools_call,
 )
 
 
@@ -216,3 +221,53 @@ def test_decided_spans_record_what_the_distro_sampler_keeps_and_drop_the_rest_as
 
 def djb2_below(trace_id: int, percentage: float) -> bool:
     return sampling.djb2_sample_score(trace_id) * 100.0 < percentage
+
+
+# --- installing it: only on the tested exporter, else the distro's own sampler and one warning ----------------------
+
+
+def _instrumentation_warnings(caplog) -> list[str]:
+    return [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("app.telemetry")
+    ]
+
+
+def test_with_the_tested_exporter_the_distros_sampler_gives_way_to_the_re_implementation(caplog):
+    with caplog.at_level(logging.WARNING):
+        recorder = Recorder(sampler=RateLimitedSampler(5.0))
+    assert isinstance(recorder.instrumentation._tracer.sampler, sampling.DecidedSpans)
+    assert _instrumentation_warnings(caplog) == []
+
+
+def test_an_exporter_internal_that_moved_leaves_the_distros_sampler_one_warning_and_a_serving_app(monkeypatch, caplog):
+    from azure.monitor.opentelemetry.exporter.export.trace import _utils
+
+    monkeypatch.delattr(_utils, "_round_down_to_nearest")
+    distro = RateLimitedSampler(1e9)  # keeps every span: the message below is recorded by the distro's sampler
+    with caplog.at_level(logging.WARNING):
+        recorder = Recorder(sampler=distro)
+    assert recorder.instrumentation._tracer.sampler is distro
+    (warning,) = _instrumentation_warnings(caplog)
+    assert f"{_utils.__name__}._round_down_to_nearest: no such name" in warning
+    (response,) = recorder.send(tools_call("whoami"))
+    assert response.status_code == 200
+    (span,) = recorder.finished()
+    assert span.name == "tools/call whoami" and span.context.trace_id == int(TRACE_ID, 16)
+    assert len(_instrumentation_warnings(caplog)) == 1  # said once, at start-up, not per message
+
+
+def test_another_exporter_release_leaves_the_distros_sampler_and_one_warning_naming_it(monkeypatch, caplog):
+    from importlib import metadata
+
+    installed = metadata.version
+
+    def version(distribution: str) -> str:
+        return "1.0.0b99" if distribution == "azure-monitor-opentelemetry-exporter" else installed(distribution)
+
+    monkeypatch.setattr(metadata, "version", version)
+    distro = RateLimitedSampler(5.0)
+    with caplog.at_level(logging.WARNING):
+        recorder = Recorder(sampler=distro)
+    assert recorder.instrumentation._tracer.sampler is distro
+    (warning,) = _instrumentation_warnings(caplog)
+    assert "azure-monitor-opentelemetry-exporter 1.0.0b99 is installed, the tested release is 1.0.0b58" in warning

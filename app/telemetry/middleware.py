@@ -125,7 +125,7 @@ class McpInstrumentation:
     telemetry's code is cold again at every message, after the served
     server's (bench/cache_sim.py counts both under callgrind's cache
     simulation), so the drop path is written to run few Python calls and
-    little distinct C code (`CurrentContext`), and the work that can wait
+    little distinct C code (`app.telemetry.otel_context.CurrentContext`), and the work that can wait
     (scoring trace ids, aggregating durations) runs in batches whose loop
     stays in the cache. Figures: bench/RESULTS.md.
     """

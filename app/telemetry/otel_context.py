@@ -23,14 +23,15 @@ class CurrentContext:
     The API reaches the runtime context's ``ContextVar`` through six Python
     calls per message, and under load each Python call on the per-message
     path costs several times its cost in a loop (its code is cold again at
-    every message: `McpInstrumentation`). With the default runtime context
-    (contextvars; ``OTEL_PYTHON_CONTEXT`` unset) `get`, `set` and `reset` are
-    that variable's own methods; with any other they are the API's
-    ``get_current``, ``attach`` and ``detach``. The API's
+    every message: `app.telemetry.middleware.McpInstrumentation`). With the
+    default runtime context (contextvars; ``OTEL_PYTHON_CONTEXT`` unset)
+    `get`, `set` and `reset` are that variable's own methods; with any other
+    they are the API's ``get_current``, ``attach`` and ``detach``. The API's
     ``set_span_in_context(span)`` is ``Context({**get(), span_key: span})``.
     ``reset`` of the variable raises for a token from another context, where
-    the API's ``detach`` logs: callers log it (`McpInstrumentation.middleware`).
-    tests/app/telemetry/test_otel_context.py holds the middleware's use of both to the API.
+    the API's ``detach`` logs: callers log it (the middleware does).
+    tests/app/telemetry/test_otel_context.py holds the middleware's use of
+    both to the API.
     """
 
     def __init__(self) -> None:

@@ -3,8 +3,8 @@
 Why re-implement rather than configure: ``itemCount`` in Application
 Insights and consistent sampling across services depend on exactly the
 distro's algorithm (DJB2 score of the trace id against a rate-limited
-percentage), and its implementation costs a dropped message more than the
-rest of telemetry. `install` puts `DecidedSpans` (with `SameDecisionSampler`
+percentage), while its implementation is costly per message (figures:
+bench/RESULTS.md). `install` puts `DecidedSpans` (with `SameDecisionSampler`
 and `SharedRatePercentage`) in place of the distro's sampler on the
 middleware's tracer.
 
@@ -183,7 +183,7 @@ class DecidedSpans:
         ``parent`` None: the span continues the current context, as the tracer's ``start_span`` would.
         """
         if parent is None and self._current.get().get(self._current.span_key) is None:
-            # A new trace, the common case: decided in the fewest Python calls (see `CurrentContext`).
+            # A new trace, the common case: decided in the fewest Python calls (see `app.telemetry.otel_context.CurrentContext`).
             if self._scored_ids:
                 while True:  # a loop, not one refill: another thread may take what this one drew
                     try:

@@ -63,8 +63,13 @@ def _http_protocol() -> Any:
     async def app(scope, receive, send) -> None:
         pass
 
-    config = Config(app=app, lifespan="off")
-    return HttpToolsProtocol(config=config, server_state=ServerState(), app_state={}, _loop=asyncio.new_event_loop())
+    loop = asyncio.new_event_loop()
+    try:
+        return HttpToolsProtocol(
+            config=Config(app=app, lifespan="off"), server_state=ServerState(), app_state={}, _loop=loop
+        )
+    finally:
+        loop.close()
 
 
 def _cycle() -> Any:

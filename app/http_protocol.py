@@ -27,7 +27,7 @@ If the deadline passes first:
 `LimitedHttpProtocol` is uvicorn's own httptools protocol with both. Doing
 the deadline in the protocol rather than in the ASGI app costs a timestamp per
 request instead of an ``asyncio.timeout`` scope around every body read (a
-fifth of the transport's own CPU time). Both apply when served by
+large part of the transport's own CPU time). Both apply when served by
 ``python -m app``; an ASGI server of your own brings its own limits.
 
 ``MCP_READ_TIMEOUT_SECONDS`` (default 15) is the deadline. App Service's
@@ -37,8 +37,8 @@ front end buffers and forwards requests, so a legitimate client is far from it.
 serves ``POST /mcp`` straight from the parser's callbacks, without an ASGI
 cycle. The ASGI machinery per request (scope dict, request-response cycle
 object, ``receive``/``send`` coroutines and message dicts, header checks in
-``send``, the proxy-headers middleware) cost about 30 µs of CPU under load,
-more than all of the transport's own work, and a stateless JSON exchange needs
+``send``, the proxy-headers middleware) cost more CPU under load than all of
+the transport's own work, and a stateless JSON exchange needs
 none of it: the body is collected as it is parsed, the message is decided by
 the same `app.transport.McpTransport` steps (head checks, parse, dispatcher,
 response headers), and the reply leaves in one write (a streamed reply, one
@@ -60,8 +60,8 @@ import os
 from mcp.types import INTERNAL_ERROR
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from app.kernel import EventSink
 from app.settings import SettingsError, read_timeout_seconds
+from app.sse import EventSink
 from app.transport import SSE_HEADERS, McpTransport, Refusal, RequestHead, error_body
 
 logger = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def _arm(self) -> None:
         # One timer per connection, not one per request: a request only stamps when it began, and the timer,
         # re-armed for the time left whenever it fires early, judges the request then in progress. (A
-        # call_later + cancel per request cost about 6% of a small request's CPU; see README, Benchmark.)
+        # call_later + cancel per request showed in a small request's CPU; see README, Benchmark.)
         self._started = self.loop.time()
         if self._deadline is None:
             self._deadline = self.loop.call_later(self.timeout_s, self._timed_out)
@@ -328,8 +328,8 @@ class McpHttpProtocol(LimitedHttpProtocol):
             return
         finally:
             # The canceller and the cycle refer to each other: left so, every request's exchange (head, body,
-            # task) would wait for the garbage collector instead of going with its last reference, which
-            # measured ~10 objects per request more for each young-generation collection to walk.
+            # task) would wait for the garbage collector instead of going with its last reference, leaving
+            # more objects per request for each young-generation collection to walk.
             cycle.message_event = _NO_WAITER
         if not cycle.disconnected and not reply.streamed:  # the client left, or the deadline already answered it
             self._answer(cycle, reply.status, reply.body)

@@ -1,5 +1,15 @@
 """The SDK's own request kernel, driven from our transport: every feature of an `MCPServer`.
 
+This module is the bridge to the ``mcp`` SDK's internals: the only place in
+``app`` that imports or reads its private names (the single-exchange dispatch
+context, the OpenTelemetry middleware's module, ``MCPServer``'s low-level
+server, tool manager and extensions, a tool's context parameters, the
+request-state boundary's policy). Everything else in the app reaches them
+through what this module exports. Each name it relies on, with the shape it
+relies on, is listed in `app.private_surface` (``MCP_SDK``), which
+tests/app/test_private_surface.py checks against the installed SDK, and
+pyproject.toml pins the SDK to the minor release those names were read from.
+
 A request that the dispatcher's fast path does not answer (`app.protocol`)
 runs here exactly as on the SDK's transport: `mcp.server.runner.serve_one`
 builds the per-request `ServerRequestContext` (and so the tool's `Context`:
@@ -45,7 +55,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -67,6 +76,7 @@ from pydantic import ValidationError
 
 from app.handles import KeyRing
 from app.identity import current_caller
+from app.sse import EventSink
 
 KEEPALIVE_S = 15.0
 """Seconds of handler silence before SSE is committed and between keep-alive pings (the SDK's figure)."""
@@ -86,39 +96,6 @@ class StatelessBackChannelError(NoBackChannelError):
             ),
         )
         self.method = method
-
-
-class EventSink(ABC):
-    """The SSE side of one response, opened on the first event. Transports implement the three writes."""
-
-    started = False
-
-    async def send(self, frame: bytes) -> None:
-        """An SSE frame (the SDK's dispatch context calls this for each notification)."""
-        if not self.started:
-            self.started = True
-            await self.open()
-        await self.write(frame)
-
-    async def ping(self) -> None:
-        await self.send(b": ping\r\n\r\n")
-
-    @abstractmethod
-    async def open(self) -> None:
-        """Start the response: 200 and the SSE headers."""
-
-    @abstractmethod
-    async def write(self, frame: bytes) -> None:
-        """One frame."""
-
-    @abstractmethod
-    async def close(self, frame: bytes) -> None:
-        """Write the last frame (the result) and end the response."""
-
-
-def sse_frame(message: bytes) -> bytes:
-    """One ``event: message`` frame, framed as the SDK's transport frames it."""
-    return b"event: message\r\ndata: " + message + b"\r\n\r\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +170,23 @@ async def _with_keepalive(run, sink: EventSink) -> dict[str, Any]:
     finally:
         if not task.done():  # our caller was cancelled (shutdown): so is the handler
             task.cancel()
+
+
+def has_extensions(server: MCPServer) -> bool:
+    """Whether ``server`` has extensions registered: an extension may intercept any tool call."""
+    return bool(server._extensions)
+
+
+def context_free_tools(server: MCPServer) -> frozenset[str]:
+    """Names of ``server``'s tools that cannot observe their request (see `context_free`)."""
+    return frozenset(tool.name for tool in server._tool_manager.list_tools() if context_free(tool))
+
+
+def context_free(tool: Any) -> bool:
+    """A tool that cannot observe its request: no `Context` parameter, no ``Resolve(...)`` parameter (a resolver
+    reads the context: capabilities, elicitation, sampling), and it never asks for input."""
+    returns = getattr(tool.fn, "__annotations__", {}).get("return")
+    return tool.context_kwarg is None and not tool.resolved_params and "InputRequiredResult" not in str(returns)
 
 
 async def prompt_argument_errors(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:

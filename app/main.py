@@ -21,10 +21,10 @@ Garbage collection: once the server is loaded and started, the lifespan
 moves every object alive then (modules, the SDK, the server's tools, the
 cached answers) into the collector's permanent generation (``gc.freeze()``,
 undone at shutdown). A full collection then walks what requests allocate
-rather than the whole loaded heap, which took 40-75 ms per collection, a
-pause every other request waited through: measured with
-``python -m app`` under wrk (32 connections, tools/call whoami), p99 latency
-fell from 45-65 ms to 3-6 ms, CPU per request unchanged within noise.
+rather than the whole loaded heap, whose walk was a pause every other
+request waited through: measured with ``python -m app`` under wrk, it set
+the p99 latency, and freezing leaves CPU per request unchanged (figures:
+bench/RESULTS.md).
 
 Telemetry seam: ``create_app(message_middleware=[...])`` wraps the
 dispatcher's per-message handler; each middleware is

@@ -27,21 +27,21 @@ Era routing (the issue's "dual-era" server):
   expired" and would re-initialize in a loop.
 - any other version header -> -32022 naming the versions served.
 
-The hand-written fast path, and why each piece pays (CPU per message in
-process, dispatcher included, against the SDK kernel's own call for the same
-request; measured on the bench machine):
+The hand-written fast path, and why each piece pays (each answers for a
+fraction of the CPU the SDK kernel's own call takes for the same request;
+figures: bench/RESULTS.md):
 
 - Results that never change while a process runs (server/discover and the
   four lists per protocol version, ``initialize`` per handshake version) are
   asked of the kernel once at start-up and kept as bytes; a request pays only
-  for splicing its id in (tools/list: 3.5 us against 130 us). Only when the
+  for splicing its id in. Only when the
   server's middleware chain is the SDK's own (a middleware may scope the
   catalogue to the caller).
 - ``tools/call`` of a tool that takes no `Context` and no ``Resolve(...)``
   parameter (it cannot observe the request, so the per-request context,
   session and middleware chain the kernel builds are invisible to it): the
   SDK's ``call_tool`` with its error handling mirrored from
-  ``MCPServer._handle_call_tool`` (whoami: 13 us against 69 us). Not for a
+  ``MCPServer._handle_call_tool``. Not for a
   retry carrying ``inputResponses`` / ``requestState`` or a server with
   extensions or middleware of its own, which the kernel must see.
 
@@ -106,8 +106,9 @@ from mcp.types.version import LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ValidationError
 
 from app.identity import Caller, CallerError, ToolRoles, caller_from_headers, serve_as, stop_serving
-from app.kernel import EventSink, Kernel, prompt_argument_errors, sse_frame
+from app.kernel import Kernel, context_free_tools, has_extensions, prompt_argument_errors
 from app.settings import TOOL_ROLES_ENV, SettingsError
+from app.sse import EventSink, sse_frame
 
 logger = logging.getLogger(__name__)
 
@@ -228,14 +229,14 @@ class Dispatcher:
         self._scoped_tool_lists: dict[tuple[str | None, frozenset[str]], bytes] = {}
         self.kernel = Kernel(server)
         # One context for every fast-path call: those tools take no Context, so none of them can read it, and
-        # building a fresh one per call cost a third of a call_tool.
+        # building a fresh one per call was a large part of a call_tool's cost.
         self._context: Context = Context(mcp_server=server)
         self._result_meta_json = _dumps({SERVER_INFO_META_KEY: self.kernel.lowlevel.server_info_stamp})
         # A middleware of the team's own (or an extension's interceptor) may change any answer per request, so
         # with one the kernel answers everything.
         self._sdk_chain_only = all(
             isinstance(m, RequestStateBoundary) or m is prompt_argument_errors for m in server.middleware
-        ) and not getattr(server, "_extensions", None)
+        ) and not has_extensions(server)
         self._tool_names: frozenset[str] = frozenset()
         self._prompt_names: frozenset[str] = frozenset()
         self._fast_tools: frozenset[str] = frozenset()
@@ -275,8 +276,7 @@ class Dispatcher:
             self._cached["initialize", version] = _dumps(await self._kernel_result("initialize", handshake, version))
         if not self._sdk_chain_only:
             return
-        registered = {tool.name: tool for tool in self._server._tool_manager.list_tools()}
-        self._fast_tools = frozenset(name for name, tool in registered.items() if _context_free(tool))
+        self._fast_tools = context_free_tools(self._server)
         cached = {"server/discover", *LIST_METHODS} - ({"tools/list"} if self._tool_roles is not None else set())
         self._caller_free |= cached
         for version in MODERN_PROTOCOL_VERSIONS:
@@ -610,7 +610,7 @@ class Dispatcher:
     def _result_reply(self, exchange: Exchange, result: bytes) -> Reply:
         exchange.status = _JSON_STATUS_OK
         request_id = exchange.request_id
-        # An integer id is its own JSON; json.dumps for it cost 5% of a tools/call.
+        # An integer id is its own JSON; json.dumps for it showed in every tools/call's profile.
         id_json = b"%d" % request_id if type(request_id) is int else _dumps(request_id)
         return Reply(_JSON_STATUS_OK, b'{"jsonrpc":"2.0","id":' + id_json + b',"result":' + result + b"}")
 
@@ -627,13 +627,6 @@ class Dispatcher:
             # whose request id is unknown (parse error, invalid request) omits it rather than sending null.
             reply["id"] = exchange.request_id
         return Reply(status, _dumps(reply))
-
-
-def _context_free(tool: Any) -> bool:
-    """A tool that cannot observe its request: no `Context` parameter, no ``Resolve(...)`` parameter (a resolver
-    reads the context: capabilities, elicitation, sampling), and it never asks for input."""
-    returns = getattr(tool.fn, "__annotations__", {}).get("return")
-    return tool.context_kwarg is None and not tool.resolved_params and "InputRequiredResult" not in str(returns)
 
 
 def _tool_failure(name: str, error: Exception) -> CallToolResult:

@@ -1,10 +1,10 @@
 """The lean stateless Streamable HTTP transport for POST /mcp: its decisions, and a raw ASGI callable.
 
 Why not the SDK's transport: its per-request path (Starlette request objects,
-pydantic envelopes, a task group per exchange) costs about ten times the CPU
-of a bare ASGI app, and a stateless server gains nothing from it. This
-transport does only what the HTTP layer of the spec asks, then hands one
-parsed message to `app.protocol.Dispatcher`:
+pydantic envelopes, a task group per exchange) costs several times the CPU
+of a bare ASGI app (bench/RESULTS.md), and a stateless server gains nothing
+from it. This transport does only what the HTTP layer of the spec asks,
+then hands one parsed message to `app.protocol.Dispatcher`:
 
 1. ``Origin`` present and not allowed -> 403 (DNS-rebinding protection).
 2. Any method but POST -> 405 with ``Allow: POST`` (there is no GET stream
@@ -40,8 +40,8 @@ import orjson
 from mcp.shared.inbound import MCP_METHOD_HEADER, MCP_NAME_HEADER, MCP_PROTOCOL_VERSION_HEADER
 from mcp.types import INVALID_REQUEST
 
-from app.kernel import EventSink
 from app.protocol import Exchange, MessageHandler
+from app.sse import EventSink
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -105,7 +105,7 @@ class McpTransport:
         self._origin_allowed = origin_allowed
         self._served_by = served_by.encode("latin-1", "replace")
         self.max_body = max_body_bytes
-        # Built once: a json.dumps per request for an answer that is almost never sent cost 4% of a tools/call.
+        # Built once: a json.dumps per request for an answer that is almost never sent showed in every tools/call.
         self.too_large = Refusal(
             413,
             error_body(INVALID_REQUEST, f"Payload Too Large: the body limit is {max_body_bytes} bytes"),
@@ -164,8 +164,7 @@ class McpTransport:
         exchange = Exchange(
             headers=head.routing, duplicated_headers=head.duplicated, raw_headers=head.headers, sink=sink
         )
-        # orjson, not json.loads: a third of the CPU for the same parse (measured with bench/, ~10 us per request
-        # under load). It is stricter at the edges RFC 8259 leaves open, each of which is then a parse error:
+        # orjson, not json.loads: much less CPU for the same parse (bench/RESULTS.md). It is stricter at the edges RFC 8259 leaves open, each of which is then a parse error:
         # bodies not in UTF-8, lone surrogates, NaN/Infinity, integers outside 64 bits, nesting over 1024 levels.
         try:
             exchange.message = orjson.loads(body)

@@ -4,7 +4,7 @@ Compares, in one run on one machine, the app as it is now (the working tree)
 against a baseline, both without APPLICATIONINSIGHTS_CONNECTION_STRING, runs
 interleaved so machine drift hits both alike. The default baseline is the
 same working tree with the telemetry wiring taken out (``app/main.py``
-without ``app.telemetry``, and ``app/telemetry.py`` deleted): exactly "before
+without ``app.telemetry``, and ``app/telemetry/`` deleted): exactly "before
 telemetry", with every other change equal. ``--baseline REV`` uses ``app/``
 of a git revision instead. It also measures the current app with a
 connection string (pointed at a closed local port, so nothing leaves the
@@ -66,7 +66,7 @@ def unwire_telemetry(tree: Path) -> Path:
             raise SystemExit(f"app/main.py no longer contains {wired!r}; update WIRING in {__file__}")
         text = text.replace(wired, before)
     main.write_text(text)
-    (tree / "app" / "telemetry.py").unlink()
+    shutil.rmtree(tree / "app" / "telemetry")
     return tree
 
 

@@ -13,7 +13,7 @@ panels query the Log Analytics workspace itself (``crossComponentResources``),
 where the diagnostic settings (components/operations.py) write
 ``AppServiceHTTPLogs`` and ``AppServiceConsoleLogs``.
 
-Telemetry contract (``app/telemetry.py`` emits exactly this; the names
+Telemetry contract (``app/telemetry/`` emits exactly this; the names
 are ``app.contract``'s, which both import):
 
 - one SERVER span per MCP message -> one ``requests`` row. Its
@@ -45,11 +45,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from app.contract import (  # noqa: F401 (the whole telemetry contract, as tests/app/test_telemetry.py reads it here)
+from app.contract import (
     ATTR_ERROR_TYPE,
     ATTR_METHOD,
-    ATTR_PROTOCOL_VERSION,
-    ATTR_REQUEST_ID,
     ATTR_TOOL,
     AUDIT_EVENT,
     DIM_ERROR_CODE,

@@ -289,6 +289,10 @@ provider = TracerProvider()
 provider.add_span_processor(SimpleSpanProcessor(spans))
 trace.set_tracer_provider(provider)
 router = create_app(environ={"MCP_RATE_LIMITS": '{"whoami": {"perCaller": "1/hour"}}', "MCP_REDIS_URL": REDIS_URL})
+# Redis gone (nothing listens on port 1): limited locally, and the span says so.
+unreachable = create_app(
+    environ={"MCP_RATE_LIMITS": '{"whoami": {"total": "9/hour"}}', "MCP_REDIS_URL": "redis://127.0.0.1:1"}
+)
 
 async def main():
     await router.dispatcher.start()
@@ -297,6 +301,11 @@ async def main():
         with trace.get_tracer("probe").start_as_current_span("message"):
             reply = await router.dispatcher.handle(Exchange(headers={}, message=message, peer="192.0.2.4"))
         print("status", reply.status, dict(reply.headers).get(b"retry-after") is not None)
+    await unreachable.dispatcher.start()
+    message = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}
+    with trace.get_tracer("probe").start_as_current_span("degraded"):
+        reply = await unreachable.dispatcher.handle(Exchange(headers={}, message=message, peer="192.0.2.4"))
+    print("degraded", reply.status)
 
 asyncio.run(main())
 points = [
@@ -305,11 +314,12 @@ points = [
     if m.name == "mcp.server.rate_limit.refusals" for point in m.data.data_points
 ]
 print("points", json.dumps(points))
-print("spans", json.dumps([dict(s.attributes) for s in spans.get_finished_spans()]))
+print("spans", json.dumps([dict(s.attributes) for s in spans.get_finished_spans() if s.name == "message"]))
+print("degraded spans", json.dumps([dict(s.attributes) for s in spans.get_finished_spans() if s.name == "degraded"]))
 """
 
 
-def test_refusals_are_counted_per_tool_limit_and_caller_and_marked_on_the_span(flushed: RedisServer):
+def test_refusals_are_counted_per_tool_limit_and_caller_and_local_limiting_is_marked_on_the_span(flushed: RedisServer):
     probe = f"REDIS_URL = {flushed.url!r}\n" + _TELEMETRY_PROBE
     out = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -317,7 +327,9 @@ def test_refusals_are_counted_per_tool_limit_and_caller_and_marked_on_the_span(f
     statuses = [line for line in lines if line.startswith("status")]
     assert statuses == ["status 200 False", "status 429 True", "status 429 True"]
     expected = {"gen_ai.tool.name": "whoami", "mcp.rate_limit.scope": "perCaller", "mcp.rate_limit.caller": "anonymous"}
-    assert json.loads(lines[-2].removeprefix("points ")) == [[expected, 2]]
-    marked = [s for s in json.loads(lines[-1].removeprefix("spans ")) if s.get("mcp.rate_limit.refused")]
+    assert json.loads(lines[-3].removeprefix("points ")) == [[expected, 2]]
+    marked = [s for s in json.loads(lines[-2].removeprefix("spans ")) if s.get("mcp.rate_limit.refused")]
     assert marked == [{"mcp.rate_limit.refused": "perCaller", **expected}] * 2
+    assert "degraded 200" in lines
+    assert json.loads(lines[-1].removeprefix("degraded spans ")) == [{"mcp.rate_limit.mode": "local"}]
 

@@ -63,6 +63,12 @@ spec's 403 (signed in, not permitted), or 401 when no one is signed in. With
 roles, every ``tools/list`` answer depends on who asks, so it is
 ``cacheScope: "private"``; its bytes are kept per set of hidden tools, at
 most one per combination of the listed tools.
+
+Rate limits (``MCP_RATE_LIMITS``, `app.ratelimit`): a ``tools/call`` of a
+limited tool passes its gate after the checks above and before the tool runs,
+on the fast path and the kernel's alike; a refusal is `RATE_LIMITED` with
+HTTP 429 (503 when the limits cannot be checked and they fail closed) and
+``Retry-After``, in both eras. A tool without a limit costs one dict lookup.
 """
 
 from __future__ import annotations
@@ -107,7 +113,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.identity import Caller, CallerError, ToolRoles, caller_from_headers, serve_as, stop_serving
 from app.kernel import EventSink, Kernel, prompt_argument_errors, sse_frame
-from app.ratelimit.limiter import RateLimiter, Refusal, record_refusal
+from app.ratelimit.limiter import Gate, RateLimiter, Refusal, record_refusal
 from app.ratelimit.spec import RateLimitSpecError, check_tools
 from app.settings import TOOL_ROLES_ENV, SettingsError
 
@@ -261,7 +267,7 @@ class Dispatcher:
         self._server = server
         self._tool_roles = tool_roles
         self._rate_limiter = rate_limiter
-        self._gates: dict[str, Any] = {}
+        self._gates: dict[str, Gate] = {}
         """Per limited tool, the limits its calls pass (app.ratelimit); a tool not here is not limited."""
         self._caller_free: frozenset[str] = frozenset({"initialize", "ping"})
         """Methods answered without anything able to observe the caller: their callers are never parsed."""
@@ -627,7 +633,7 @@ class Dispatcher:
             return self._with_server_info(result)
         return result.model_dump_json(by_alias=True, exclude_none=True, exclude={"result_type"}).encode()
 
-    async def _admit(self, gate: Any, exchange: Exchange) -> None:
+    async def _admit(self, gate: Gate, exchange: Exchange) -> None:
         limiter: RateLimiter = self._rate_limiter  # type: ignore[assignment]
         refusal = await gate.admit(limiter.caller_key(exchange.caller, exchange.raw_headers, exchange.peer))
         if refusal is not None:

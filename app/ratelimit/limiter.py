@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 from app.identity import Caller
 from app.ratelimit.callers import caller_key, client_address
-from app.ratelimit.spec import EVERY_TOOL, PER_CALLER, RATE_LIMITS_ENV, TOTAL, Rate, parse_rate_limits
+from app.ratelimit.spec import EVERY_TOOL, PER_CALLER, RATE_LIMITS_ENV, TOTAL, Rate, ToolLimits, parse_rate_limits
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,6 @@ class Gate:
                 bucket.tokens -= 1
                 taken.append(bucket)
                 continue
-            refusal = None
             if bucket.exhausted:
                 refusal = rule.refusal(window, now)
             else:
@@ -178,7 +177,7 @@ class RateLimiter:
 
     def __init__(
         self,
-        limits: Mapping[str, Any],
+        limits: Mapping[str, ToolLimits],
         redis: Any = None,
         instances: int = 1,
         processes_per_instance: int = 1,

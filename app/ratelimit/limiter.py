@@ -16,9 +16,9 @@ spend one window's limit at its end and the next one's at the start: at most twi
 ``Retry-After`` is the whole seconds until the refused window ends.
 
 Redis unreachable (``MCP_REDIS_URL`` down or unset while limits are configured): the process keeps serving and
-enforces its share of each limit locally (``limit / MCP_RATE_LIMIT_INSTANCES``, at least 1), logs that once,
-marks the spans of limited calls ``mcp.rate_limit.mode=local``, and tries Redis again every
-``RETRY_REDIS_S``; the first lease that succeeds restores the shared counters (what was admitted locally in that
+enforces its share of each limit locally (the limit over the processes, ``MCP_RATE_LIMIT_INSTANCES`` times the
+workers per instance, at least 1), logs that once, marks the spans of limited calls ``mcp.rate_limit.mode=local``,
+and tries Redis again every ``RETRY_REDIS_S``; the first lease that succeeds restores the shared counters (what was admitted locally in that
 window is not counted there). With ``MCP_RATE_LIMITS_FAIL_CLOSED=true`` it refuses limited calls with 503
 instead. Either way every request is answered: a lease waits at most ``REDIS_TIMEOUT_S``.
 
@@ -188,7 +188,6 @@ class RateLimiter:
         self._behind_front_end = behind_front_end
         self._redis = redis
         self._script = redis.register_script(LEASE_SCRIPT) if redis is not None else None
-        self._instances = instances
         self._processes = instances * processes_per_instance
         self._fail_closed = fail_closed
         self._redis_retry_at = 0.0
@@ -207,12 +206,12 @@ class RateLimiter:
                 "%s is set but %s is not: each process enforces its share of the limits (1/%d) on its own",
                 RATE_LIMITS_ENV,
                 REDIS_URL_ENV,
-                instances,
+                self._processes,
             )
 
     def _rule(self, tool: str, scope: str, rate: Rate) -> _Rule:
         lease = max(1, int(rate.count * LEASE_SLACK / self._processes))
-        return _Rule(tool, scope, rate, lease=lease, share=max(1, rate.count // self._instances))
+        return _Rule(tool, scope, rate, lease=lease, share=max(1, rate.count // self._processes))
 
     def caller_key(self, caller: Caller | None, headers: Any, peer: str | None) -> str:
         """Whom a call counts against (`app.ratelimit.callers`)."""
@@ -261,7 +260,7 @@ class RateLimiter:
                 error,
                 "refusing limited calls (503)"
                 if self._fail_closed
-                else f"each process enforces its share of the limits (1/{self._instances}) on its own",
+                else f"each process enforces its share of the limits (1/{self._processes}) on its own",
                 RETRY_REDIS_S,
             )
 

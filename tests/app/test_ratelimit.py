@@ -193,6 +193,17 @@ def test_a_call_needs_room_in_every_limit_and_a_refusal_takes_nothing(flushed: R
     assert asyncio.run(run()) == [None, None, "whoami:perCaller", None, "*:perCaller"]
 
 
+def test_without_redis_a_process_allows_its_share_over_instances_and_workers():
+    env = {"MCP_RATE_LIMITS": '{"whoami": {"perCaller": "8/hour"}}', "MCP_RATE_LIMIT_INSTANCES": "2"}
+    process = limiter.from_env({**env, "WEB_CONCURRENCY": "2"})
+
+    async def admitted() -> int:
+        gate = process.gate("whoami")
+        return sum([await gate.admit("aad:alice") is None for _ in range(6)])
+
+    assert process.local_mode and asyncio.run(admitted()) == 8 // (2 * 2)
+
+
 def test_a_tool_without_a_limit_has_no_gate():
     process = RateLimiter(parse_rate_limits('{"whoami": {"total": "1/second"}}'))
     assert process.gate("echo") is None and process.gate("whoami") is not None

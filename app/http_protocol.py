@@ -320,7 +320,7 @@ class McpHttpProtocol(LimitedHttpProtocol):
         head: RequestHead = cycle.head  # type: ignore[assignment]
         sink = _DirectEventSink(self, cycle) if head.streams else None
         try:
-            reply = await mcp.handler(mcp.exchange(head, body, sink))
+            reply = await mcp.handler(mcp.exchange(head, body, sink, self.client[0] if self.client else None))
         except Exception:  # the dispatcher answers every failure itself; this is a middleware's bug
             logger.exception("internal error serving POST /mcp")
             if not cycle.disconnected and not cycle.response_started:
@@ -332,7 +332,7 @@ class McpHttpProtocol(LimitedHttpProtocol):
             # more objects per request for each young-generation collection to walk.
             cycle.message_event = _NO_WAITER
         if not cycle.disconnected and not reply.streamed:  # the client left, or the deadline already answered it
-            self._answer(cycle, reply.status, reply.body)
+            self._answer(cycle, reply.status, reply.body, reply.headers)
 
     def _answer(
         self, cycle: _DirectExchange, status: int, body: bytes | None, extra: tuple[tuple[bytes, bytes], ...] = ()

@@ -46,7 +46,8 @@ from app import telemetry
 from app.kernel import host_server
 from app.loading import load_server
 from app.protocol import SUPPORTED_VERSIONS, Dispatcher, MessageMiddleware, chain
-from app.settings import Settings, package_build, server_spec
+from app.ratelimit import limiter as ratelimit
+from app.settings import Settings, SettingsError, package_build, server_spec
 from app.transport import McpTransport
 
 MCP_PATH = "/mcp"
@@ -90,7 +91,11 @@ def create_app(
     env = os.environ if environ is None else environ
     settings = Settings.from_env(env)
     server = host_server(server if server is not None else load_server(server_spec(env)), settings.request_state_keys)
-    dispatcher = Dispatcher(server, settings.easy_auth, settings.tool_roles)
+    try:
+        rate_limiter = ratelimit.from_env(env)
+    except ValueError as error:  # the spec's and the limiter's own errors name the variable and the allowed values
+        raise SettingsError(str(error)) from None
+    dispatcher = Dispatcher(server, settings.easy_auth, settings.tool_roles, rate_limiter)
     lowlevel = dispatcher.kernel.lowlevel
     build = package_build()
     liveness = {"status": "ok"} if build is None else {"status": "ok", "build": build}

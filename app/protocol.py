@@ -63,6 +63,12 @@ spec's 403 (signed in, not permitted), or 401 when no one is signed in. With
 roles, every ``tools/list`` answer depends on who asks, so it is
 ``cacheScope: "private"``; its bytes are kept per set of hidden tools, at
 most one per combination of the listed tools.
+
+Rate limits (``MCP_RATE_LIMITS``, `app.ratelimit`): a ``tools/call`` of a
+limited tool passes its gate after the checks above and before the tool runs,
+on the fast path and the kernel's alike; a refusal is `RATE_LIMITED` with
+HTTP 429 (503 when the limits cannot be checked and they fail closed) and
+``Retry-After``, in both eras. A tool without a limit costs one dict lookup.
 """
 
 from __future__ import annotations
@@ -107,6 +113,8 @@ from pydantic import BaseModel, ValidationError
 
 from app.identity import Caller, CallerError, ToolRoles, caller_from_headers, serve_as, stop_serving
 from app.kernel import Kernel, context_free_tools, has_extensions, prompt_argument_errors
+from app.ratelimit.limiter import Gate, RateLimiter, Refusal, record_refusal
+from app.ratelimit.spec import RateLimitSpecError, check_tools
 from app.settings import TOOL_ROLES_ENV, SettingsError
 from app.sse import EventSink, sse_frame
 
@@ -162,6 +170,8 @@ class Exchange:
     caller: Caller | None = None
     """Who called (behind Easy Auth, once the dispatcher needed it; see the module docstring); telemetry records
     ``caller.id``, never ``caller.name``."""
+    peer: str | None = None
+    """The TCP peer's address (the platform's front end on App Service); rate limits key anonymous callers by it."""
 
     def header_pairs(self) -> list[tuple[str, str]]:
         return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in self.raw_headers]
@@ -173,6 +183,8 @@ class Reply:
     body: bytes | None
     """None: no body (202 for a notification, or a streamed reply already written to the sink)."""
     streamed: bool = False
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    """Extra response headers (``Retry-After`` on a rate-limit refusal)."""
 
 
 MessageHandler = Callable[[Exchange], Awaitable[Reply]]
@@ -184,16 +196,41 @@ FastHandler = Callable[[Exchange], Awaitable[bytes | None]]
 class RpcError(Exception):
     """A JSON-RPC error to send back; ``status`` overrides the table's HTTP status."""
 
-    def __init__(self, code: int, message: str, data: Any = None, status: int | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        data: Any = None,
+        status: int | None = None,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.data = data
         self.status = status
+        self.headers = headers
 
 
 class AccessRefused(RpcError):
     """An identity refusal (401, 403): its HTTP status stands in both eras, since it is about the caller."""
+
+
+RATE_LIMITED = -32010
+"""A call refused by a rate limit (HTTP 429) or while the limits cannot be checked (503, fail closed). MCP
+defines no such code; the 2026-07-28 allocation leaves -32000..-32019 to implementations (-32020..-32099 are
+the spec's), and the SDK uses -32000 and -32001 internally."""
+
+
+def rate_refusal(refusal: Refusal) -> AccessRefused:
+    """A rate-limit refusal: about the caller too, so its 429 (or 503) and ``Retry-After`` stand in both eras."""
+    return AccessRefused(
+        RATE_LIMITED,
+        refusal.message,
+        data=refusal.data,
+        status=refusal.status,
+        headers=((b"retry-after", b"%d" % refusal.retry_after),),
+    )
 
 
 class _HeaderPairs:
@@ -221,9 +258,18 @@ def _header_mismatch(header: str, header_value: str | None, body_name: str, body
 class Dispatcher:
     """Decides every MCP message for one `MCPServer` (adapted to the fleet by `app.kernel.host_server`)."""
 
-    def __init__(self, server: MCPServer, easy_auth: bool = False, tool_roles: ToolRoles | None = None) -> None:
+    def __init__(
+        self,
+        server: MCPServer,
+        easy_auth: bool = False,
+        tool_roles: ToolRoles | None = None,
+        rate_limiter: RateLimiter | None = None,
+    ) -> None:
         self._server = server
         self._tool_roles = tool_roles
+        self._rate_limiter = rate_limiter
+        self._gates: dict[str, Gate] = {}
+        """Per limited tool, the limits its calls pass (app.ratelimit); a tool not here is not limited."""
         self._caller_free: frozenset[str] = frozenset({"initialize", "ping"})
         """Methods answered without anything able to observe the caller: their callers are never parsed."""
         self._scoped_tool_lists: dict[tuple[str | None, frozenset[str]], bytes] = {}
@@ -265,6 +311,13 @@ class Dispatcher:
                 f"{TOOL_ROLES_ENV} names tool(s) the server does not have: {', '.join(unknown)}; "
                 f"its tools: {', '.join(sorted(self._tool_names))}"
             )
+        if self._rate_limiter is not None:
+            try:
+                check_tools(self._rate_limiter.limits, self._tool_names)
+            except RateLimitSpecError as error:
+                raise SettingsError(str(error)) from None
+            gates = {name: self._rate_limiter.gate(name) for name in self._tool_names}
+            self._gates = {name: gate for name, gate in gates.items() if gate is not None}
         self._prompt_names = frozenset(prompt.name for prompt in await self._server.list_prompts())
         self._param_header_schemas = {
             tool.name: tool.input_schema for tool in tools if x_mcp_header_map(tool.input_schema)
@@ -564,6 +617,9 @@ class Dispatcher:
             raise self._role_refusal(exchange.caller, name)
         if exchange.era == "modern" and name in self._param_header_schemas:
             self._check_param_headers(exchange, name, arguments or {})
+        gate = self._gates.get(name)
+        if gate is not None:  # before the tool runs, on the fast path and the kernel's alike
+            await self._admit(gate, exchange)
         if name not in self._fast_tools or params.get("inputResponses") is not None or params.get("requestState"):
             return None
         try:
@@ -576,6 +632,13 @@ class Dispatcher:
         if exchange.era == "modern":
             return self._with_server_info(result)
         return result.model_dump_json(by_alias=True, exclude_none=True, exclude={"result_type"}).encode()
+
+    async def _admit(self, gate: Gate, exchange: Exchange) -> None:
+        limiter: RateLimiter = self._rate_limiter  # type: ignore[assignment]
+        refusal = await gate.admit(limiter.caller_key(exchange.caller, exchange.raw_headers, exchange.peer))
+        if refusal is not None:
+            record_refusal(refusal, exchange.caller.id if exchange.caller is not None else None)
+            raise rate_refusal(refusal)
 
     def _role_refusal(self, caller: Caller | None, name: str) -> AccessRefused:
         needed = sorted(self._tool_roles.roles[name])  # type: ignore[union-attr]
@@ -626,7 +689,7 @@ class Dispatcher:
             # The 2026-07-28 schema types the id as string | integer and does not require it, so an error
             # whose request id is unknown (parse error, invalid request) omits it rather than sending null.
             reply["id"] = exchange.request_id
-        return Reply(status, _dumps(reply))
+        return Reply(status, _dumps(reply), headers=error.headers)
 
 
 def _tool_failure(name: str, error: Exception) -> CallToolResult:

@@ -9,6 +9,7 @@
 | ``WEBSITE_INSTANCE_ID`` | App Service instance id | ``local`` |
 | ``WEBSITE_AUTH_ENABLED`` | ``True`` (App Service sets it with Easy Auth on): trust the caller headers (`app.identity`) | unset: ignore them |
 | ``MCP_TOOL_ROLES`` | JSON object, tool name -> list of Entra app roles, any of which may call it | every tool open |
+| ``MCP_RATE_LIMITS``, ``MCP_REDIS_URL``, ... | rate limits on ``tools/call`` and where the fleet's counters live (`app.ratelimit.limiter`) | nothing limited |
 
 The served server reads its own variables (the bundled demo's are listed in
 `app.demo.server`).

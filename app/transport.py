@@ -159,10 +159,10 @@ class McpTransport:
         )
 
     @staticmethod
-    def exchange(head: RequestHead, body: bytes, sink: EventSink | None) -> Exchange:
+    def exchange(head: RequestHead, body: bytes, sink: EventSink | None, peer: str | None = None) -> Exchange:
         """Step 5: the body parsed into an `Exchange` for the handler (a parse failure is recorded, not raised)."""
         exchange = Exchange(
-            headers=head.routing, duplicated_headers=head.duplicated, raw_headers=head.headers, sink=sink
+            headers=head.routing, duplicated_headers=head.duplicated, raw_headers=head.headers, sink=sink, peer=peer
         )
         # orjson, not json.loads: much less CPU for the same parse (bench/RESULTS.md). It is stricter at the edges RFC 8259 leaves open, each of which is then a parse error:
         # bodies not in UTF-8, lone surrogates, NaN/Infinity, integers outside 64 bits, nesting over 1024 levels.
@@ -212,9 +212,10 @@ class McpTransport:
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
         sink = _AsgiEventSink(send, self.response_headers(None, SSE_HEADERS, length=False)) if head.streams else None
-        reply = await self.handler(self.exchange(head, body, sink))
+        client = scope.get("client")
+        reply = await self.handler(self.exchange(head, body, sink, client[0] if client else None))
         if not reply.streamed:
-            await self._send(send, reply.status, reply.body)
+            await self._send(send, reply.status, reply.body, reply.headers)
 
     async def _send(self, send, status: int, body: bytes | None, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         await send({"type": "http.response.start", "status": status, "headers": self.response_headers(body, extra)})

@@ -164,6 +164,7 @@ class Measurement:
     bad: int
     socket_errors: int
     cpu_us_per_ok: float
+    ok: int = 0
 
 
 # --------------------------------------------------------------------------- tools
@@ -212,15 +213,19 @@ class RunningServer:
 
 
 @contextmanager
-def serving(name: str, server_prefix: list[str], telemetry_env: dict[str, str]) -> Iterator[RunningServer]:
-    """Run one server under uvicorn until the block ends, then stop it (SIGTERM, then SIGKILL)."""
+def serving(
+    name: str, server_prefix: list[str], telemetry_env: dict[str, str], env: dict[str, str] | None = None
+) -> Iterator[RunningServer]:
+    """Run one server under uvicorn until the block ends, then stop it (SIGTERM, then SIGKILL); ``env`` is added
+    to its environment (bench/ratelimit.py configures limits with it)."""
     command = [*server_prefix, sys.executable, *PROCESSES[name]]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(PROJECT_ROOT)}
-    env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
+    child_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(PROJECT_ROOT)}
+    child_env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
     if name in TRACED:
-        env |= telemetry_env
+        child_env |= telemetry_env
+    child_env |= env or {}
     process = subprocess.Popen(
-        command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command, cwd=PROJECT_ROOT, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     lines: list[str] = []
     port_box: list[int] = []
@@ -322,6 +327,7 @@ def drive(
         bad=result["bad"],
         socket_errors=result["socket_errors"] + result["timeouts"],
         cpu_us_per_ok=cpu_used * 1e6 / result["ok"] if result["ok"] else float("inf"),
+        ok=result["ok"],
     )
 
 

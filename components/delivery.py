@@ -15,6 +15,11 @@ The resources, all ``pulumi_command.local.Command``, children of ``Delivery``:
     production afterwards gets new code only by a swap. With the slot off,
     ``triggers=[site id, package sha256]`` like the staging deploy. (Turning
     the slot on or off changes these triggers, so it deploys once more then.)
+``<name>-canary`` (only when a canary policy is given)
+    The canary release of components/canary.py: a share of production
+    traffic to the staging slot, then a swap or a roll-back by the slot's
+    telemetry; ``triggers=[site id, package sha256]`` like the staging
+    deploy, and ordered after both deploys.
 ``<name>-swap`` (only when ``swap`` is set)
     ``az webapp deployment slot swap`` staging -> production;
     ``triggers=[swap]``, so it runs when the value is first set and each time
@@ -46,6 +51,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_command import local
 
+from components.canary import CanaryPolicy, release_environment, release_script
 from components.package import AppPackage
 from components.site_config import PRODUCTION_SLOT
 
@@ -129,6 +135,8 @@ echo "delivery: slot $SLOT is now production of $site (swap '$SWAP')"
 """
 )
 
+CANARY_SCRIPT = release_script(_SITE_PREAMBLE)
+
 
 @dataclass(frozen=True)
 class DeliveryArgs:
@@ -142,6 +150,10 @@ class DeliveryArgs:
     """The ``swap`` config value: each new value swaps staging into production once."""
     depends_on: Sequence[pulumi.Resource] = ()
     """What must exist before code is deployed: the slot, app settings, sticky setting names."""
+    canary: CanaryPolicy | None = None
+    """Release each new package to a share of production traffic first (components/canary.py); None: off."""
+    app_insights_id: pulumi.Input[str] | None = None
+    """Resource id of the Application Insights component the canary gate queries (needed with ``canary``)."""
 
     def __post_init__(self) -> None:
         if self.staging_slot is not None and (not self.staging_slot or self.staging_slot == PRODUCTION_SLOT):
@@ -152,6 +164,8 @@ class DeliveryArgs:
             raise ValueError("swap must be a non-empty string (any new value swaps once) or unset")
         if self.swap is not None and self.staging_slot is None:
             raise ValueError(f"swap={self.swap!r} needs the staging slot, but the staging slot is off")
+        if self.canary is not None and (self.staging_slot is None or self.app_insights_id is None):
+            raise ValueError("canary needs the staging slot and app_insights_id (the telemetry it is judged by)")
 
 
 class Delivery(pulumi.ComponentResource):
@@ -160,6 +174,7 @@ class Delivery(pulumi.ComponentResource):
     staging_deploy: local.Command | None
     production_deploy: local.Command
     swap: local.Command | None
+    canary: local.Command | None
     package_sha256: str
     deploy_target: str
 
@@ -222,6 +237,17 @@ class Delivery(pulumi.ComponentResource):
                 SWAP_SCRIPT,
                 {"SITE_ID": args.site_id, "SLOT": args.staging_slot, "SWAP": args.swap},
                 [args.swap],
+                [*after_setup, self.staging_deploy, self.production_deploy],
+            )
+
+        self.canary = None
+        if args.canary is not None:
+            assert args.staging_slot is not None and args.app_insights_id is not None  # DeliveryArgs checks both
+            self.canary = command(
+                "canary",
+                CANARY_SCRIPT,
+                release_environment(args.site_id, args.staging_slot, args.app_insights_id, package.sha256, args.canary),
+                [args.site_id, package.sha256],
                 [*after_setup, self.staging_deploy, self.production_deploy],
             )
 

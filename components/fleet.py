@@ -23,6 +23,7 @@ from pathlib import Path
 import pulumi
 
 from components.autoscale import Autoscale, AutoscaleArgs
+from components.canary import CanaryPolicy
 from components.delivery import Delivery, DeliveryArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.operations import Operations, OperationsArgs
@@ -75,6 +76,8 @@ class McpFleetArgs:
     allowed_origins: tuple[str, ...] = ()
     alert_emails: tuple[str, ...] = ()
     tool_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Release each new package to a share of production traffic first (needs the staging slot); None: off.
+    canary: CanaryPolicy | None = None
     # Tag values and the workbook's name; the running program's project and stack unless given.
     project: str = field(default_factory=pulumi.get_project)
     stack: str = field(default_factory=pulumi.get_stack)
@@ -256,6 +259,8 @@ class McpFleet(pulumi.ComponentResource):
                 package=build_package(source=args.server.folder, server=args.server.spec, working_dir=Path.cwd()),
                 staging_slot=self.slot.slot_name if self.slot else None,
                 swap=args.swap,
+                canary=args.canary,
+                app_insights_id=self.monitoring.publisher.scope,  # the component the telemetry publisher role is on
                 # Logs flow before the first deploy, so its Oryx build shows in the console logs.
                 depends_on=[self.site, *([self.slot] if self.slot else []), *self.operations.log_settings],
             ),

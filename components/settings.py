@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -23,6 +24,9 @@ from typing import Any, Protocol
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
+from components.canary import MAX_PERCENT as CANARY_MAX_PERCENT
+from components.canary import MIN_MINUTES as CANARY_MIN_MINUTES
+from components.canary import CanaryPolicy, check_canary
 from components.server_source import BUNDLED_SERVER, ServerSource, ServerSourceError, resolve_server_source
 
 MIN_INSTANCES = 1
@@ -128,6 +132,11 @@ KEYS = (
     "toolRoles",
     "server",
     "serverSource",
+    "canaryPercent",
+    "canaryMinutes",
+    "canaryMaxErrorRatePoints",
+    "canaryMaxP95Ratio",
+    "canaryMinRequests",
 )
 
 # The bundled demo server's tools (app/demo/server.py; a test holds them equal), which toolRoles may name.
@@ -185,6 +194,8 @@ class StackSettings:
     server: ServerSource
     # Tool name -> Entra app roles, any of which may call it (MCP_TOOL_ROLES); empty: every tool open.
     tool_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The canary release of each new package (canaryPercent > 0); None: a new package waits in staging for `swap`.
+    canary: CanaryPolicy | None = None
 
     @property
     def tags(self) -> dict[str, str]:
@@ -222,6 +233,7 @@ class Combination(Protocol):
     staging_slot: bool
     swap: str | None
     zone_redundant: bool
+    canary: CanaryPolicy | None
 
 
 def check_combinations(problem: Problem, values: Combination) -> None:
@@ -245,6 +257,12 @@ def check_combinations(problem: Problem, values: Combination) -> None:
         )
     if values.swap is not None and not values.staging_slot:
         problem("swap", values.swap, "a swap needs the staging slot; set stagingSlot true or unset swap")
+    if values.canary is not None and not values.staging_slot:
+        problem(
+            "canaryPercent",
+            str(values.canary.percent),
+            "a canary runs on the staging slot; set stagingSlot true or canaryPercent 0",
+        )
 
 
 def _check_tier(problem: Problem, sku: Sku, instances: int, autoscale: bool, max_count: int, slot: bool) -> None:
@@ -415,6 +433,7 @@ class _Reader:
         # The bundled demo's tool names are known here; any other server's are checked by the host at start-up.
         known_tools = BUNDLED_SERVER_TOOLS if server is None or server.spec == BUNDLED_SERVER else None
         tool_roles = self._tool_roles(known_tools, easy_auth is not None)
+        canary = self._canary()
 
         self._check_unknown_keys()
         settings = StackSettings(
@@ -440,11 +459,46 @@ class _Reader:
             alert_emails=alert_emails,
             server=server,
             tool_roles=tool_roles,
+            canary=canary,
         )
         check_combinations(self._problem, settings)
         if self.problems:
             raise ConfigError(self.problems)
         return settings
+
+    def number(self, key: str, default: float) -> float:
+        raw = self._raw(key)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            self._problem(key, raw, "expected a number")
+            return default
+        return value
+
+    def _canary(self) -> CanaryPolicy | None:
+        """The canary* keys, read together: None when canaryPercent is 0, each range checked by check_canary."""
+        percent = self.integer("canaryPercent", 0, 0, CANARY_MAX_PERCENT)
+        minutes = self.integer("canaryMinutes", 10, CANARY_MIN_MINUTES, 24 * 60)
+        points = self.number("canaryMaxErrorRatePoints", 1.0)
+        ratio = self.number("canaryMaxP95Ratio", 1.5)
+        min_requests = self.integer("canaryMinRequests", 200, 1, 10**9)
+        if percent == 0:
+            return None
+        values = _CanaryValues(percent, minutes, points, ratio, min_requests)
+        found: list[str] = []
+
+        def problem(key: str, value: str, allowed: str) -> None:
+            found.append(key)
+            self._problem(key, value, allowed)
+
+        check_canary(problem, values)
+        if found:
+            return None
+        return CanaryPolicy(percent, minutes, points, ratio, min_requests)
 
     def _check_unknown_keys(self) -> None:
         # A misspelt key (instanceCont) would otherwise be ignored silently and
@@ -602,3 +656,14 @@ class _Reader:
 
 
 _HIDDEN = object()
+
+
+@dataclass(frozen=True)
+class _CanaryValues:
+    """The canary keys as read, before CanaryPolicy accepts them (check_canary reports each bad one by key)."""
+
+    percent: int
+    minutes: int
+    max_error_rate_points: float
+    max_p95_ratio: float
+    min_requests: int

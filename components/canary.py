@@ -145,15 +145,25 @@ restore_routing() {
     route 0 || echo "canary: could not clear the routing rule; run: az webapp traffic-routing clear --name $site --resource-group $resource_group" >&2
   fi
 }
+gate_pid=""
+abandon() {
+  echo "canary: interrupted; the release is abandoned" >&2
+  if [[ -n "$gate_pid" ]]; then kill "$gate_pid" 2>/dev/null || true; fi
+  exit 130
+}
 trap restore_routing EXIT
-trap 'echo "canary: interrupted; the release is abandoned" >&2; exit 130' INT TERM
+trap abandon INT TERM
 echo "canary: routing $CANARY_PERCENT% of production traffic of $site to slot $SLOT ($slot_host), package $PACKAGE_SHA256"
 routed=1
 route "$CANARY_PERCENT"
-gate_status=0
+# In the background, so that a signal reaches the trap at once (bash runs traps only between foreground commands).
 "$GATE_PYTHON" -m components.canary_gate --app-insights "$APP_INSIGHTS_ID" --slot "$SLOT" \
   --percent "$CANARY_PERCENT" --minutes "$CANARY_MINUTES" --max-error-rate-points "$CANARY_MAX_ERROR_RATE_POINTS" \
-  --max-p95-ratio "$CANARY_MAX_P95_RATIO" --min-requests "$CANARY_MIN_REQUESTS" || gate_status=$?
+  --max-p95-ratio "$CANARY_MAX_P95_RATIO" --min-requests "$CANARY_MIN_REQUESTS" &
+gate_pid=$!
+gate_status=0
+wait "$gate_pid" || gate_status=$?
+gate_pid=""
 case "$gate_status" in
   "$GATE_PROMOTE")
     restore_routing

@@ -278,7 +278,7 @@ FAKE_GATE = f"""#!/bin/bash
 if [[ "$1" == -m && "$2" == components.canary_gate ]]; then
   printf '%s\\n' "${{@:3}}" > "$GATE_LOG"
   echo "canary: verdict: $GATE_SAYS" >&2
-  if [[ -n "${{GATE_SLEEPS:-}}" ]]; then sleep "$GATE_SLEEPS"; fi
+  if [[ -n "${{GATE_SLEEPS:-}}" ]]; then exec sleep "$GATE_SLEEPS"; fi
   exit "$GATE_EXIT"
 fi
 exec {sys.executable} "$@"

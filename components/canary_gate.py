@@ -317,7 +317,7 @@ def observe(
 
 
 def _query_client(app_insights_id: str, canary_slot: str) -> Query:
-    from azure.core.exceptions import HttpResponseError
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
     from azure.identity import AzureCliCredential
     from azure.monitor.query import LogsQueryClient, LogsQueryPartialResult
 
@@ -327,6 +327,8 @@ def _query_client(app_insights_id: str, canary_slot: str) -> Query:
     def query(start: datetime, end: datetime) -> Any:
         try:
             return client.query_resource(app_insights_id, kql, timespan=(start, end))
+        except ClientAuthenticationError:  # no `az login`, or no access: waiting will not help
+            raise
         except HttpResponseError as error:  # a failed poll is no data; the deadline still rolls back
             return LogsQueryPartialResult(partial_error=error)
 

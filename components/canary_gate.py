@@ -132,9 +132,11 @@ def aggregate_rows(rows: Iterable[Mapping[str, Any]], canary_slot: str) -> dict[
         if not dimensions.get(ATTR_METHOD) or row.get("cloud_RoleName") not in roles:
             continue
         slot = row["cloud_RoleName"].replace(SERVICE_NAME_PREFIX, "")
-        sample = (float(row["duration"]), int(row.get("itemCount") or 1), is_failure(
-            dimensions.get(DIM_ERROR_TYPE), row.get("resultCode")
-        ))
+        sample = (
+            float(row["duration"]),
+            int(row.get("itemCount") or 1),
+            is_failure(dimensions.get(DIM_ERROR_TYPE), row.get("resultCode")),
+        )
         groups.setdefault((slot, ""), []).append(sample)
         if tool := dimensions.get(ATTR_TOOL):
             groups.setdefault((slot, tool), []).append(sample)
@@ -204,8 +206,10 @@ class Verdict:
         if (share := self.canary_share_pct) is not None:
             lines.append(f"  {canary_slot} served {share:.1f}% of the requests")
         for tool, (production, canary) in sorted(self.tools.items()):
-            lines.append(f"  tool {tool}: {PRODUCTION_SLOT} {production or 'no requests'}; "
-                         f"{canary_slot} {canary or 'no requests'}")
+            lines.append(
+                f"  tool {tool}: {PRODUCTION_SLOT} {production or 'no requests'}; "
+                f"{canary_slot} {canary or 'no requests'}"
+            )
         return "\n".join(lines)
 
 
@@ -252,11 +256,7 @@ def decide(result: Any, policy: CanaryPolicy, canary_slot: str) -> Verdict:
     partial = getattr(result, "partial_error", None)
     sides = figures(result)
     production, canary = sides.get((PRODUCTION_SLOT, "")), sides.get((canary_slot, ""))
-    tools = {
-        tool: (sides.get((PRODUCTION_SLOT, tool)), sides.get((canary_slot, tool)))
-        for _, tool in sides
-        if tool
-    }
+    tools = {tool: (sides.get((PRODUCTION_SLOT, tool)), sides.get((canary_slot, tool))) for _, tool in sides if tool}
 
     def verdict(outcome: Outcome, reasons: list[str]) -> Verdict:
         return Verdict(outcome, tuple(reasons), production, canary, tools)
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None, query: Query | None = None, **observe_op
         query = _query_client(args.app_insights, args.slot)
     try:
         verdict = observe(policy, query, args.slot, **observe_options)
-    except Exception as error:  # e.g. no `az login`: the release stops and rolls back, saying why
+    except Exception as error:  # noqa: BLE001 - e.g. no `az login`: the release stops and rolls back, saying why
         print(f"canary: the gate could not read Application Insights: {error}", file=sys.stderr)
         return 2
     if verdict.outcome is Outcome.PROMOTE:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,16 +31,10 @@ from components.canary import (
     routing_rules,
 )
 from components.delivery import CANARY_SCRIPT, NO_OP_UPDATE, Delivery, DeliveryArgs
+from components.package import PROJECT_ROOT, build_package
 from components.settings import ConfigError, StackSettings
 from tests.infra.conftest import SUBSCRIPTION
-from tests.infra.test_delivery import (
-    COMMAND,
-    SITE_ID,
-    _commands,
-    _step,
-    _steps,
-    packages,  # noqa: F401 - the module-scoped fixture, shared
-)
+from tests.infra.test_delivery import COMMAND, SITE_ID, _commands, _step, _steps
 
 APP_INSIGHTS_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Insights/components/mcp-ai"
 SLOT_HOST = "mcp-site0001-staging-b7e2c1.westeurope-01.azurewebsites.net"
@@ -49,6 +44,19 @@ CONFIG_URL = (
     f"mcp-site0001/config/web?api-version={WEB_API_VERSION}"
 )
 POLICY = CanaryPolicy(percent=10, minutes=15, max_error_rate_points=0.5, max_p95_ratio=1.25, min_requests=300)
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory):
+    """Two packages of different content: the real app, then with one line changed."""
+    built = []
+    for version in ("v1", "v2"):
+        root = tmp_path_factory.mktemp(version)
+        shutil.copytree(PROJECT_ROOT / "app", root / "app", ignore=shutil.ignore_patterns("__pycache__"))
+        main = root / "app" / "main.py"
+        main.write_text(main.read_text() + f"\n# {version}\n")
+        built.append(build_package(root))
+    return built
 
 
 def _program(package, canary: CanaryPolicy | None, staging_slot: str | None = "staging", swap: str | None = None):
@@ -371,10 +379,8 @@ def test_a_healthy_canary_is_promoted_routing_cleared_then_swapped(infra, packag
         (GATE_NOT_ENOUGH_DATA, "not enough data - staging has 12 sampled requests, 300 needed"),
     ],
 )
-def test_a_rolled_back_canary_fails_the_release_and_leaves_staging_as_it_is(
-    infra, packages, workdir, gate_exit, says
-):
-    status, stdout, stderr, calls = _finish(*_release(infra, packages, workdir, gate_exit, says))
+def test_a_rolled_back_canary_fails_the_release_and_leaves_staging_as_it_is(infra, packages, workdir, gate_exit, says):
+    status, _stdout, stderr, calls = _finish(*_release(infra, packages, workdir, gate_exit, says))
     assert status == 1
     assert calls == [SHOW_SLOT, _routing(10), _routing(0)]  # no swap, no redeploy: staging keeps the build
     assert says in stderr  # the gate's figures reach the failed command's output

@@ -127,7 +127,12 @@ def test_one_slow_tool_rolls_back_when_both_sides_have_its_sample():
 
 
 def test_a_tool_below_the_minimum_sample_on_either_side_does_not_decide():
-    rows = [PRODUCTION, CANARY, ["production", "lookup_fact", 3000, 3000, 0, 40.0], ["staging", "lookup_fact", 50, 50, 25, 900.0]]
+    rows = [
+        PRODUCTION,
+        CANARY,
+        ["production", "lookup_fact", 3000, 3000, 0, 40.0],
+        ["staging", "lookup_fact", 50, 50, 25, 900.0],
+    ]
     assert decide(result(*rows), POLICY, "staging").outcome is Outcome.PROMOTE
 
 
@@ -162,7 +167,10 @@ def test_sub_millisecond_latencies_are_compared_at_the_floor():
     ("response", "reasons"),
     [
         ({}, ("production has 0 sampled requests, 200 needed", "staging has 0 sampled requests, 200 needed")),
-        ({"tables": []}, ("production has 0 sampled requests, 200 needed", "staging has 0 sampled requests, 200 needed")),
+        (
+            {"tables": []},
+            ("production has 0 sampled requests, 200 needed", "staging has 0 sampled requests, 200 needed"),
+        ),
         (body(), ("production has 0 sampled requests, 200 needed", "staging has 0 sampled requests, 200 needed")),
         (body(PRODUCTION), ("staging has 0 sampled requests, 200 needed",)),
         (body(CANARY), ("production has 0 sampled requests, 200 needed",)),
@@ -260,7 +268,7 @@ def test_a_failing_canary_is_rolled_back_as_soon_as_the_sample_shows_it():
 def test_without_enough_data_the_gate_waits_then_gives_up_at_the_deadline():
     clock, said = Clock(), []
     start = clock.now
-    verdict, windows = _observe(lambda elapsed: result(PRODUCTION, ["staging", "", 50, 50, 0, 100.0]), clock, said)
+    verdict, _windows = _observe(lambda elapsed: result(PRODUCTION, ["staging", "", 50, 50, 0, 100.0]), clock, said)
     assert verdict.outcome is Outcome.NOT_ENOUGH_DATA
     assert clock.now == start + timedelta(minutes=20) + INGESTION_ALLOWANCE
     assert "roll back without enough data at 12:23:00" in said[0]

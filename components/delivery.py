@@ -19,7 +19,7 @@ The resources, all ``pulumi_command.local.Command``, children of ``Delivery``:
     The canary release of components/canary.py: a share of production
     traffic to the staging slot, then a swap or a roll-back by the slot's
     telemetry; ``triggers=[site id, package sha256]`` like the staging
-    deploy, and ordered after both deploys.
+    deploy, and ordered after both deploys; the swap waits for it.
 ``<name>-swap`` (only when ``swap`` is set)
     ``az webapp deployment slot swap`` staging -> production;
     ``triggers=[swap]``, so it runs when the value is first set and each time
@@ -230,16 +230,6 @@ class Delivery(pulumi.ComponentResource):
             )
             self.deploy_target = args.staging_slot
 
-        self.swap = None
-        if args.swap is not None:
-            self.swap = command(
-                "swap",
-                SWAP_SCRIPT,
-                {"SITE_ID": args.site_id, "SLOT": args.staging_slot, "SWAP": args.swap},
-                [args.swap],
-                [*after_setup, self.staging_deploy, self.production_deploy],
-            )
-
         self.canary = None
         if args.canary is not None:
             assert args.staging_slot is not None and args.app_insights_id is not None  # DeliveryArgs checks both
@@ -249,6 +239,17 @@ class Delivery(pulumi.ComponentResource):
                 release_environment(args.site_id, args.staging_slot, args.app_insights_id, package.sha256, args.canary),
                 [args.site_id, package.sha256],
                 [*after_setup, self.staging_deploy, self.production_deploy],
+            )
+
+        self.swap = None
+        if args.swap is not None:
+            self.swap = command(
+                "swap",
+                SWAP_SCRIPT,
+                {"SITE_ID": args.site_id, "SLOT": args.staging_slot, "SWAP": args.swap},
+                [args.swap],
+                # After a release of the same `pulumi up`: a swap and a canary's swap never race.
+                [*after_setup, self.staging_deploy, self.production_deploy, self.canary],
             )
 
         self.package_sha256 = package.sha256

@@ -216,6 +216,11 @@ def test_only_a_new_package_runs_a_release(infra, packages, case, expected):
     assert _steps(infra, _program(*before), _program(*after)) == expected
 
 
+def test_a_swap_of_the_same_pulumi_up_waits_for_the_release(infra, packages):
+    commands = _commands(infra.run(_program(packages[0], POLICY, swap="7")))
+    assert commands["canary"].urn in commands["swap"].dependencies
+
+
 def test_a_changed_policy_only_updates_and_the_update_runs_nothing(infra, packages, workdir):
     old = _commands(infra.run(_program(packages[0], POLICY)))["canary"]
     new = _commands(infra.run(_program(packages[0], CanaryPolicy(percent=20))))["canary"]

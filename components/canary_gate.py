@@ -305,9 +305,10 @@ def observe(
     while True:
         now = clock()
         verdict = decide(query(start, now), policy, canary_slot)
+        waiting = verdict.outcome is Outcome.PROMOTE and now < promote_at
         say(
             f"canary: {now:%H:%M:%S} {PRODUCTION_SLOT}: {verdict.production or 'no requests'} | "
-            f"{canary_slot}: {verdict.canary or 'no requests'} -> {verdict.outcome.value}"
+            f"{canary_slot}: {verdict.canary or 'no requests'} -> {'healthy so far' if waiting else verdict.outcome.value}"
         )
         if verdict.outcome is Outcome.ROLL_BACK or now >= give_up_at:
             return verdict

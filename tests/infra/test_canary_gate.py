@@ -250,6 +250,7 @@ def test_a_healthy_canary_is_promoted_only_after_the_window_and_the_ingestion_al
     assert clock.now == start + timedelta(minutes=10) + INGESTION_ALLOWANCE
     assert all(window_start == start for window_start, _ in windows)  # the window always starts at the routing
     assert len(windows) == 14 and "promotion at the earliest at 12:13:00" in said[0]
+    assert all(line.endswith("-> healthy so far") for line in said[1:-1])
     assert "staging: 1000 requests (1000 sampled), 0.20% failed, p95 130 ms -> promote" in said[-1]
 
 

@@ -24,8 +24,9 @@ derives it from the site's host name (``<site>-<slot>.<suffix>``), wrong for
 a site with a unique default host name. ``az webapp traffic-routing show``
 shows the same rule.
 
-Why Pulumi does not fight the rule: the site's ``siteConfig`` that
-azure-native sends never names ``experiments``, Azure does not return
+Why Pulumi and the rule do not collide: the release command depends on
+the site, so no update of the site (whose ``siteConfig`` never names
+``experiments``) is sent while the rule is set; Azure does not return
 ``siteConfig`` on a site GET (the REST spec: "not returned in response to
 normal create and read requests"), so a refresh records no drift; and every
 exit of the release (promote, roll back, failure, Ctrl-C) sets the rule back

@@ -292,7 +292,7 @@ def observe(
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     sleep: Callable[[float], None] = time.sleep,
-    say: Callable[[str], None] = print,
+    say: Callable[[str], None] = lambda line: print(line, flush=True),  # a pipe to pulumi: each line as it comes
 ) -> Verdict:
     """Query and decide until a verdict holds (module docstring); ``query(start, end)`` runs one query."""
     start = clock()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 from pulumi_azure_native import web
 
 from components.canary import (
@@ -33,7 +34,7 @@ from components.canary import (
 from components.delivery import CANARY_SCRIPT, NO_OP_UPDATE, Delivery, DeliveryArgs
 from components.package import PROJECT_ROOT, build_package
 from components.settings import ConfigError, StackSettings
-from tests.infra.conftest import SUBSCRIPTION
+from tests.infra.conftest import PROJECT_FILE, SUBSCRIPTION
 from tests.infra.test_delivery import COMMAND, SITE_ID, _commands, _step, _steps
 
 APP_INSIGHTS_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/Microsoft.Insights/components/mcp-ai"
@@ -111,6 +112,22 @@ def test_the_canary_is_off_by_default_and_on_with_a_percent(infra):
             "canaryMinRequests": 1000,
         },
     ).canary == CanaryPolicy(50, 5, 0.25, 2.0, 1000)
+
+
+def test_pulumi_yaml_declares_the_canary_keys_in_types_the_cli_accepts_with_the_codes_defaults(infra):
+    schema = yaml.safe_load(PROJECT_FILE.read_text())["config"]
+    canary = {key: spec for key, spec in schema.items() if key.startswith("canary")}
+    assert set(canary) == {
+        "canaryPercent",
+        "canaryMinutes",
+        "canaryMaxErrorRatePoints",
+        "canaryMaxP95Ratio",
+        "canaryMinRequests",
+    }
+    # The project file's simpleConfigType (pulumi/pulumi sdk/go/common/workspace/project.json): no decimal type.
+    assert {spec["type"] for spec in canary.values()} <= {"string", "integer", "boolean", "array"}
+    defaults = {key: spec["default"] for key, spec in canary.items()}
+    assert _load(infra, {**defaults, "canaryPercent": 10}).canary == _load(infra, {"canaryPercent": 10}).canary
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ from components.canary import (
     routing_rules,
 )
 from components.delivery import CANARY_SCRIPT, NO_OP_UPDATE, Delivery, DeliveryArgs
+from components.fleet import McpFleetArgs
 from components.package import PROJECT_ROOT, build_package
 from components.settings import ConfigError, StackSettings
 from tests.infra.conftest import PROJECT_FILE, SUBSCRIPTION
@@ -169,6 +170,12 @@ def test_a_canary_without_the_slot_fails_before_any_resource(infra):
 def test_a_policy_set_in_code_is_checked_as_config_is(fields, named):
     with pytest.raises(ValueError, match=named):
         CanaryPolicy(**fields)
+
+
+def test_a_fleet_set_in_code_refuses_a_canary_without_the_slot():
+    with pytest.raises(ValueError, match="a canary runs on the staging slot"):
+        McpFleetArgs(location="westeurope", staging_slot=False, canary=POLICY, project="p", stack="s")
+    assert McpFleetArgs(location="westeurope", canary=POLICY, project="p", stack="s").canary == POLICY
 
 
 def test_delivery_refuses_a_canary_without_the_slot_or_telemetry(packages):

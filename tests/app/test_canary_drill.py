@@ -35,11 +35,13 @@ from tests.app.test_telemetry import META, FakeIngestion, headers_for, ingestion
 from tests.infra.test_canary_gate import Clock
 
 PERCENT = 25
-# Fewer than a real window holds, enough to decide on here.
+# A smaller sample than a real window holds, enough to decide on here. The drill varies failures, not latency
+# (tests/infra/test_canary_gate.py decides on p95s): the ratio is loose, since the p95 of a few dozen sub-millisecond
+# calls on shared cores is noise.
 GATE_ARGS = [
     "--app-insights", "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Insights/components/ai",
     "--slot", "staging", "--percent", str(PERCENT), "--minutes", "5", "--max-error-rate-points", "1",
-    "--max-p95-ratio", "1.5", "--min-requests", "20",
+    "--max-p95-ratio", "20", "--min-requests", "20",
 ]  # fmt: skip
 CLIENTS_WITHOUT_COOKIES, CLIENTS_WITH_COOKIES, CALLS_PER_CLIENT = 6, 2, 20
 _DURATION = re.compile(r"^(\d+)\.(\d\d):(\d\d):(\d\d)\.(\d{3})$")

@@ -85,7 +85,7 @@ class CanaryPolicy:
 def check_canary(problem: Any, policy: Any) -> None:
     """Report each out-of-range canary value under its config key (shared by stack config and CanaryPolicy)."""
     if not 1 <= policy.percent <= MAX_PERCENT:
-        problem("canaryPercent", str(policy.percent), f"expected 0 (off) or a whole number from 1 to {MAX_PERCENT}")
+        problem("canaryPercent", str(policy.percent), f"expected a whole number from 1 to {MAX_PERCENT} (0, or no policy: off)")
     if policy.minutes < MIN_MINUTES:
         problem("canaryMinutes", str(policy.minutes), f"expected at least {MIN_MINUTES} (minutes of observation)")
     if not 0 <= policy.max_error_rate_points < 100:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pulumi
 
 from components.autoscale import Autoscale, AutoscaleArgs
+from components.canary import CanaryPolicy
 from components.delivery import Delivery, DeliveryArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import KEY_VAULT_GROUP, KEY_VAULT_ZONE, Network, NetworkArgs
@@ -44,6 +45,7 @@ from components.settings import (
     EasyAuth,
     Sku,
     boolean,
+    canary_keys,
     choice,
     easy_auth_keys,
     integer,
@@ -110,6 +112,8 @@ class McpFleetArgs:
     """Tool name -> Entra app roles, any of which may call it (MCP_TOOL_ROLES); empty: every tool open."""
     server: ServerSource = server_keys()
     """Check a team's server with components.server_source.resolve_server_source(server, folder)."""
+    canary: CanaryPolicy | None = canary_keys()
+    """Each new package released to a share of production traffic on the staging slot first; None: off."""
     project: str = field(default_factory=pulumi.get_project)
     """Tag values and the workbook's name; the running program's project and stack unless given."""
     stack: str = field(default_factory=pulumi.get_stack)
@@ -299,6 +303,8 @@ class McpFleet(pulumi.ComponentResource):
                 swap=args.swap,
                 key_vault_settings=tuple(self.secrets.app_settings),
                 production_url=self.site.url,
+                canary=args.canary,
+                app_insights_id=self.monitoring.publisher.scope,  # the component the telemetry publisher role is on
                 # Logs flow before the first deploy, so its Oryx build shows in the console logs.
                 depends_on=[self.site, *([self.slot] if self.slot else []), *self.operations.log_settings],
             ),

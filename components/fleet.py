@@ -22,7 +22,6 @@ from pathlib import Path
 import pulumi
 
 from app.ratelimit.spec import ToolLimits, to_json
-
 from components.autoscale import Autoscale, AutoscaleArgs
 from components.delivery import Delivery, DeliveryArgs
 from components.monitoring import Monitoring, MonitoringArgs

@@ -69,4 +69,3 @@ def assign(
 ) -> pulumi.CustomResource:
     """``grant`` for the service principal ``principal_id`` (a site's or slot's system identity)."""
     return grant.assign_to(name, principal_id, opts)
-

@@ -25,18 +25,11 @@ from app.ratelimit.spec import ToolLimits, to_json
 from components.autoscale import Autoscale, AutoscaleArgs
 from components.delivery import Delivery, DeliveryArgs
 from components.monitoring import Monitoring, MonitoringArgs
-from components.network import KEY_VAULT_GROUP, KEY_VAULT_ZONE, Network, NetworkArgs
+from components.network import KEY_VAULT_GROUP, KEY_VAULT_ZONE, REDIS_GROUP, REDIS_ZONE, Network, NetworkArgs
 from components.operations import Operations, OperationsArgs
 from components.package import build_package
 from components.plan import Plan, PlanArgs, previous_plan_id
-from components.rate_limit_store import (
-    DEFAULT_REDIS_SKU,
-    REDIS_GROUP,
-    REDIS_SKUS,
-    REDIS_ZONE,
-    RateLimitStore,
-    RateLimitStoreArgs,
-)
+from components.rate_limit_store import DEFAULT_REDIS_SKU, REDIS_SKUS, RateLimitStore, RateLimitStoreArgs
 from components.resource_group import resource_group
 from components.secrets import Secrets, SecretsArgs
 from components.server_source import ServerSource

@@ -30,9 +30,8 @@ enforces the same limit). The choices, each for a reason:
   database's by construction (Azure Managed Redis listens on 10000).
 
 With private networking the cluster refuses public traffic and the app
-reaches it through a private endpoint (group ``redisEnterprise``, zone
-``privatelink.redis.azure.net``: Learn, "Azure Private Endpoint private DNS
-zone values", Azure Managed Redis), which the fleet adds to its network.
+reaches it through a private endpoint, which the fleet adds to its network
+(components/network.py, ``REDIS_GROUP`` and ``REDIS_ZONE``).
 """
 
 from __future__ import annotations
@@ -48,11 +47,6 @@ DATABASE_NAME = "default"
 """Azure Managed Redis runs one database per cluster, named ``default``."""
 ACCESS_POLICY = "default"
 """The one access policy an assignment may name in this API version: full data access."""
-
-# The private-link group and DNS zone of Azure Managed Redis (Learn: "Azure Private Endpoint private DNS zone
-# values", Databases; Azure Cache for Redis Enterprise uses another zone).
-REDIS_GROUP = "redisEnterprise"
-REDIS_ZONE = "privatelink.redis.azure.net"
 
 # Azure Managed Redis skus, as the API version the SDK uses lists them (the SDK's enum is the spec's).
 REDIS_SKUS = tuple(sku.value for sku in redisenterprise.SkuName if not sku.value.startswith("Enterprise"))

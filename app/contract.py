@@ -49,6 +49,9 @@ AUDIT_EVENT = "mcp.tool_call"  # customEvents name
 DIM_OUTCOME = "mcp.outcome"  # on the audit record
 OUTCOME_OK = "ok"
 MEASURE_DURATION_MS = "duration_ms"  # the audit record's customMeasurements
+METRIC_RATE_LIMIT_REFUSALS = "mcp.server.rate_limit.refusals"  # counter: tools/call refused by a rate limit
+ATTR_RATE_LIMIT_SCOPE = "mcp.rate_limit.scope"  # perCaller, total, or unavailable (fail closed)
+ATTR_RATE_LIMIT_CALLER = "mcp.rate_limit.caller"  # the Easy Auth caller id, or anonymous
 
 # --- key rings ---------------------------------------------------------------------
 KEY_RING_FORMAT = "kid:secret[,kid:secret...]"

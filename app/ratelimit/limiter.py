@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.contract import ATTR_RATE_LIMIT_CALLER, ATTR_RATE_LIMIT_SCOPE, ATTR_TOOL, METRIC_RATE_LIMIT_REFUSALS
 from app.identity import Caller
 from app.ratelimit.callers import caller_key, client_address
 from app.ratelimit.spec import EVERY_TOOL, PER_CALLER, RATE_LIMITS_ENV, TOTAL, Rate, ToolLimits, parse_rate_limits
@@ -285,9 +286,9 @@ def record_refusal(refusal: Refusal, caller_id: str | None) -> None:
     except ImportError:  # pragma: no cover
         return
     attributes = {
-        "gen_ai.tool.name": refusal.tool,
-        "mcp.rate_limit.scope": refusal.scope,
-        "mcp.rate_limit.caller": caller_id or "anonymous",
+        ATTR_TOOL: refusal.tool,
+        ATTR_RATE_LIMIT_SCOPE: refusal.scope,
+        ATTR_RATE_LIMIT_CALLER: caller_id or "anonymous",
     }
     _refusals(metrics).add(1, attributes)
     trace.get_current_span().set_attributes({"mcp.rate_limit.refused": refusal.scope, **attributes})
@@ -300,7 +301,7 @@ def _refusals(metrics: Any) -> Any:
     global _counter
     if _counter is None:
         _counter = metrics.get_meter("app.ratelimit").create_counter(
-            "mcp.server.rate_limit.refusals", unit="{call}", description="tools/call refused by a rate limit"
+            METRIC_RATE_LIMIT_REFUSALS, unit="{call}", description="tools/call refused by a rate limit"
         )
     return _counter
 

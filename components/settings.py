@@ -630,6 +630,15 @@ def _check_tool_roles(problems: list[Problem], args: McpFleetArgs) -> None:
 
 
 def _check_rate_limits(problems: list[Problem], args: McpFleetArgs) -> None:
+    if not all(isinstance(limits, ToolLimits) for limits in args.rate_limits.values()):  # set in code
+        problems.append(
+            Problem(
+                "rateLimits",
+                repr(dict(args.rate_limits)),
+                "expected app.ratelimit.spec.parse_rate_limits(...)'s result, tool name -> ToolLimits",
+            )
+        )
+        return
     if args.rate_limits_fail_closed and not args.rate_limits:
         problems.append(
             Problem("rateLimitsFailClosed", "true", "only used with rate limits; set rateLimits or unset it")

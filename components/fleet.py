@@ -2,7 +2,8 @@
 
 :class:`McpFleet` wires the components exactly as a stack of this project
 needs them (resource group, plan, autoscale, secrets, the optional private
-network, monitoring, site, staging slot, operations, the package of the
+network, the rate limits' Redis when ``rateLimits`` is set, monitoring, site,
+staging slot, operations, the package of the
 chosen server and its delivery). :class:`McpFleetArgs` holds what a platform team chooses, one
 field per config key of Pulumi.yaml with that key's default: from stack
 config with :meth:`McpFleetArgs.from_config`, or set in code, where the same

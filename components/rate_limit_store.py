@@ -13,7 +13,9 @@ enforces the same limit). The choices, each for a reason:
   redirected to shards it cannot follow; the enterprise policy serves the whole
   keyspace at one endpoint over the classic protocol (the spec's
   ``clusteringPolicy`` values). It cannot be changed later without deleting
-  the database, so it is set from the first deployment.
+  the database, so it is set from the first deployment. The app's lease
+  script touches one key, as a script must under a clustering policy (all
+  its keys in one hash slot).
 - TLS only (``clientProtocol: Encrypted``, TLS 1.2 at least) and access keys
   off: the app signs in with its managed identity (redis-entraid), and each
   identity needs an access policy assignment on the database, which

@@ -714,6 +714,8 @@ def test_a_redis_sku_outside_azure_managed_redis_is_refused(infra):
 
 
 def test_bad_rate_limits_fail_before_any_resource_registers(infra):
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError) as raised:
         infra.run_main({**infra.stack_config("prod"), "rateLimits": '{"echo": {"perCaller": "10/fortnight"}}'})
+    (problem,) = raised.value.problems
+    assert "rateLimits['echo'].perCaller has the unit 'fortnight'" in problem
     assert infra.last.resources == []

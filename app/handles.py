@@ -155,7 +155,7 @@ def check_resolved(environ: Mapping[str, str], env: str) -> None:
             "so it passed the reference through as the value. Give the app's managed identity (site and slot) the "
             "'Key Vault Secrets User' role on the vault. App Service fetches references again when the app's "
             "configuration changes, every 24 hours, or on POST "
-            ".../sites/<app>/config/configreferences/appsettings/refresh (then restart the app)"
+            ".../sites/<app>/config/configreferences/appsettings/refresh"
         )
 
 

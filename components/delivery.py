@@ -19,6 +19,11 @@ The resources, all ``pulumi_command.local.Command``, children of ``Delivery``:
     Asks production's ``/health`` which build it serves (the package's build
     id, components/package.py) and outputs it; ``triggers=[swap]``, ordered
     after both deploys.
+``<name>-canary`` (only when a canary policy is given)
+    The canary release of components/canary.py: a share of production
+    traffic to the staging slot, then a swap or a roll-back by the slot's
+    telemetry; ``triggers=[site id, package sha256]`` like the staging
+    deploy, and ordered after both deploys; the swap waits for it.
 ``<name>-swap`` (only when ``swap`` is set)
     ``az webapp deployment slot swap`` staging -> production, unless
     production no longer serves the baseline build: then this swap value
@@ -63,6 +68,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_command import local
 
+from components.canary import CanaryPolicy, release_environment, release_script
 from components.package import AppPackage
 from components.site_config import PRODUCTION_SLOT
 
@@ -274,6 +280,8 @@ echo "delivery: slot $SLOT is now production of $site (swap '$SWAP')"
 """
 )
 
+CANARY_SCRIPT = release_script(_SITE_PREAMBLE)
+
 
 @dataclass(frozen=True)
 class DeliveryArgs:
@@ -291,6 +299,10 @@ class DeliveryArgs:
     """App settings that hold Key Vault references; each must resolve on every slot before a deploy."""
     production_url: pulumi.Input[str] | None = None
     """``https://<default host name>`` of production, whose /health says which build it serves; needed by ``swap``."""
+    canary: CanaryPolicy | None = None
+    """Release each new package to a share of production traffic first (components/canary.py); None: off."""
+    app_insights_id: pulumi.Input[str] | None = None
+    """Resource id of the Application Insights component the canary gate queries (needed with ``canary``)."""
 
     def __post_init__(self) -> None:
         if self.staging_slot is not None and (not self.staging_slot or self.staging_slot == PRODUCTION_SLOT):
@@ -306,6 +318,8 @@ class DeliveryArgs:
         bad = [name for name in self.key_vault_settings if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name)]
         if bad:
             raise ValueError(f"key_vault_settings {bad!r}: app setting names are letters, digits, '_', '.' and '-'")
+        if self.canary is not None and (self.staging_slot is None or self.app_insights_id is None):
+            raise ValueError("canary needs the staging slot and app_insights_id (the telemetry it is judged by)")
 
 
 class Delivery(pulumi.ComponentResource):
@@ -316,6 +330,7 @@ class Delivery(pulumi.ComponentResource):
     swap_baseline: local.Command | None
     """Records which build production serves when a swap value is first applied."""
     swap: local.Command | None
+    canary: local.Command | None
     package_sha256: str
     deploy_target: str
 
@@ -380,7 +395,7 @@ class Delivery(pulumi.ComponentResource):
             self.deploy_target = args.staging_slot
 
         self.swap_baseline = None
-        self.swap = None
+        probe: dict[str, pulumi.Input[str]] = {}
         if args.swap is not None:
             probe = {
                 "SITE_ID": args.site_id,
@@ -396,12 +411,30 @@ class Delivery(pulumi.ComponentResource):
                 [args.swap],
                 [*after_setup, self.staging_deploy, self.production_deploy],
             )
+
+        self.canary = None
+        if args.canary is not None:
+            assert args.staging_slot is not None and args.app_insights_id is not None  # DeliveryArgs checks both
+            self.canary = command(
+                "canary",
+                CANARY_SCRIPT,
+                release_environment(args.site_id, args.staging_slot, args.app_insights_id, package.sha256, args.canary),
+                [args.site_id, package.sha256],
+                # After the swap's baseline: a canary that promotes makes a swap of the same `pulumi up` a no-op,
+                # instead of that swap putting the old build back.
+                [*after_setup, self.staging_deploy, self.production_deploy, self.swap_baseline],
+            )
+
+        self.swap = None
+        if args.swap is not None:
+            assert self.swap_baseline is not None
             self.swap = command(
                 "swap",
                 SWAP_SCRIPT,
                 {**probe, "SLOT": args.staging_slot, "BASELINE_BUILD": self.swap_baseline.stdout},
                 [args.swap],
-                [*after_setup, self.staging_deploy, self.production_deploy, self.swap_baseline],
+                # After a release of the same `pulumi up`: a swap and a canary's swap never race.
+                [*after_setup, self.staging_deploy, self.production_deploy, self.swap_baseline, self.canary],
             )
 
         self.package_sha256 = package.sha256

@@ -24,6 +24,7 @@ import pulumi
 
 from app.ratelimit.spec import ToolLimits, to_json
 from components.autoscale import Autoscale, AutoscaleArgs
+from components.canary import CanaryPolicy
 from components.delivery import Delivery, DeliveryArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import KEY_VAULT_GROUP, KEY_VAULT_ZONE, REDIS_GROUP, REDIS_ZONE, Network, NetworkArgs
@@ -47,6 +48,7 @@ from components.settings import (
     EasyAuth,
     Sku,
     boolean,
+    canary_keys,
     choice,
     easy_auth_keys,
     integer,
@@ -118,6 +120,8 @@ class McpFleetArgs:
     redis_sku: str = choice("redisSku", DEFAULT_REDIS_SKU, REDIS_SKUS)
     server: ServerSource = server_keys()
     """Check a team's server with components.server_source.resolve_server_source(server, folder)."""
+    canary: CanaryPolicy | None = canary_keys()
+    """Each new package released to a share of production traffic on the staging slot first; None: off."""
     project: str = field(default_factory=pulumi.get_project)
     """Tag values and the workbook's name; the running program's project and stack unless given."""
     stack: str = field(default_factory=pulumi.get_stack)
@@ -331,6 +335,8 @@ class McpFleet(pulumi.ComponentResource):
                 swap=args.swap,
                 key_vault_settings=tuple(self.secrets.app_settings),
                 production_url=self.site.url,
+                canary=args.canary,
+                app_insights_id=self.monitoring.publisher.scope,  # the component the telemetry publisher role is on
                 # Logs flow before the first deploy, so its Oryx build shows in the console logs.
                 depends_on=[self.site, *([self.slot] if self.slot else []), *self.operations.log_settings],
             ),

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -39,6 +40,9 @@ from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
 from app.contract import DEFAULT_SERVER, KEY_RING_FORMAT, KeyRingError, parse_key_ring
 from app.ratelimit.spec import RateLimitSpecError, ToolLimits, check_tools, parse_rate_limits, to_json
+from components.canary import MAX_PERCENT as CANARY_MAX_PERCENT
+from components.canary import MIN_MINUTES as CANARY_MIN_MINUTES
+from components.canary import CanaryPolicy, check_canary
 from components.server_source import ServerSource, ServerSourceError, resolve_server_source
 
 if TYPE_CHECKING:
@@ -426,6 +430,74 @@ def _guid(config: Reading, key: str, allowed: str) -> str | None:
     return raw or None
 
 
+def canary_keys() -> Any:
+    """The canary release from ``canaryPercent`` (0: off, None), ``canaryMinutes``, ``canaryMaxErrorRatePoints``,
+    ``canaryMaxP95Ratio`` and ``canaryMinRequests``, read together and checked by ``components.canary.check_canary``.
+
+    The two limits are string keys read as numbers: a project's config schema has no decimal type."""
+    keys = (
+        Key("canaryPercent", "integer", 0),
+        Key("canaryMinutes", "integer", 10),
+        Key("canaryMaxErrorRatePoints", "string", "1"),
+        Key("canaryMaxP95Ratio", "string", "1.5"),
+        Key("canaryMinRequests", "integer", 200),
+    )
+
+    def whole(config: Reading, key: str, default: int, low: int, high: int) -> int | None:
+        raw = config.raw(key)
+        if raw is None:
+            return default
+        if not _INTEGER.match(raw) or not low <= int(raw) <= high:
+            config.problem(key, raw, f"expected a whole number from {low} to {high}")
+            return None
+        return int(raw)
+
+    def number(config: Reading, key: str, default: float) -> float | None:
+        raw = config.raw(key)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            config.problem(key, raw, "expected a number")
+            return None
+        return value
+
+    def read(config: Reading) -> CanaryPolicy | None:
+        values = (
+            whole(config, "canaryPercent", 0, 0, CANARY_MAX_PERCENT),
+            whole(config, "canaryMinutes", 10, CANARY_MIN_MINUTES, 24 * 60),
+            number(config, "canaryMaxErrorRatePoints", 1.0),
+            number(config, "canaryMaxP95Ratio", 1.5),
+            whole(config, "canaryMinRequests", 200, 1, 10**9),
+        )
+        if values[0] == 0 or None in values:
+            return UNSET
+        reported: list[str] = []
+
+        def problem(key: str, value: str, allowed: str) -> None:
+            reported.append(key)
+            config.problem(key, value, allowed)
+
+        policy = _CanaryValues(*values)
+        check_canary(problem, policy)
+        return UNSET if reported else CanaryPolicy(*values)
+
+    return _field(Setting(keys, read), None)
+
+
+class _CanaryValues(NamedTuple):
+    """The canary keys' values before they are known to make a CanaryPolicy (which refuses bad ones)."""
+
+    percent: int
+    minutes: int
+    max_error_rate_points: float
+    max_p95_ratio: float
+    min_requests: int
+
+
 def server_keys() -> Any:
     """The served ``server`` (``MODULE:ATTR``) and its folder ``serverSource``, checked
     (components.server_source); unset: the bundled demo from the host package."""
@@ -501,6 +573,14 @@ def check_combinations(args: McpFleetArgs) -> list[Problem]:
     if args.tool_roles:
         _check_tool_roles(problems, args)
     _check_rate_limits(problems, args)
+    if args.canary is not None and not args.staging_slot:
+        problems.append(
+            Problem(
+                "canaryPercent",
+                str(args.canary.percent),
+                "a canary runs on the staging slot; set stagingSlot true or canaryPercent 0",
+            )
+        )
     if args.require_allowed_client_apps and _open_to_any_client_app(args.easy_auth):
         problems.append(
             Problem(

@@ -40,11 +40,13 @@ from app.contract import (
     APP_INSIGHTS_AUTHENTICATION_ENV,
     APP_INSIGHTS_CONNECTION_STRING_ENV,
     GRACEFUL_TIMEOUT_SECONDS,
+    RATE_LIMIT_INSTANCES_ENV,
+    RATE_LIMITS_ENV,
+    RATE_LIMITS_FAIL_CLOSED_ENV,
+    REDIS_URL_ENV,
     SLOT_NAME_ENV,
     TOOL_ROLES_ENV,
 )
-from app.ratelimit.limiter import FAIL_CLOSED_ENV, INSTANCES_ENV, REDIS_URL_ENV
-from app.ratelimit.spec import RATE_LIMITS_ENV
 
 # App Service passes the port in $PORT; the app reads it (see app's CLI).
 STARTUP_COMMAND = "python -m app --host 0.0.0.0"
@@ -134,9 +136,9 @@ def app_settings(config: AppConfig, slot_name: str) -> dict[str, pulumi.Input[st
         limiting = config.rate_limiting
         settings[RATE_LIMITS_ENV] = limiting.limits
         settings[REDIS_URL_ENV] = limiting.redis_url
-        settings[INSTANCES_ENV] = str(limiting.instances)
+        settings[RATE_LIMIT_INSTANCES_ENV] = str(limiting.instances)
         if limiting.fail_closed:
-            settings[FAIL_CLOSED_ENV] = "true"
+            settings[RATE_LIMITS_FAIL_CLOSED_ENV] = "true"
     return settings
 
 

@@ -20,8 +20,9 @@ enforces the same limit). The choices, each for a reason:
   off: the app signs in with its managed identity (redis-entraid), and each
   identity needs an access policy assignment on the database, which
   :attr:`RateLimitStore.data_access` grants the site's and slot's identities
-  like their RBAC roles (components/roles.py). Only the ``default`` access
-  policy exists for assignments in this API version (its spec says so).
+  like their RBAC roles (components/roles.py), one at a time. Only the
+  ``default`` access policy exists for assignments in this API version (its
+  spec says so).
 - ``NoEviction``: a counter evicted before its window ends would silently
   admit that window's calls again; with no eviction a full cache refuses
   writes, which the app sees as Redis unavailable (it limits locally, logs
@@ -39,7 +40,7 @@ reaches it through a private endpoint, which the fleet adds to its network
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 from pulumi_azure_native import redisenterprise
@@ -73,11 +74,13 @@ class RedisDataAccess:
     resource_group_name: pulumi.Input[str]
     cluster_name: pulumi.Input[str]
     database: redisenterprise.Database
+    assignments: list[redisenterprise.AccessPolicyAssignment] = field(default_factory=list, compare=False)
+    """Made so far, in order: each waits for the one before (see :meth:`assign_to`)."""
 
     def assign_to(
         self, name: str, principal_id: pulumi.Input[str], opts: pulumi.ResourceOptions
     ) -> redisenterprise.AccessPolicyAssignment:
-        return redisenterprise.AccessPolicyAssignment(
+        assignment = redisenterprise.AccessPolicyAssignment(
             f"{name}-{self.label}",
             resource_group_name=self.resource_group_name,
             cluster_name=self.cluster_name,
@@ -89,8 +92,15 @@ class RedisDataAccess:
             ),
             access_policy_name=ACCESS_POLICY,
             user=redisenterprise.AccessPolicyAssignmentPropertiesUserArgs(object_id=principal_id),
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[self.database])),
+            # One at a time on a cache: two assignments written in parallel can leave one Failed (two apps
+            # granted at once, microsoft/aspire#13043), and Terraform's provider locks the cache for each
+            # (hashicorp/terraform-provider-azurerm#30980). So the slot's waits for the site's.
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=[self.database, *self.assignments[-1:]])
+            ),
         )
+        self.assignments.append(assignment)
+        return assignment
 
 
 class RateLimitStore(pulumi.ComponentResource):

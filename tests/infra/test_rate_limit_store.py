@@ -105,6 +105,14 @@ def test_fail_closed_reaches_site_and_slot(infra):
     assert [s["MCP_RATE_LIMITS_FAIL_CLOSED"] for s in all_settings(run)] == ["true", "true"]
 
 
+def test_the_assignments_are_written_one_at_a_time(prod):
+    site, slot = (
+        next(a for a in prod.of_type(ASSIGNMENT) if a.get("user.objectId") == p)
+        for p in (SITE_PRINCIPAL, SLOT_PRINCIPAL)
+    )
+    assert site.urn in slot.dependencies
+
+
 def test_each_identity_reads_its_redis_settings_only_once_it_holds_data_access(prod):
     assignments = {a.get("user.objectId"): a.urn for a in prod.of_type(ASSIGNMENT)}
     assert assignments[SITE_PRINCIPAL] in prod.one(SITE_SETTINGS).dependencies

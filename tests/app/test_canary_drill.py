@@ -31,7 +31,8 @@ from components.canary_gate import aggregate_rows, main
 from tests.app.flaky_server import SPEC as FLAKY_SERVER
 from tests.app.serving import running_server
 from tests.app.slot_router import PRODUCTION_ROUTING_NAME, slot_router
-from tests.app.test_telemetry import META, FakeIngestion, headers_for, ingestion_env, mcp_request_rows, tools_call
+from tests.app.telemetry.ingestion import FakeIngestion, ingestion_env, mcp_request_rows
+from tests.app.telemetry.recording import META, headers_for, tools_call
 from tests.infra.test_canary_gate import Clock
 
 PERCENT = 25

@@ -11,8 +11,8 @@ import time
 import httpx
 
 from app import telemetry
-from bench.ingestion import Ingestion
 from tests.app.serving import PROJECT_ROOT, running_server
+from tests.app.telemetry.ingestion import FakeIngestion, ingestion_env, mcp_request_rows
 from tests.app.telemetry.recording import CALLER_SPAN_ID, META, TRACE_ID, headers_for, tools_call
 from tests.app.test_identity import ALICE, ALICE_HEADERS
 
@@ -56,48 +56,8 @@ def test_without_a_connection_string_nothing_is_wrapped_or_imported():
 # --- end to end: the real server, the real Azure Monitor exporter, a local ingestion endpoint ---
 
 
-class FakeIngestion(Ingestion):
-    """Stands in for the Application Insights ingestion (and live metrics) endpoint on 127.0.0.1, keeping rows."""
-
-    def __init__(self) -> None:
-        super().__init__(keep=True)
-
-    def of_type(self, base_type: str) -> list[dict]:
-        with self.lock:
-            return [e for e in self.envelopes if e.get("data", {}).get("baseType") == base_type]
-
-    def wait_for(self, predicate, timeout: float = 20.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if found := predicate():
-                return found
-            time.sleep(0.1)
-        raise AssertionError(f"ingestion endpoint never received the expected telemetry; got {self.envelopes!r}")
-
-
 def post_mcp(url: str, message: dict, headers: dict[str, str] | None = None) -> httpx.Response:
     return httpx.post(url, json=message, headers={**headers_for(message), **(headers or {})}, timeout=10)
-
-
-def ingestion_env(ingestion: FakeIngestion, tmp_path) -> dict[str, str]:
-    """The server's environment for exporting everything to ``ingestion``, promptly and unsampled."""
-    return {
-        # The exporter keeps telemetry it could not send under the temp folder, keyed by instrumentation key, and
-        # retries it from any later process with the same key: a private temp folder keeps others' rows out.
-        "TMPDIR": str(tmp_path),
-        telemetry.CONNECTION_STRING_ENV: "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
-        f"IngestionEndpoint={ingestion.url};LiveEndpoint={ingestion.url}",
-        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",  # statsbeat would go to Microsoft's endpoint
-        "OTEL_TRACES_SAMPLER": "always_on",  # the distro's default rate limit could drop a span
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-        "OTEL_BLRP_SCHEDULE_DELAY": "100",
-        "OTEL_METRIC_EXPORT_INTERVAL": "500",
-    }
-
-
-def mcp_request_rows(ingestion: FakeIngestion) -> list[dict]:
-    """The ``requests`` rows of MCP messages received so far (FastAPI's own routes carry no mcp.method.name)."""
-    return [r for r in ingestion.of_type("RequestData") if "mcp.method.name" in r["data"]["baseData"]["properties"]]
 
 
 E2E_META = {**META, "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"}}

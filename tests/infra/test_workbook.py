@@ -247,11 +247,11 @@ def test_the_refusal_panels_read_the_counter_as_the_azure_monitor_exporter_sends
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
     from app.ratelimit import limiter
-    from bench.ingestion import Ingestion
+    from tests.app.telemetry.ingestion import FakeIngestion
 
     monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")  # statsbeat would go to Microsoft
     monkeypatch.setenv("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")  # its own counts would outlive the stand-in
-    ingestion = Ingestion(keep=True)
+    ingestion = FakeIngestion()
     try:
         exporter = AzureMonitorMetricExporter(
             connection_string=ingestion.connection_string(), disable_offline_storage=True
@@ -272,9 +272,8 @@ def test_the_refusal_panels_read_the_counter_as_the_azure_monitor_exporter_sends
         ingestion.server.shutdown()
     rows = [
         e["data"]["baseData"]
-        for e in ingestion.envelopes
-        if e["data"]["baseType"] == "MetricData"
-        and e["data"]["baseData"]["metrics"][0]["name"] == workbook.METRIC_RATE_LIMIT_REFUSALS
+        for e in ingestion.of_type("MetricData")
+        if e["data"]["baseData"]["metrics"][0]["name"] == workbook.METRIC_RATE_LIMIT_REFUSALS
     ]
     assert [(row["metrics"][0]["value"], row["metrics"][0]["count"]) for row in rows] == [(3, 1), (1, 1)]
     query = item(content, "refusals-by-tool-and-caller")["content"]["query"]

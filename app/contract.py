@@ -16,6 +16,10 @@ import re
 HANDLE_KEYS_ENV = "MCP_HANDLE_KEYS"
 REQUEST_STATE_KEYS_ENV = "MCP_REQUEST_STATE_KEYS"
 TOOL_ROLES_ENV = "MCP_TOOL_ROLES"
+RATE_LIMITS_ENV = "MCP_RATE_LIMITS"
+REDIS_URL_ENV = "MCP_REDIS_URL"
+RATE_LIMIT_INSTANCES_ENV = "MCP_RATE_LIMIT_INSTANCES"
+RATE_LIMITS_FAIL_CLOSED_ENV = "MCP_RATE_LIMITS_FAIL_CLOSED"
 SLOT_NAME_ENV = "MCP_SLOT_NAME"
 ALLOWED_ORIGINS_ENV = "MCP_ALLOWED_ORIGINS"
 APP_INSIGHTS_CONNECTION_STRING_ENV = "APPLICATIONINSIGHTS_CONNECTION_STRING"
@@ -49,6 +53,9 @@ AUDIT_EVENT = "mcp.tool_call"  # customEvents name
 DIM_OUTCOME = "mcp.outcome"  # on the audit record
 OUTCOME_OK = "ok"
 MEASURE_DURATION_MS = "duration_ms"  # the audit record's customMeasurements
+METRIC_RATE_LIMIT_REFUSALS = "mcp.server.rate_limit.refusals"  # counter: tools/call refused by a rate limit
+ATTR_RATE_LIMIT_SCOPE = "mcp.rate_limit.scope"  # perCaller, total, or unavailable (fail closed)
+ATTR_RATE_LIMIT_CALLER = "mcp.rate_limit.caller"  # the Easy Auth caller id, or anonymous
 
 # --- key rings ---------------------------------------------------------------------
 KEY_RING_FORMAT = "kid:secret[,kid:secret...]"

@@ -32,6 +32,7 @@ Behind it, one concern per module: ``resource_group``, ``plan``, ``secrets``
 from ``site_config``, with optional Easy Auth from ``auth`` and their
 identities' roles from ``roles``), ``monitoring`` (with the workbook content
 from ``workbook``), ``operations`` (platform logs and alerts), ``autoscale``,
-and code delivery in ``package`` (with the team's server from
+``network`` (private networking), ``rate_limit_store`` (the rate limits'
+Azure Managed Redis, with ``rateLimits``), and code delivery in ``package`` (with the team's server from
 ``server_source`` and its merged ``requirements``) and ``delivery``.
 """

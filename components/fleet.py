@@ -2,7 +2,8 @@
 
 :class:`McpFleet` wires the components exactly as a stack of this project
 needs them (resource group, plan, autoscale, secrets, the optional private
-network, monitoring, site, staging slot, operations, the package of the
+network, the rate limits' Redis when ``rateLimits`` is set, monitoring, site,
+staging slot, operations, the package of the
 chosen server and its delivery). :class:`McpFleetArgs` holds what a platform team chooses, one
 field per config key of Pulumi.yaml with that key's default: from stack
 config with :meth:`McpFleetArgs.from_config`, or set in code, where the same
@@ -21,14 +22,16 @@ from pathlib import Path
 
 import pulumi
 
+from app.ratelimit.spec import ToolLimits, to_json
 from components.autoscale import Autoscale, AutoscaleArgs
 from components.canary import CanaryPolicy
 from components.delivery import Delivery, DeliveryArgs
 from components.monitoring import Monitoring, MonitoringArgs
-from components.network import KEY_VAULT_GROUP, KEY_VAULT_ZONE, Network, NetworkArgs
+from components.network import KEY_VAULT_GROUP, KEY_VAULT_ZONE, REDIS_GROUP, REDIS_ZONE, Network, NetworkArgs
 from components.operations import Operations, OperationsArgs
 from components.package import build_package
 from components.plan import Plan, PlanArgs, previous_plan_id
+from components.rate_limit_store import DEFAULT_REDIS_SKU, REDIS_SKUS, RateLimitStore, RateLimitStoreArgs
 from components.resource_group import resource_group
 from components.secrets import Secrets, SecretsArgs
 from components.server_source import ServerSource
@@ -51,6 +54,7 @@ from components.settings import (
     integer,
     key_ring,
     optional_text,
+    rate_limits,
     read_config,
     roles_by_tool,
     server_keys,
@@ -59,7 +63,7 @@ from components.settings import (
     workbook_name,
 )
 from components.site import Site, SiteArgs
-from components.site_config import AppConfig
+from components.site_config import AppConfig, RateLimiting
 from components.staging_slot import StagingSlot, StagingSlotArgs
 
 TYPE = "mcpscale:azure:McpFleet"
@@ -110,6 +114,10 @@ class McpFleetArgs:
     request_state_keys: pulumi.Input[str] | None = key_ring("requestStateKeys")
     tool_roles: Mapping[str, tuple[str, ...]] = roles_by_tool("toolRoles")
     """Tool name -> Entra app roles, any of which may call it (MCP_TOOL_ROLES); empty: every tool open."""
+    rate_limits: Mapping[str, ToolLimits] = rate_limits("rateLimits")
+    """Tool name (or ``*``) -> its limits (MCP_RATE_LIMITS); non-empty: the fleet creates Azure Managed Redis."""
+    rate_limits_fail_closed: bool = boolean("rateLimitsFailClosed", False)
+    redis_sku: str = choice("redisSku", DEFAULT_REDIS_SKU, REDIS_SKUS)
     server: ServerSource = server_keys()
     """Check a team's server with components.server_source.resolve_server_source(server, folder)."""
     canary: CanaryPolicy | None = canary_keys()
@@ -163,6 +171,7 @@ class McpFleet(pulumi.ComponentResource):
     autoscale: Autoscale | None
     secrets: Secrets
     network: Network | None
+    rate_limit_store: RateLimitStore | None
     monitoring: Monitoring
     site: Site
     slot: StagingSlot | None
@@ -234,6 +243,28 @@ class McpFleet(pulumi.ComponentResource):
             # resolve the Key Vault references again, now through the network.
             subnet_id = pulumi.Output.all(self.network.integration_subnet_id, vault.ready).apply(lambda ids: ids[0])
 
+        # Rate limits: the counters' Redis, its URL and the limits for the app settings, and data access for the
+        # site's and slot's identities, which their app settings wait for like their roles.
+        self.rate_limit_store = None
+        rate_limiting, rate_limit_grants = None, []
+        if args.rate_limits:
+            self.rate_limit_store = RateLimitStore(
+                "rate-limits",
+                RateLimitStoreArgs(
+                    **where, tags=tags, sku=args.redis_sku, private_network_only=args.private_networking
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
+            if self.network is not None:
+                self.network.private_endpoint("redis", self.rate_limit_store.id, REDIS_GROUP, REDIS_ZONE)
+            rate_limiting = RateLimiting(
+                limits=to_json(args.rate_limits),
+                redis_url=self.rate_limit_store.url,
+                instances=args.autoscale_max_count if args.autoscale else args.instance_count,
+                fail_closed=args.rate_limits_fail_closed,
+            )
+            rate_limit_grants = [self.rate_limit_store.data_access]
+
         self.monitoring = Monitoring(
             "monitoring",
             MonitoringArgs(
@@ -260,9 +291,10 @@ class McpFleet(pulumi.ComponentResource):
                     allowed_origins=args.allowed_origins,
                     auth_scopes=args.easy_auth.scopes if args.easy_auth else (),
                     tool_roles=args.tool_roles,
+                    rate_limiting=rate_limiting,
                 ),
                 easy_auth=args.easy_auth,
-                grants=[self.secrets.reader, self.monitoring.publisher],
+                grants=[self.secrets.reader, self.monitoring.publisher, *rate_limit_grants],
                 tags=tags,
                 subnet_id=subnet_id,
             ),

@@ -9,9 +9,9 @@ room ("Integrate your app with an Azure virtual network", Subnet
 requirements): so the integration subnet holds nothing else, and private
 endpoints get their own subnet.
 
-A private endpoint gives a resource (the Key Vault now, Azure Managed Redis
-later) an address in the endpoint subnet; its DNS zone group writes the A
-record into the ``privatelink.*`` private DNS zone linked to the network, so
+A private endpoint gives a resource (the Key Vault, Azure Managed Redis) an
+address in the endpoint subnet; its DNS zone group writes the A record into
+the ``privatelink.*`` private DNS zone linked to the network, so
 the resource's public name resolves to that address from inside the network.
 Apps using the network's Azure-provided DNS resolve through linked zones
 without further settings (Learn: same article, "Azure DNS private zones").
@@ -28,10 +28,12 @@ from pulumi_azure_native import network, privatedns
 # The delegation regional virtual network integration requires on its subnet.
 APP_SERVICE_DELEGATION = "Microsoft.Web/serverFarms"
 
-# A Key Vault's private-link group and zone (Learn: "Azure Private Endpoint private DNS zone values"; Azure
-# Managed Redis would be group "redisEnterprise" in zone "privatelink.redis.azure.net").
+# Private-link groups and zones (Learn: "Azure Private Endpoint private DNS zone values"): a Key Vault's, and
+# Azure Managed Redis's (Azure Cache for Redis Enterprise, the same resource type, uses another zone).
 KEY_VAULT_GROUP = "vault"
 KEY_VAULT_ZONE = "privatelink.vaultcore.azure.net"
+REDIS_GROUP = "redisEnterprise"
+REDIS_ZONE = "privatelink.redis.azure.net"
 
 # Private DNS zones and their links are global resources.
 GLOBAL = "Global"

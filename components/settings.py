@@ -39,6 +39,7 @@ import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
 from app.contract import DEFAULT_SERVER, KEY_RING_FORMAT, KeyRingError, parse_key_ring
+from app.ratelimit.spec import RateLimitSpecError, ToolLimits, check_tools, parse_rate_limits, to_json
 from components.canary import MAX_PERCENT as CANARY_MAX_PERCENT
 from components.canary import MIN_MINUTES as CANARY_MIN_MINUTES
 from components.canary import CanaryPolicy, check_canary
@@ -328,6 +329,21 @@ def roles_by_tool(key: str) -> Any:
     return parsed(Key(key, "string", ""), parse)
 
 
+def rate_limits(key: str) -> Any:
+    """Rate limits as app.ratelimit.spec reads them (the app's own parser): JSON text or a config object, tool
+    name (or ``*``) -> ``{"perCaller": rate, "total": rate}``; empty: none."""
+
+    def parse(text: str) -> dict[str, ToolLimits]:
+        if not text:
+            return {}
+        try:
+            return parse_rate_limits(text, source=key)
+        except RateLimitSpecError as error:  # names the entry and what is allowed
+            raise Refused(str(error)) from None
+
+    return parsed(Key(key, "string", ""), parse)
+
+
 def key_ring(key: str) -> Any:
     """A secret key ring ``kid:secret[,kid:secret...]`` (app.contract's rules, secrets of 32+ characters), as a
     secret Output; unset: None, and the program generates one."""
@@ -556,6 +572,7 @@ def check_combinations(args: McpFleetArgs) -> list[Problem]:
         problems.append(Problem("swap", args.swap, "a swap needs the staging slot; set stagingSlot true or unset swap"))
     if args.tool_roles:
         _check_tool_roles(problems, args)
+    _check_rate_limits(problems, args)
     if args.canary is not None and not args.staging_slot:
         problems.append(
             Problem(
@@ -690,6 +707,28 @@ def _check_tool_roles(problems: list[Problem], args: McpFleetArgs) -> None:
     if args.easy_auth is None:
         # Without Easy Auth no request has a caller, and the app serves a role-listed tool to no one.
         problems.append(Problem("toolRoles", shown, "only used with Easy Auth; set authClientId and authTenantId"))
+
+
+def _check_rate_limits(problems: list[Problem], args: McpFleetArgs) -> None:
+    if not all(isinstance(limits, ToolLimits) for limits in args.rate_limits.values()):  # set in code
+        problems.append(
+            Problem(
+                "rateLimits",
+                repr(dict(args.rate_limits)),
+                "expected app.ratelimit.spec.parse_rate_limits(...)'s result, tool name -> ToolLimits",
+            )
+        )
+        return
+    if args.rate_limits_fail_closed and not args.rate_limits:
+        problems.append(
+            Problem("rateLimitsFailClosed", "true", "only used with rate limits; set rateLimits or unset it")
+        )
+    # As for toolRoles: the bundled demo's tools are known here, any other server's are checked at start-up.
+    if args.rate_limits and args.server.spec == DEFAULT_SERVER:
+        try:
+            check_tools(args.rate_limits, BUNDLED_SERVER_TOOLS, source="rateLimits")
+        except RateLimitSpecError as error:
+            problems.append(Problem("rateLimits", to_json(args.rate_limits), str(error)))
 
 
 # --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pulumi
 from pulumi_azure_native import web
 
 from components.auth import auth_settings
-from components.roles import RoleGrant, assign
+from components.roles import Grant, assign
 from components.settings import EasyAuth
 from components.site_config import AppConfig, app_settings_resource, basic_auth_publishing_off, web_app_args
 
@@ -23,7 +23,7 @@ class SiteArgs:
     easy_auth: EasyAuth | None
     # Roles the site's system identity (and the slot's) must hold: reading the
     # key rings, publishing telemetry.
-    grants: Sequence[RoleGrant]
+    grants: Sequence[Grant]
     tags: Mapping[str, str]
     # The integration subnet (components/network.py), shared with the slot; None: no virtual network.
     subnet_id: pulumi.Input[str] | None = None
@@ -51,7 +51,7 @@ class Site(pulumi.ComponentResource):
     easy_auth: EasyAuth | None
     app_config: AppConfig
     """The site's app config; the staging slot reuses it."""
-    grants: Sequence[RoleGrant]
+    grants: Sequence[Grant]
     """The roles the identity holds; the staging slot's identity gets the same."""
     subnet_id: pulumi.Input[str] | None
     """The integration subnet; the slot joins the same one (one per plan)."""

@@ -40,6 +40,10 @@ from app.contract import (
     APP_INSIGHTS_AUTHENTICATION_ENV,
     APP_INSIGHTS_CONNECTION_STRING_ENV,
     GRACEFUL_TIMEOUT_SECONDS,
+    RATE_LIMIT_INSTANCES_ENV,
+    RATE_LIMITS_ENV,
+    RATE_LIMITS_FAIL_CLOSED_ENV,
+    REDIS_URL_ENV,
     SLOT_NAME_ENV,
     TOOL_ROLES_ENV,
 )
@@ -73,6 +77,19 @@ APP_INSIGHTS_AUTHENTICATION = "Authorization=AAD"
 
 
 @dataclass(frozen=True)
+class RateLimiting:
+    """The app's rate limits and the Redis its instances share them through (app/ratelimit/)."""
+
+    limits: str
+    """``MCP_RATE_LIMITS``: the normalized JSON (app.ratelimit.spec.to_json)."""
+    redis_url: pulumi.Input[str]
+    instances: int
+    """``MCP_RATE_LIMIT_INSTANCES``: the most instances that may share the limits (the autoscale maximum), so
+    that while Redis is unreachable the local shares add up to at most the limit however far the plan scaled."""
+    fail_closed: bool = False
+
+
+@dataclass(frozen=True)
 class AppConfig:
     """Inputs of the site config that production and staging share."""
 
@@ -86,6 +103,8 @@ class AppConfig:
     auth_scopes: tuple[str, ...] = ()
     # Tool name -> Entra app roles, any of which may call it (the app's MCP_TOOL_ROLES).
     tool_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # None: no limits, and no Redis.
+    rate_limiting: RateLimiting | None = None
 
 
 def app_settings(config: AppConfig, slot_name: str) -> dict[str, pulumi.Input[str]]:
@@ -113,6 +132,13 @@ def app_settings(config: AppConfig, slot_name: str) -> dict[str, pulumi.Input[st
         settings["WEBSITE_AUTH_PRM_DEFAULT_WITH_SCOPES"] = ",".join(config.auth_scopes)
     if config.tool_roles:
         settings[TOOL_ROLES_ENV] = json.dumps({tool: list(roles) for tool, roles in config.tool_roles.items()})
+    if config.rate_limiting is not None:
+        limiting = config.rate_limiting
+        settings[RATE_LIMITS_ENV] = limiting.limits
+        settings[REDIS_URL_ENV] = limiting.redis_url
+        settings[RATE_LIMIT_INSTANCES_ENV] = str(limiting.instances)
+        if limiting.fail_closed:
+            settings[RATE_LIMITS_FAIL_CLOSED_ENV] = "true"
     return settings
 
 

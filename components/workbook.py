@@ -1,6 +1,7 @@
 """The fleet workbook: one Azure Monitor workbook (Notebook/1.0) that answers
 "is traffic spreading across my instances?", "which tool is slow or failing?",
-"who called which tool?" and "did autoscale react?" at a glance.
+"who called which tool?", "whom do the rate limits refuse?" and "did autoscale
+react?" at a glance.
 
 ``build_workbook(plan_id, workspace_id)`` is pure: it returns the workbook
 content as a dict; the monitoring component ``json.dumps`` it into the
@@ -38,6 +39,13 @@ are ``app.contract``'s, which both import):
   ``mcp.outcome`` (``ok``, ``tool_error``, a JSON-RPC code or an exception
   class), ``customMeasurements["duration_ms"]``, ``operation_Id`` = trace id.
   Calls without a caller leave none.
+- counter ``mcp.server.rate_limit.refusals`` (app/ratelimit/limiter.py) ->
+  ``customMetrics`` rows with dimensions ``gen_ai.tool.name`` (``*`` for the
+  every-tool limit), ``mcp.rate_limit.scope`` (``perCaller``, ``total`` or
+  ``unavailable``) and ``mcp.rate_limit.caller``. The exporter sends a counter
+  as deltas: one row per export interval and attribute set, whose
+  ``value``/``valueSum`` is the refusals in that interval and whose
+  ``valueCount`` is 1, so refusals are ``sum(valueSum)``, never a row count.
 """
 
 from __future__ import annotations
@@ -48,6 +56,8 @@ from typing import Any
 from app.contract import (
     ATTR_ERROR_TYPE,
     ATTR_METHOD,
+    ATTR_RATE_LIMIT_CALLER,
+    ATTR_RATE_LIMIT_SCOPE,
     ATTR_TOOL,
     AUDIT_EVENT,
     DIM_ERROR_CODE,
@@ -55,6 +65,7 @@ from app.contract import (
     DIM_OUTCOME,
     MEASURE_DURATION_MS,
     METRIC_OPERATION_DURATION,
+    METRIC_RATE_LIMIT_REFUSALS,
     OUTCOME_OK,
     SERVICE_NAME_PREFIX,
 )
@@ -351,6 +362,44 @@ def _calls_by_caller() -> dict[str, Any]:
     )
 
 
+def _rate_limit_refusals() -> dict[str, Any]:
+    refusals = f"""customMetrics
+| where timestamp {_TIME_FILTER}
+| where name == "{METRIC_RATE_LIMIT_REFUSALS}"
+| extend tool = {_dim(ATTR_TOOL)}, scope = {_dim(ATTR_RATE_LIMIT_SCOPE)}, caller = {_dim(ATTR_RATE_LIMIT_CALLER)}
+"""
+    by_caller = f"""{refusals}| summarize refusals = sum(valueSum), first_seen = min(timestamp), last_seen = max(timestamp)
+    by tool, scope, caller
+| order by refusals desc"""
+    over_time = f"""{refusals}| summarize refusals = sum(valueSum) by bin(timestamp, {_GRAIN}), limit = strcat(tool, " ", scope)
+| order by timestamp asc"""
+    no_data = "No rate-limit refusals in this time range (or no rateLimits set)."
+    return _group(
+        "rate-limits",
+        "Rate limits",
+        [
+            _half(
+                _logs(
+                    "refusals-by-tool-and-caller",
+                    f"Refused calls by tool, limit and caller (metric {METRIC_RATE_LIMIT_REFUSALS})",
+                    by_caller,
+                    "table",
+                    noDataMessage=no_data,
+                )
+            ),
+            _half(
+                _logs(
+                    "refusals-over-time",
+                    "Refused calls over time by tool and limit",
+                    over_time,
+                    "timechart",
+                    noDataMessage=no_data,
+                )
+            ),
+        ],
+    )
+
+
 # Every App Service log panel starts from one of its tables in the time
 # range, with the slot (production, or the slot's name) taken from the
 # resource id the diagnostic setting wrote.
@@ -492,7 +541,8 @@ def build_workbook(plan_id: str, workspace_id: str, autoscale_setting_id: str | 
                 "content": {
                     "json": "## MCP fleet\n"
                     "Is traffic spreading across instances? Which tool is slow or failing? "
-                    "Who called which tool? Did autoscale react? Every panel follows the time range below."
+                    "Who called which tool? Whom do the rate limits refuse? Did autoscale react? "
+                    "Every panel follows the time range below."
                 },
             },
             _time_range_parameter(),
@@ -501,6 +551,7 @@ def build_workbook(plan_id: str, workspace_id: str, autoscale_setting_id: str | 
             _failures(),
             _tool_metrics(),
             _calls_by_caller(),
+            _rate_limit_refusals(),
             _slots(),
             _app_service(workspace_id),
             _capacity(plan_id, autoscale_setting_id),

@@ -38,15 +38,21 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.contract import (
+    ATTR_RATE_LIMIT_CALLER,
+    ATTR_RATE_LIMIT_SCOPE,
+    ATTR_TOOL,
+    METRIC_RATE_LIMIT_REFUSALS,
+    RATE_LIMIT_INSTANCES_ENV,
+    RATE_LIMITS_FAIL_CLOSED_ENV,
+    REDIS_URL_ENV,
+)
 from app.identity import Caller
 from app.ratelimit.callers import caller_key, client_address
 from app.ratelimit.spec import EVERY_TOOL, PER_CALLER, RATE_LIMITS_ENV, TOTAL, Rate, ToolLimits, parse_rate_limits
 
 logger = logging.getLogger(__name__)
 
-REDIS_URL_ENV = "MCP_REDIS_URL"
-INSTANCES_ENV = "MCP_RATE_LIMIT_INSTANCES"
-FAIL_CLOSED_ENV = "MCP_RATE_LIMITS_FAIL_CLOSED"
 LEASE_SLACK = 0.05
 """The share of a limit the fleet may leave unused through leases held by processes that do not spend them."""
 REDIS_TIMEOUT_S = 0.25
@@ -285,9 +291,9 @@ def record_refusal(refusal: Refusal, caller_id: str | None) -> None:
     except ImportError:  # pragma: no cover
         return
     attributes = {
-        "gen_ai.tool.name": refusal.tool,
-        "mcp.rate_limit.scope": refusal.scope,
-        "mcp.rate_limit.caller": caller_id or "anonymous",
+        ATTR_TOOL: refusal.tool,
+        ATTR_RATE_LIMIT_SCOPE: refusal.scope,
+        ATTR_RATE_LIMIT_CALLER: caller_id or "anonymous",
     }
     _refusals(metrics).add(1, attributes)
     trace.get_current_span().set_attributes({"mcp.rate_limit.refused": refusal.scope, **attributes})
@@ -300,7 +306,7 @@ def _refusals(metrics: Any) -> Any:
     global _counter
     if _counter is None:
         _counter = metrics.get_meter("app.ratelimit").create_counter(
-            "mcp.server.rate_limit.refusals", unit="{call}", description="tools/call refused by a rate limit"
+            METRIC_RATE_LIMIT_REFUSALS, unit="{call}", description="tools/call refused by a rate limit"
         )
     return _counter
 
@@ -359,15 +365,21 @@ def from_env(environ: Mapping[str, str] = os.environ) -> RateLimiter | None:
     if not raw:
         return None
     limits = parse_rate_limits(raw)
-    instances_raw = environ.get(INSTANCES_ENV, "").strip() or "1"
+    instances_raw = environ.get(RATE_LIMIT_INSTANCES_ENV, "").strip() or "1"
     if not instances_raw.isdigit() or not 1 <= int(instances_raw) <= 1000:
-        raise RateLimitConfigError(f"{INSTANCES_ENV}={instances_raw!r} is not allowed; expected an integer 1..1000")
-    fail_closed_raw = environ.get(FAIL_CLOSED_ENV, "").strip().lower() or "false"
+        raise RateLimitConfigError(
+            f"{RATE_LIMIT_INSTANCES_ENV}={instances_raw!r} is not allowed; expected an integer 1..1000"
+        )
+    fail_closed_raw = environ.get(RATE_LIMITS_FAIL_CLOSED_ENV, "").strip().lower() or "false"
     if fail_closed_raw not in ("true", "false"):
-        raise RateLimitConfigError(f"{FAIL_CLOSED_ENV}={fail_closed_raw!r} is not allowed; expected true or false")
+        raise RateLimitConfigError(
+            f"{RATE_LIMITS_FAIL_CLOSED_ENV}={fail_closed_raw!r} is not allowed; expected true or false"
+        )
     url = environ.get(REDIS_URL_ENV, "").strip()
     if fail_closed_raw == "true" and not url:
-        raise RateLimitConfigError(f"{FAIL_CLOSED_ENV}=true needs {REDIS_URL_ENV}: without it every limited call fails")
+        raise RateLimitConfigError(
+            f"{RATE_LIMITS_FAIL_CLOSED_ENV}=true needs {REDIS_URL_ENV}: without it every limited call fails"
+        )
     return RateLimiter(
         limits,
         redis=redis_client(url, environ) if url else None,

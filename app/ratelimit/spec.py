@@ -24,7 +24,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-RATE_LIMITS_ENV = "MCP_RATE_LIMITS"
+from app.contract import RATE_LIMITS_ENV
+
 EVERY_TOOL = "*"
 PER_CALLER = "perCaller"
 TOTAL = "total"

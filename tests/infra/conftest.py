@@ -65,8 +65,9 @@ secret app setting would make the enclosing ``siteConfig`` secret on the
 wire; ``is_secret("siteConfig")`` is how a test proves it is not.
 
 The mocks give a site the system identity :data:`SITE_PRINCIPAL` and a slot
-:data:`SLOT_PRINCIPAL`, a Key Vault its ``properties.vaultUri``, and run as
-organization :data:`ORGANIZATION` (what the self-managed backend reports).
+:data:`SLOT_PRINCIPAL`, a Key Vault its ``properties.vaultUri``, an Azure
+Managed Redis cluster its ``hostName``, and run as organization
+:data:`ORGANIZATION` (what the self-managed backend reports).
 
 Helper: :func:`unwrap_secrets` (a wire value with every secret marker
 replaced by the value it wraps).
@@ -287,6 +288,8 @@ def default_outputs(args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str,
             f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.KeyVault/vaults/"
             f"{inputs.get('vaultName')}/secrets/{name}"
         )
+    if args.typ == "azure-native:redisenterprise:RedisEnterprise":
+        outputs["hostName"] = f"{name}.{inputs.get('location')}.redis.azure.net"
     if args.typ == "azure-native:operationalinsights:Workspace":
         outputs["customerId"] = "44444444-4444-4444-4444-444444444444"
     if args.typ.startswith("random:index/random"):

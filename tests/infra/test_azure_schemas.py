@@ -84,7 +84,23 @@ SHAPES = {
     "azure-native:web:WebAppApplicationSettingsSlot": (
         "webapps_2025-05-01", "StringDictionary", {"resourceGroupName", "name", "slot"}, {"kind"}
     ),
+    "azure-native:redisenterprise:RedisEnterprise": (
+        "redisenterprise_2025-07-01", "Cluster", {"resourceGroupName", "clusterName"},
+        {"location", "tags", "sku", "zones", "identity"},
+    ),
+    "azure-native:redisenterprise:Database": (
+        "redisenterprise_2025-07-01", "Database", {"resourceGroupName", "clusterName", "databaseName"}, set()
+    ),
+    "azure-native:redisenterprise:AccessPolicyAssignment": (
+        "redisenterprise_2025-07-01", "AccessPolicyAssignment",
+        {"resourceGroupName", "clusterName", "databaseName", "accessPolicyAssignmentName"}, set(),
+    ),
 }  # fmt: skip
+# Resource types whose request path parameters have patterns of their own, transcribed as the definition named.
+PATH_SHAPES = {
+    "azure-native:redisenterprise:Database": "PathParameters",
+    "azure-native:redisenterprise:AccessPolicyAssignment": "PathParameters",
+}
 
 # SDK name -> wire name, where the spec's x-ms-client-name differs from the wire name.
 RENAMES = {
@@ -137,10 +153,16 @@ def _flattened(item: dict[str, Any], top_level: set[str]) -> dict[str, Any]:
     return {**flat, "properties": rest} if rest else flat
 
 
-def validator(resource_type: str) -> jsonschema.Draft7Validator:
-    name, definition, _, _ = SHAPES[resource_type]
+def validator(resource_type: str, definition: str | None = None) -> jsonschema.Draft7Validator:
+    name, body, _, _ = SHAPES[resource_type]
     schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
-    return jsonschema.Draft7Validator({**schema, "$ref": f"#/definitions/{definition}"})
+    return jsonschema.Draft7Validator({**schema, "$ref": f"#/definitions/{definition or body}"})
+
+
+def path_parameters(registration) -> dict[str, Any]:
+    """The inputs of ``registration`` that become its request path."""
+    _, _, path, _ = SHAPES[registration.type]
+    return {k: v for k, v in registration.inputs.items() if k in path}
 
 
 FULL = {
@@ -148,6 +170,7 @@ FULL = {
     "authTenantId": "11111111-2222-3333-4444-555555555555",
     "authAllowedClientApps": "aaaaaaaa-0000-0000-0000-000000000001",
     "alertEmails": "ops@example.com,oncall@example.org",
+    "rateLimits": '{"*": {"perCaller": "600/minute"}, "compute_primes": {"total": "1000/minute"}}',
 }
 
 
@@ -168,6 +191,33 @@ def test_every_payload_of_the_stacks_matches_its_azure_shape(infra):
             assert not errors, f"{stack}: {registration.type} {registration.name}: {errors}"
             checked.add(registration.type)
     assert checked == set(SHAPES)
+
+
+def test_the_redis_request_paths_match_their_azure_patterns(infra):
+    run = infra.run_main({**infra.stack_config("prod"), **FULL})
+    checked = set()
+    for registration in run.resources:
+        if registration.type in PATH_SHAPES:
+            check = validator(registration.type, PATH_SHAPES[registration.type])
+            errors = [e.message for e in check.iter_errors(path_parameters(registration))]
+            assert not errors, f"{registration.type} {registration.name}: {errors}"
+            checked.add(registration.type)
+    assert checked == set(PATH_SHAPES)
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "parameter", "value"),
+    [
+        ("azure-native:redisenterprise:AccessPolicyAssignment", "accessPolicyAssignmentName", "mcp-redis-data"),
+        ("azure-native:redisenterprise:Database", "clusterName", "rate--limits"),
+    ],
+)
+def test_the_path_patterns_reject_a_wrong_name(infra, resource_type, parameter, value):
+    run = infra.run_main({**infra.stack_config("prod"), **FULL})
+    parameters = path_parameters(run.of_type(resource_type)[0])
+    check = validator(resource_type, PATH_SHAPES[resource_type])
+    assert not list(check.iter_errors(parameters))
+    assert list(check.iter_errors({**parameters, parameter: value})), parameter
 
 
 def test_the_autoscale_setting_with_notifications_matches_its_azure_shape(infra):
@@ -216,6 +266,13 @@ def _broken(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("azure-native:privatedns:VirtualNetworkLink", "properties.registrationEnabled", "false"),
         ("azure-native:web:WebAppApplicationSettings", "properties.WEB_CONCURRENCY", 2),
         ("azure-native:web:WebAppApplicationSettingsSlot", "appSettings", []),
+        ("azure-native:redisenterprise:RedisEnterprise", "sku.name", "Balanced_B2"),
+        ("azure-native:redisenterprise:RedisEnterprise", "properties.publicNetworkAccess", "disabled"),
+        ("azure-native:redisenterprise:RedisEnterprise", "properties.minimumTlsVersion", "1.3"),
+        ("azure-native:redisenterprise:Database", "properties.clusteringPolicy", "Enterprise"),
+        ("azure-native:redisenterprise:Database", "properties.accessKeyAuthentication", "Disabled"),
+        ("azure-native:redisenterprise:AccessPolicyAssignment", "properties.user.objectID", "x"),
+        ("azure-native:redisenterprise:AccessPolicyAssignment", "properties.accessPolicyName", "-default"),
     ],
 )  # fmt: skip
 def test_the_shapes_reject_a_wrong_value_or_wire_name(infra, resource_type, path, value):

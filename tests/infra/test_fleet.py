@@ -9,6 +9,7 @@ from typing import NamedTuple
 import pulumi
 import pytest
 
+from app.ratelimit.spec import parse_rate_limits
 from components.fleet import TYPE, McpFleet, McpFleetArgs
 from components.package import PROJECT_ROOT, SERVER_FILE, build_package
 from components.server_source import resolve_server_source
@@ -198,6 +199,12 @@ def test_args_set_in_code_default_to_a_stack_without_config(infra):
         ({"cpu_scale_in_threshold": 60}, ["cpu_scale_in_threshold = '60'"]),  # 3 -> 4 -> 3 instances would flap
         ({"tool_roles": {"tally": ("Tally.Use",)}}, ['tool_roles = \'{"tally": ["Tally.Use"]}\'']),  # no Easy Auth
         ({"require_allowed_client_apps": True, "easy_auth": AUTH}, ["easy_auth = ''"]),  # open to any client app
+        ({"rate_limits_fail_closed": True}, ["rate_limits_fail_closed = 'true'"]),  # no rate limits
+        ({"rate_limits": {"tally": {"total": "1/second"}}}, ["rate_limits = \"{'tally': {'total': '1/second'}}\""]),
+        (
+            {"rate_limits": parse_rate_limits('{"tallly": {"total": "1/second"}}')},
+            ['rate_limits = \'{"tallly":{"total":"1/second"}}\''],
+        ),
     ],
 )
 def test_values_set_in_code_are_refused_as_config_values_are(infra, values, problems):

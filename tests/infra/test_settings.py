@@ -641,3 +641,81 @@ def test_the_bundled_server_tools_are_the_demos():
     from app.demo.server import server
 
     assert sorted(BUNDLED_SERVER_TOOLS) == sorted(tool.name for tool in asyncio.run(server.list_tools()))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '{"*": {"perCaller": "600/minute"}, "compute_primes": {"perCaller": "10/minute", "total": "1000/minute"}}',
+        {"*": {"perCaller": "600/minute"}, "compute_primes": {"perCaller": "10/minute", "total": "1000/minute"}},
+    ],
+)
+def test_rate_limits_as_json_text_or_a_config_object_are_read_by_the_apps_parser(infra, value):
+    from app.ratelimit.spec import Rate
+
+    limits = load(infra, {"rateLimits": value}).rate_limits
+    assert set(limits) == {"*", "compute_primes"}
+    assert limits["*"].per_caller == Rate(600, 60) and limits["*"].total is None
+    assert (limits["compute_primes"].per_caller, limits["compute_primes"].total) == (Rate(10, 60), Rate(1000, 60))
+
+
+def test_rate_limits_are_off_by_default_and_fail_open(infra):
+    settings = load(infra)
+    assert settings.rate_limits == {}
+    assert settings.rate_limits_fail_closed is False
+    assert settings.redis_sku == "Balanced_B0"
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("compute_primes=10/minute", "rateLimits is not JSON"),
+        ('["compute_primes"]', "rateLimits is a JSON list; expected a JSON object of tool name (or '*')"),
+        ('{"echo": {"perCaller": "10/minute", "perUser": "1/second"}}', "has the unknown key(s) 'perUser'"),
+        ('{"echo": {"perCaller": "ten/minute"}}', "rateLimits['echo'].perCaller is 'ten/minute'; expected 'N/second'"),
+        ('{"echo": {"total": "0/minute"}}', "rateLimits['echo'].total allows 0 calls"),
+        ('{"echo": {"total": "5/day"}}', "rateLimits['echo'].total has the unit 'day'"),
+        ('{"echo": {}}', "rateLimits['echo'] is {}"),
+    ],
+)
+def test_bad_rate_limits_name_key_value_and_what_is_allowed(infra, value, needle):
+    (problem,) = problems(infra, {"rateLimits": value})
+    assert problem.startswith(f"mcpscale-azure:rateLimits = {value!r} is not allowed: ")
+    assert needle in problem
+
+
+def test_rate_limits_on_a_tool_the_bundled_server_lacks_are_refused(infra):
+    (problem,) = problems(infra, {"rateLimits": '{"*": {"total": "5/second"}, "compute_prime": {"total": "1/second"}}'})
+    assert problem == (
+        "mcpscale-azure:rateLimits = "
+        """'{"*":{"total":"5/second"},"compute_prime":{"total":"1/second"}}' is not allowed: """
+        "rateLimits names tool(s) the server does not have: compute_prime; its tools: compute_primes, echo, "
+        "lookup_fact, pick_fact, tally, whoami (or '*' for every tool)"
+    )
+
+
+def test_rate_limits_on_a_team_servers_tools_are_left_to_its_start_up_check(infra, tmp_path):
+    folder = write_team_server(tmp_path / "acme")
+    config = {"server": SERVER, "serverSource": str(folder), "rateLimits": '{"to_roman": {"perCaller": "5/second"}}'}
+    assert set(load(infra, config).rate_limits) == {"to_roman"}
+
+
+def test_fail_closed_without_rate_limits_is_refused(infra):
+    (problem,) = problems(infra, {"rateLimitsFailClosed": "true"})
+    assert problem == (
+        "mcpscale-azure:rateLimitsFailClosed = 'true' is not allowed: only used with rate limits; "
+        "set rateLimits or unset it"
+    )
+
+
+def test_a_redis_sku_outside_azure_managed_redis_is_refused(infra):
+    (problem,) = problems(infra, {"redisSku": "Enterprise_E10"})
+    assert problem.startswith("mcpscale-azure:redisSku = 'Enterprise_E10' is not allowed: expected one of Balanced_B0")
+
+
+def test_bad_rate_limits_fail_before_any_resource_registers(infra):
+    with pytest.raises(ConfigError) as raised:
+        infra.run_main({**infra.stack_config("prod"), "rateLimits": '{"echo": {"perCaller": "10/fortnight"}}'})
+    (problem,) = raised.value.problems
+    assert "rateLimits['echo'].perCaller has the unit 'fortnight'" in problem
+    assert infra.last.resources == []

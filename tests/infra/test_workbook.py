@@ -228,6 +228,65 @@ def test_calls_by_caller_and_tool_read_the_audit_events(content):
     assert "calls = sum(itemCount)" in query
 
 
+def test_rate_limit_refusals_by_tool_limit_and_caller_and_over_time(content):
+    table = item(content, "refusals-by-tool-and-caller")["content"]
+    chart = item(content, "refusals-over-time")["content"]
+    assert (table["visualization"], chart["visualization"]) == ("table", "timechart")
+    for query in (table["query"], chart["query"]):
+        assert query.startswith("customMetrics") and f'where name == "{workbook.METRIC_RATE_LIMIT_REFUSALS}"' in query
+        assert "refusals = sum(valueSum)" in query
+    assert re.search(r"by tool, scope, caller", table["query"])
+
+
+def test_the_refusal_panels_read_the_counter_as_the_azure_monitor_exporter_sends_it(content, monkeypatch):
+    """The app's record_refusal through the real exporter to a local ingestion stand-in: the row's metric name and
+    dimensions are the ones the panels read, and a row carries the count of refusals in its value, not its count."""
+    from azure.monitor.opentelemetry.exporter import AzureMonitorMetricExporter
+    from opentelemetry import metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    from app.ratelimit import limiter
+    from tests.app.telemetry.ingestion import FakeIngestion
+
+    monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")  # statsbeat would go to Microsoft
+    monkeypatch.setenv("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")  # its own counts would outlive the stand-in
+    ingestion = FakeIngestion()
+    try:
+        exporter = AzureMonitorMetricExporter(
+            connection_string=ingestion.connection_string(), disable_offline_storage=True
+        )
+        provider = MeterProvider(
+            metric_readers=[PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)]
+        )
+        monkeypatch.setattr(metrics, "get_meter", provider.get_meter)
+        monkeypatch.setattr(limiter, "_counter", None)
+        refused = limiter.Refusal("compute_primes", "perCaller", None, 30)
+        for _ in range(3):
+            limiter.record_refusal(refused, "aad:alice")
+        provider.force_flush()
+        limiter.record_refusal(refused, "aad:alice")
+        provider.force_flush()
+        provider.shutdown()
+    finally:
+        ingestion.server.shutdown()
+    rows = [
+        e["data"]["baseData"]
+        for e in ingestion.of_type("MetricData")
+        if e["data"]["baseData"]["metrics"][0]["name"] == workbook.METRIC_RATE_LIMIT_REFUSALS
+    ]
+    assert [(row["metrics"][0]["value"], row["metrics"][0]["count"]) for row in rows] == [(3, 1), (1, 1)]
+    query = item(content, "refusals-by-tool-and-caller")["content"]["query"]
+    for row in rows:
+        assert row["properties"] == {
+            "gen_ai.tool.name": "compute_primes",
+            "mcp.rate_limit.scope": "perCaller",
+            "mcp.rate_limit.caller": "aad:alice",
+        }
+        for dimension in row["properties"]:
+            assert f'customDimensions["{dimension}"]' in query
+
+
 def test_checker_knows_the_custom_events_columns(content):
     query = substitute_parameters(
         item(content, "calls-by-caller-and-tool")["content"]["query"], TIME_RANGE_FORMS["relative"]

@@ -33,6 +33,7 @@ from components.secrets import Secrets, SecretsArgs
 from components.server_source import ServerSource
 from components.settings import (
     EMAIL,
+    FRONT_DOOR_SKUS,
     MAX_INSTANCES,
     MIN_INSTANCES,
     ORIGIN,
@@ -50,6 +51,7 @@ from components.settings import (
     key_ring,
     optional_text,
     read_config,
+    region_list,
     roles_by_tool,
     server_keys,
     text_list,
@@ -103,6 +105,11 @@ class McpFleetArgs:
     key_vault_purge_protection: bool = boolean("keyVaultPurgeProtection", True)
     private_networking: bool = boolean("privateNetworking", False)
     """Site and slot in a virtual network, the Key Vault reachable only through its private endpoint there."""
+    regions: tuple[str, ...] = region_list("regions")
+    """A stamp per region, the first (``location``) the primary; empty: one stamp in ``location``."""
+    front_door: bool = boolean("frontDoor", False)
+    """Azure Front Door as the one public entry, the sites locked to it; needed by more than one region."""
+    front_door_sku: str = choice("frontDoorSku", "Standard", FRONT_DOOR_SKUS)
     handle_keys: pulumi.Input[str] | None = key_ring("handleKeys")
     """Key rings ``kid:secret[,kid:secret...]``; None: one key is generated and kept in the stack state."""
     request_state_keys: pulumi.Input[str] | None = key_ring("requestStateKeys")
@@ -126,6 +133,11 @@ class McpFleetArgs:
     def tags(self) -> dict[str, str]:
         """Tags every resource carries; components add ``component``."""
         return {"project": self.project, "stack": self.stack}
+
+    @property
+    def stamp_regions(self) -> tuple[str, ...]:
+        """The regions with a stamp, the primary first."""
+        return self.regions or (self.location,)
 
     @property
     def workers_per_instance(self) -> int:

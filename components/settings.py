@@ -306,10 +306,10 @@ def region_list(key: str) -> Any:
         regions = tuple(r.strip() for r in text.split(",") if r.strip())
         unknown = [r for r in regions if r not in REGIONS]
         if unknown:
-            hints = [
-                f"{r} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(r.lower(), REGIONS, n=1)) else r
-                for r in unknown
-            ]
+            hints = []
+            for region in unknown:
+                close = difflib.get_close_matches(region.lower(), REGIONS, n=1)
+                hints.append(f"{region} (did you mean {close[0]}?)" if close else region)
             raise Refused(
                 "expected comma-separated Azure regions offering App Service Linux Premium v3, the first the primary "
                 f"({', '.join(REGIONS)}); unknown: {', '.join(hints)}"

@@ -57,7 +57,13 @@ def identities(run: StackRun) -> list[Identity]:
                 alias_parent = None
             elif spec.parentUrn:
                 target = by_mock_urn.get(spec.parentUrn)
-                alias_parent = target.urn if target else None  # the root stack
+                if target is not None:
+                    alias_parent = target.urn
+                elif spec.parentUrn.split("::")[2] == "pulumi:pulumi:Stack":
+                    alias_parent = None
+                else:  # a URN the program built (pulumi.create_urn) of a resource no longer registered; the mock
+                    # monitor's parent URNs carry the stack's type, which the engine's never do
+                    alias_parent = spec.parentUrn.replace("::pulumi:pulumi:Stack$", "::", 1)
             else:
                 alias_parent = parent.urn if parent else None
             own.add((alias_parent, spec.type or registration.type, spec.name or registration.name))

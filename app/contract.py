@@ -18,6 +18,8 @@ REQUEST_STATE_KEYS_ENV = "MCP_REQUEST_STATE_KEYS"
 TOOL_ROLES_ENV = "MCP_TOOL_ROLES"
 SLOT_NAME_ENV = "MCP_SLOT_NAME"
 REGION_ENV = "MCP_REGION"  # the Azure region a stamp runs in (components/stamp.py); telemetry's cloud.region
+# On every span, so in each requests row's customDimensions (app/telemetry/azure_monitor.py).
+ATTR_REGION = "cloud.region"
 ALLOWED_ORIGINS_ENV = "MCP_ALLOWED_ORIGINS"
 APP_INSIGHTS_CONNECTION_STRING_ENV = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 # Read by the Azure Monitor exporter inside the host, not by the host's own code.

@@ -219,6 +219,7 @@ class McpFleet(pulumi.ComponentResource):
                 workbook_name=workbook_name(args.project, args.stack),
                 workbook_display_name=f"MCP fleet ({args.project}/{args.stack})",
                 tags=tags,
+                front_door=args.front_door,
             ),
             moved,
         )

@@ -19,12 +19,11 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from app.contract import APP_INSIGHTS_CONNECTION_STRING_ENV, REGION_ENV, SLOT_NAME_ENV
+from app.contract import APP_INSIGHTS_CONNECTION_STRING_ENV, ATTR_REGION, REGION_ENV, SLOT_NAME_ENV
 from app.telemetry.conventions import SERVICE_NAME_PREFIX
 from app.telemetry.middleware import McpInstrumentation
 
 CONNECTION_STRING_ENV = APP_INSIGHTS_CONNECTION_STRING_ENV
-ATTR_REGION = "cloud.region"
 # App Service sets it on every app ("Environment variables and app settings in Azure App Service", App environment).
 PLATFORM_REGION_ENV = "REGION_NAME"
 

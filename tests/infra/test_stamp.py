@@ -168,3 +168,12 @@ def test_each_region_tells_its_app_where_it_runs(infra):
     for settings in run.of_type("azure-native:web:WebAppApplicationSettings"):
         site = next(s for s in run.of_type(WEBAPP) if s.outputs["name"] == settings.get("name"))
         assert app_settings(settings)["MCP_REGION"] == site.get("location")
+
+
+def test_several_regions_run_as_a_preview(infra):
+    # In a preview Front Door's id and the sites' host names are unknown: the deferred outputs still resolve.
+    config = {**infra.stack_config("prod"), "regions": "westeurope,northeurope", "frontDoor": True, "swap": "1"}
+    run = infra.run_main(config, preview=True)
+    assert len(run.of_type(STAMP)) == 2
+    assert len(run.of_type("azure-native:cdn:AFDOrigin")) == 2
+    assert len([c for c in run.of_type("command:local:Command") if c.name.startswith("rollout-")]) == 6

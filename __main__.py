@@ -1,10 +1,10 @@
 """A stateless MCP server on Azure App Service, scaled out behind the platform load balancer.
 
-config ─► resource group ─┬─► plan ─► autoscale (CPU, on the plan; scale mails)
-                          ├─► secrets (Key Vault: handle and request-state key rings)
+config ─► resource group ─┬─► key rings (generated once) ─► every region's Key Vault
                           ├─► monitoring (Log Analytics, App Insights without local auth, workbook)
-                          └─► site ─► staging slot      (identities: read the secrets, publish telemetry)
-                                └─► operations (logs to the workspace, alerts) ─► delivery (zip deploy, swap)
+                          ├─► a stamp per region: plan ─► autoscale, secrets, site ─► staging slot, operations
+                          ├─► Front Door (optional; the sites admit only it) ─► mcpUrl
+                          └─► delivery (zip deploy per region; swaps one region after the other)
 
 The wiring is components/fleet.py's McpFleet, which another Pulumi program can use the same way.
 """
@@ -23,6 +23,7 @@ pulumi.export("siteName", fleet.site_name)
 pulumi.export("siteUrl", fleet.site_url)
 pulumi.export("mcpUrl", fleet.mcp_url)
 pulumi.export("stagingMcpUrl", fleet.staging_mcp_url)
+pulumi.export("regionUrls", fleet.region_urls)
 pulumi.export("packageSha256", fleet.package_sha256)
 pulumi.export("appInsightsName", fleet.app_insights_name)
 pulumi.export("workbookId", fleet.workbook_id)

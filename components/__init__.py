@@ -27,7 +27,9 @@ From another program (a checkout of this project on its import path)::
     pulumi.export(PLAN_ID_OUTPUT, fleet.plan_id)
     pulumi.export("mcpUrl", fleet.mcp_url)
 
-Behind it, one concern per module: ``resource_group``, ``plan``, ``secrets``
+Behind it, one concern per module: ``stamp`` (one region's stamp, built per
+entry of ``regions``, checked against ``regions``' table), ``front_door``
+(with the origin lock in ``front_door_lock``), ``resource_group``, ``plan``, ``secrets``
 (Key Vault with the key rings), ``site`` and ``staging_slot`` (both built
 from ``site_config``, with optional Easy Auth from ``auth`` and their
 identities' roles from ``roles``), ``monitoring`` (with the workbook content

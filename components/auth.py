@@ -17,12 +17,13 @@ from typing import Any
 
 from pulumi_azure_native import web
 
+from components.front_door_lock import forward_proxy_http_settings
 from components.settings import EasyAuth
 from components.site_config import HEALTH_CHECK_PATH
 
 
-def auth_settings(auth: EasyAuth) -> dict[str, Any]:
-    """Arguments of WebAppAuthSettingsV2 / WebAppAuthSettingsV2Slot."""
+def auth_settings(auth: EasyAuth, behind_front_door: bool = False) -> dict[str, Any]:
+    """Arguments of WebAppAuthSettingsV2 / WebAppAuthSettingsV2Slot; behind Front Door, URLs name Front Door's host."""
     return {
         "platform": web.AuthPlatformArgs(enabled=True, runtime_version="~1"),
         "global_validation": web.GlobalValidationArgs(
@@ -30,7 +31,9 @@ def auth_settings(auth: EasyAuth) -> dict[str, Any]:
             unauthenticated_client_action=web.UnauthenticatedClientActionV2.RETURN401,
             excluded_paths=[HEALTH_CHECK_PATH],
         ),
-        "http_settings": web.HttpSettingsArgs(require_https=True),
+        "http_settings": (
+            forward_proxy_http_settings() if behind_front_door else web.HttpSettingsArgs(require_https=True)
+        ),
         "identity_providers": web.IdentityProvidersArgs(
             azure_active_directory=web.AzureActiveDirectoryArgs(
                 enabled=True,

@@ -247,19 +247,13 @@ production_build() {
 }
 """
 
-SWAP_BASELINE_SCRIPT = (
-    _SITE_PREAMBLE
-    + _PRODUCTION_BUILD
-    + r"""baseline=$(production_build)
+_BASELINE = r"""baseline=$(production_build)
 echo "delivery: before swap '$SWAP', production of $site serves build $baseline" >&2
 echo "$baseline"
 """
-)
+SWAP_BASELINE_SCRIPT = _SITE_PREAMBLE + _PRODUCTION_BUILD + _BASELINE
 
-SWAP_SCRIPT = (
-    _SITE_PREAMBLE
-    + _PRODUCTION_BUILD
-    + r"""if [[ -z "${SLOT:-}" ]]; then
+_SWAP = r"""if [[ -z "${SLOT:-}" ]]; then
   echo "delivery: SLOT is empty; a swap needs the source slot" >&2
   exit 2
 fi
@@ -278,7 +272,61 @@ az webapp deployment slot swap --subscription "$subscription" --resource-group "
   --slot "$SLOT" --target-slot production --output none
 echo "delivery: slot $SLOT is now production of $site (swap '$SWAP')"
 """
-)
+SWAP_SCRIPT = _SITE_PREAMBLE + _PRODUCTION_BUILD + _SWAP
+
+# For a site that admits only Front Door (components/front_door_lock.py): an Allow rule for this machine's public
+# address, added for the script's run and removed when it exits, however it exits; a rule a killed run left behind
+# is removed first. Messages go to stderr: a baseline's stdout is the build it reports.
+_CLIENT_RULE = r"""restriction=(--subscription "$subscription" --resource-group "$resource_group" --name "$site")
+client_address="${MCP_DELIVERY_CLIENT_ADDRESS:-}"
+if [[ -z "$client_address" ]] && ! client_address=$(curl --silent --show-error --fail --max-time 10 "$ADDRESS_ECHO_URL"); then
+  echo "delivery: region $REGION: this machine's public address is unknown ($ADDRESS_ECHO_URL did not answer); set MCP_DELIVERY_CLIENT_ADDRESS to it; nothing swapped" >&2
+  exit 6
+fi
+client_address="${client_address//[[:space:]]/}"
+if [[ ! "$client_address" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]]; then
+  echo "delivery: region $REGION: '$client_address' is not an IPv4 address (MCP_DELIVERY_CLIENT_ADDRESS or $ADDRESS_ECHO_URL); nothing swapped" >&2
+  exit 6
+fi
+stale=$(az webapp config access-restriction show "${restriction[@]}" --output tsv \
+  --query "ipSecurityRestrictions[?name=='$CLIENT_RULE_NAME'].name")
+for rule in $stale; do
+  echo "delivery: region $REGION: removing access rule $rule a previous delivery left on $site" >&2
+  az webapp config access-restriction remove "${restriction[@]}" --rule-name "$rule" --output none
+done
+remove_client_rule() {
+  if ! az webapp config access-restriction remove "${restriction[@]}" --rule-name "$CLIENT_RULE_NAME" --output none; then
+    echo "delivery: region $REGION: access rule $CLIENT_RULE_NAME is still on $site; the next delivery removes it" >&2
+  fi
+}
+az webapp config access-restriction add "${restriction[@]}" --rule-name "$CLIENT_RULE_NAME" --action Allow \
+  --ip-address "$client_address/32" --priority "$CLIENT_RULE_PRIORITY" --output none
+trap remove_client_rule EXIT
+echo "delivery: region $REGION: $site admits $client_address/32 while this step runs (rule $CLIENT_RULE_NAME)" >&2
+"""
+
+_VERIFY = r"""if ! current=$(production_build); then
+  echo "delivery: region $REGION: production did not answer through $PRODUCTION_URL after swap '$SWAP'; stopped here, the regions after $REGION keep the build they serve" >&2
+  exit 7
+fi
+if [[ "$current" != "$EXPECTED_BUILD" ]]; then
+  echo "delivery: region $REGION: production of $site serves build $current, not $EXPECTED_BUILD, after swap '$SWAP'; stopped here, the regions after $REGION keep the build they serve" >&2
+  exit 7
+fi
+echo "delivery: region $REGION: production of $site answers through $PRODUCTION_URL with build $EXPECTED_BUILD"
+"""
+
+LOCKED_SWAP_BASELINE_SCRIPT = _SITE_PREAMBLE + _PRODUCTION_BUILD + _CLIENT_RULE + _BASELINE
+LOCKED_SWAP_SCRIPT = _SITE_PREAMBLE + _PRODUCTION_BUILD + _CLIENT_RULE + _SWAP
+VERIFY_SCRIPT = _SITE_PREAMBLE + _PRODUCTION_BUILD + _CLIENT_RULE + _VERIFY
+# The access rule of a region-by-region step: above Front Door's (components/front_door_lock.py, 100) in precedence.
+CLIENT_RULE_NAME = "mcpscale-delivery"
+CLIENT_RULE_PRIORITY = 50
+# Answers with the caller's public address as plain text; MCP_DELIVERY_CLIENT_ADDRESS in the deployer's
+# environment takes its place.
+ADDRESS_ECHO_URL = "https://api.ipify.org"
+# A new access rule takes a moment to apply on every front end: the verification asks more often than a swap does.
+VERIFY_RETRIES = 10
 
 CANARY_SCRIPT = release_script(_SITE_PREAMBLE)
 
@@ -445,3 +493,122 @@ class Delivery(pulumi.ComponentResource):
                 "swap": args.swap,
             }
         )
+
+
+@dataclass(frozen=True)
+class RegionTarget:
+    """One region's site for :class:`RegionalSwaps`."""
+
+    region: str
+    site_id: pulumi.Input[str]
+    production_url: pulumi.Input[str]
+    """``https://<default host name>``: the region's own host name, not Front Door's."""
+    staging_slot: str
+    deployed: Sequence[pulumi.Resource]
+    """The region's deploy commands (a :class:`Delivery`'s): every region's finish before the first swap."""
+    swapped_before: tuple[pulumi.Resource, str] | None = None
+    """The Delivery and its name whose ``swap`` and ``swap-baseline`` these commands take over (the primary
+    region's, from before Front Door): aliased, so turning Front Door on with ``swap`` set swaps nothing again."""
+
+
+@dataclass(frozen=True)
+class RegionalSwapsArgs:
+    regions: Sequence[RegionTarget]
+    """In swap order, the primary first."""
+    swap: str
+    """The ``swap`` config value: each new value swaps every region once, one after the other."""
+    build_id: str
+    """The package's build id (components/package.py), which each swapped production must report."""
+
+    def __post_init__(self) -> None:
+        if not self.regions:
+            raise ValueError("RegionalSwapsArgs.regions: expected at least one region")
+        if not self.swap.strip():
+            raise ValueError("RegionalSwapsArgs.swap must be a non-empty string (any new value swaps once)")
+        missing = [r.region for r in self.regions if not r.staging_slot or r.staging_slot == PRODUCTION_SLOT]
+        if missing:
+            raise ValueError(f"RegionalSwapsArgs.regions: {', '.join(missing)} need a staging slot to swap from")
+
+
+class RegionalSwaps(pulumi.ComponentResource):
+    """Swaps staging into production one region at a time, each after the previous region's production answers.
+
+    Per region, in order, three commands triggered by ``swap`` alone:
+    ``<name>-<region>-swap-baseline`` and ``<name>-<region>-swap`` (the
+    single-site :data:`SWAP_BASELINE_SCRIPT` and :data:`SWAP_SCRIPT`, so a
+    retried swap never swaps back), then ``<name>-<region>-verify``, which
+    asks that production's ``/health`` through the site's own host name for
+    the new build. The first region's swap waits for every region's deploy;
+    each later one for the previous region's verification, so the first
+    failure stops the rollout there, naming the region, and every region
+    after it keeps serving its build. The sites admit only Front Door, so
+    each command admits the deploying machine's address for its run
+    (:data:`_CLIENT_RULE`; docs/operations.md, "Region by region").
+    """
+
+    baselines: list[local.Command]
+    swaps: list[local.Command]
+    verifications: list[local.Command]
+
+    def __init__(self, name: str, args: RegionalSwapsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mcpscale:azure:RegionalSwaps", name, None, opts)
+        deployed = [d for target in args.regions for d in target.deployed]
+        self.baselines, self.swaps, self.verifications = [], [], []
+        previous: list[pulumi.Resource] = []
+        for target in args.regions:
+
+            def command(
+                suffix: str,
+                script: str,
+                environment: dict[str, pulumi.Input[str]],
+                depends_on: Sequence[pulumi.Resource],
+                took_over: str | None = None,
+            ) -> local.Command:
+                aliases = []
+                if target.swapped_before is not None and took_over is not None:
+                    parent, delivery = target.swapped_before
+                    aliases = [pulumi.Alias(name=f"{delivery}-{took_over}", parent=parent)]
+                return local.Command(
+                    f"{name}-{target.region}-{suffix}",
+                    create=script,
+                    update=NO_OP_UPDATE,
+                    interpreter=INTERPRETER,
+                    environment=environment,
+                    triggers=[args.swap],
+                    add_previous_output_in_env=False,
+                    logging=local.Logging.STDOUT_AND_STDERR,
+                    opts=pulumi.ResourceOptions(
+                        parent=self, depends_on=list(depends_on), replace_on_changes=REPLACE_ON, aliases=aliases
+                    ),
+                )
+
+            probe: dict[str, pulumi.Input[str]] = {
+                "SITE_ID": target.site_id,
+                "PRODUCTION_URL": target.production_url,
+                "PROBE_RETRIES": str(PROBE_RETRIES),
+                "SWAP": args.swap,
+                "REGION": target.region,
+                "CLIENT_RULE_NAME": CLIENT_RULE_NAME,
+                "CLIENT_RULE_PRIORITY": str(CLIENT_RULE_PRIORITY),
+                "ADDRESS_ECHO_URL": ADDRESS_ECHO_URL,
+            }
+            after = [*deployed, *previous]
+            baseline = command("swap-baseline", LOCKED_SWAP_BASELINE_SCRIPT, probe, after, "swap-baseline")
+            swap = command(
+                "swap",
+                LOCKED_SWAP_SCRIPT,
+                {**probe, "SLOT": target.staging_slot, "BASELINE_BUILD": baseline.stdout},
+                [*after, baseline],
+                "swap",
+            )
+            verify = command(
+                "verify",
+                VERIFY_SCRIPT,
+                {**probe, "PROBE_RETRIES": str(VERIFY_RETRIES), "EXPECTED_BUILD": args.build_id},
+                [*after, swap],
+            )
+            self.baselines.append(baseline)
+            self.swaps.append(swap)
+            self.verifications.append(verify)
+            previous = [verify]
+        self.register_outputs({"swap": args.swap, "regions": [t.region for t in args.regions]})

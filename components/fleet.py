@@ -1,10 +1,10 @@
 """The whole fleet as one component: what the stack program deploys, for any Pulumi program to deploy.
 
 :class:`McpFleet` wires the components exactly as a stack of this project
-needs them (resource group, plan, autoscale, secrets, the optional private
-network, the rate limits' Redis when ``rateLimits`` is set, monitoring, site,
-staging slot, operations, the package of the
-chosen server and its delivery). :class:`McpFleetArgs` holds what a platform team chooses, one
+needs them: a stamp per region (plan, autoscale, secrets, the optional
+private network, site, staging slot, operations: components/stamp.py), what
+the regions share (resource group, key rings, monitoring, the optional Front
+Door), the package of the chosen server and its delivery, region by region. :class:`McpFleetArgs` holds what a platform team chooses, one
 field per config key of Pulumi.yaml with that key's default: from stack
 config with :meth:`McpFleetArgs.from_config`, or set in code, where the same
 checks of how values combine apply.
@@ -23,20 +23,19 @@ from pathlib import Path
 import pulumi
 
 from app.ratelimit.spec import ToolLimits, to_json
-from components.autoscale import Autoscale, AutoscaleArgs
 from components.canary import CanaryPolicy
-from components.delivery import Delivery, DeliveryArgs
+from components.delivery import Delivery, DeliveryArgs, RegionalSwaps, RegionalSwapsArgs, RegionTarget
+from components.front_door import FrontDoor, FrontDoorArgs, FrontDoorOrigin
 from components.monitoring import Monitoring, MonitoringArgs
-from components.network import KEY_VAULT_GROUP, KEY_VAULT_ZONE, REDIS_GROUP, REDIS_ZONE, Network, NetworkArgs
-from components.operations import Operations, OperationsArgs
 from components.package import build_package
-from components.plan import Plan, PlanArgs, previous_plan_id
+from components.plan import previous_plan_id
 from components.rate_limit_store import DEFAULT_REDIS_SKU, REDIS_SKUS, RateLimitStore, RateLimitStoreArgs
 from components.resource_group import resource_group
-from components.secrets import Secrets, SecretsArgs
+from components.secrets import key_rings
 from components.server_source import ServerSource
 from components.settings import (
     EMAIL,
+    FRONT_DOOR_SKUS,
     MAX_INSTANCES,
     MIN_INSTANCES,
     ORIGIN,
@@ -56,17 +55,18 @@ from components.settings import (
     optional_text,
     rate_limits,
     read_config,
+    region_list,
     roles_by_tool,
     server_keys,
     text_list,
     validate,
     workbook_name,
 )
-from components.site import Site, SiteArgs
-from components.site_config import AppConfig, RateLimiting
-from components.staging_slot import StagingSlot, StagingSlotArgs
+from components.site_config import RateLimiting
+from components.stamp import RegionStamp, RegionStampArgs, stamp_name
 
 TYPE = "mcpscale:azure:McpFleet"
+SECRETS_TYPE = "mcpscale:azure:Secrets"
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,11 @@ class McpFleetArgs:
     key_vault_purge_protection: bool = boolean("keyVaultPurgeProtection", True)
     private_networking: bool = boolean("privateNetworking", False)
     """Site and slot in a virtual network, the Key Vault reachable only through its private endpoint there."""
+    regions: tuple[str, ...] = region_list("regions")
+    """A stamp per region, the first (``location``) the primary; empty: one stamp in ``location``."""
+    front_door: bool = boolean("frontDoor", False)
+    """Azure Front Door as the one public entry, the sites locked to it; needed by more than one region."""
+    front_door_sku: str = choice("frontDoorSku", "Standard", FRONT_DOOR_SKUS)
     handle_keys: pulumi.Input[str] | None = key_ring("handleKeys")
     """Key rings ``kid:secret[,kid:secret...]``; None: one key is generated and kept in the stack state."""
     request_state_keys: pulumi.Input[str] | None = key_ring("requestStateKeys")
@@ -140,6 +145,11 @@ class McpFleetArgs:
         return {"project": self.project, "stack": self.stack}
 
     @property
+    def stamp_regions(self) -> tuple[str, ...]:
+        """The regions with a stamp, the primary first."""
+        return self.regions or (self.location,)
+
+    @property
     def workers_per_instance(self) -> int:
         """Uvicorn workers per instance: one per core of the plan's sku."""
         return self.sku.cores
@@ -148,18 +158,26 @@ class McpFleetArgs:
 class McpFleet(pulumi.ComponentResource):
     """An MCP server on App Service at scale: every resource a stack of this project has, as children.
 
-    With autoscale on, the plan keeps the capacity autoscale reached by
+    One :class:`~components.stamp.RegionStamp` per region (the primary first),
+    and what the regions share, in the primary region: the resource group,
+    the key rings (generated once), Log Analytics, Application Insights and
+    the workbook, and with ``front_door`` the Front Door every site is locked
+    to. With autoscale on, the plan keeps the capacity autoscale reached by
     reading this stack's ``planId`` output (``components.plan.PLAN_ID_OUTPUT``)
     from its last deployment: the program exports :attr:`plan_id` under that name.
     """
 
     resource_group_name: pulumi.Output[str]
     plan_id: pulumi.Output[str]
+    """The primary region's plan."""
     site_name: pulumi.Output[str]
     site_url: pulumi.Output[str]
     mcp_url: pulumi.Output[str]
+    """Front Door's MCP URL with Front Door on, else the primary site's."""
     staging_mcp_url: pulumi.Output[str] | None
-    """None when the staging slot is off."""
+    """The primary's staging slot; None when the staging slot is off."""
+    region_urls: pulumi.Output[dict[str, str]]
+    """Region -> its production site's URL."""
     package_sha256: str
     app_insights_name: pulumi.Output[str]
     workbook_id: pulumi.Output[str]
@@ -167,192 +185,191 @@ class McpFleet(pulumi.ComponentResource):
     autoscale_range: str
     """``min..max`` instances, or ``off``."""
 
-    plan: Plan
-    autoscale: Autoscale | None
-    secrets: Secrets
-    network: Network | None
-    rate_limit_store: RateLimitStore | None
+    stamps: list[RegionStamp]
     monitoring: Monitoring
-    site: Site
-    slot: StagingSlot | None
-    operations: Operations
-    delivery: Delivery
+    rate_limit_store: RateLimitStore | None
+    front_door: FrontDoor | None
+    deliveries: list[Delivery]
+    rollout: RegionalSwaps | None
 
     def __init__(self, name: str, args: McpFleetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
         # Stacks deployed before this component existed hold these children at their root, under the same names;
         # the alias moves them under the fleet in state instead of replacing every resource (their own children
         # inherit it). A new stack has nothing there, and the alias matches nothing.
-        moved = pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)])
+        before_fleet = pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)
+        moved = pulumi.ResourceOptions(parent=self, aliases=[before_fleet])
         tags = args.tags
+        regions = args.stamp_regions
+        primary = regions[0]
 
-        group = resource_group(args.location, args.resource_group_name, tags, moved)
-        where = {"resource_group_name": group, "location": args.location}
+        group = resource_group(primary, args.resource_group_name, tags, moved)
+        # Once for the fleet, so every region's vault holds the same rings. A generated ring was made under the
+        # secrets component before; its alias keeps that key.
+        rings = key_rings(
+            args.handle_keys,
+            args.request_state_keys,
+            pulumi.ResourceOptions(parent=self),
+            generated_before=[
+                pulumi.create_urn("secrets", SECRETS_TYPE, parent=self),
+                pulumi.create_urn("secrets", SECRETS_TYPE),
+            ],
+        )
 
-        self.plan = Plan(
-            "plan",
-            PlanArgs(
-                **where,
-                sku=args.sku,
-                instance_count=args.instance_count,
-                autoscale=args.autoscale,
-                zone_redundant=args.zone_redundant,
-                previous_plan_id=previous_plan_id() if args.autoscale else None,
+        # The workbook charts the primary plan, and Front Door is built from the sites it locks: both are known
+        # only once the stamps exist.
+        # (A deferred output never resolved would hold the program open: each is made only where it is resolved.)
+        plan_id, resolve_plan_id = pulumi.deferred_output()
+        autoscale_id, resolve_autoscale_id = pulumi.deferred_output() if args.autoscale else (None, None)
+        front_door_id, resolve_front_door_id = pulumi.deferred_output() if args.front_door else (None, None)
+        self.monitoring = Monitoring(
+            "monitoring",
+            MonitoringArgs(
+                resource_group_name=group,
+                location=primary,
+                plan_id=plan_id,
+                autoscale_setting_id=autoscale_id,
+                workbook_name=workbook_name(args.project, args.stack),
+                workbook_display_name=f"MCP fleet ({args.project}/{args.stack})",
                 tags=tags,
+                front_door=args.front_door,
             ),
             moved,
         )
 
-        self.autoscale = None
-        if args.autoscale:
-            self.autoscale = Autoscale(
-                "autoscale",
-                AutoscaleArgs(
-                    **where,
-                    plan_id=self.plan.id,
-                    min_count=args.instance_count,
-                    max_count=args.autoscale_max_count,
-                    scale_out_cpu=args.cpu_scale_out_threshold,
-                    scale_in_cpu=args.cpu_scale_in_threshold,
-                    notify_emails=args.alert_emails,
-                    tags=tags,
-                ),
-                moved,
-            )
-
-        self.secrets = Secrets(
-            "secrets",
-            SecretsArgs(
-                **where,
-                handle_keys=args.handle_keys,
-                request_state_keys=args.request_state_keys,
-                purge_protection=args.key_vault_purge_protection,
-                tags=tags,
-                private_network_only=args.private_networking,
-            ),
-            moved,
-        )
-
-        self.network = None
-        subnet_id = None
-        if args.private_networking:
-            self.network = Network("network", NetworkArgs(**where, tags=tags), pulumi.ResourceOptions(parent=self))
-            vault = self.network.private_endpoint("vault", self.secrets.vault_id, KEY_VAULT_GROUP, KEY_VAULT_ZONE)
-            # Through the vault endpoint's DNS zone group, so site and slot join the network once the vault's
-            # name resolves to its private address there: joining changes their config, which makes App Service
-            # resolve the Key Vault references again, now through the network.
-            subnet_id = pulumi.Output.all(self.network.integration_subnet_id, vault.ready).apply(lambda ids: ids[0])
-
-        # Rate limits: the counters' Redis, its URL and the limits for the app settings, and data access for the
-        # site's and slot's identities, which their app settings wait for like their roles.
+        # Rate limits: one Redis for the fleet, in the primary region, whose counters every region's instances
+        # share; each region's site and slot identities get data access to it, which their settings wait for.
         self.rate_limit_store = None
-        rate_limiting, rate_limit_grants = None, []
+        rate_limiting = None
         if args.rate_limits:
             self.rate_limit_store = RateLimitStore(
                 "rate-limits",
                 RateLimitStoreArgs(
-                    **where, tags=tags, sku=args.redis_sku, private_network_only=args.private_networking
+                    resource_group_name=group,
+                    location=primary,
+                    tags=tags,
+                    sku=args.redis_sku,
+                    private_network_only=args.private_networking,
                 ),
                 pulumi.ResourceOptions(parent=self),
             )
-            if self.network is not None:
-                self.network.private_endpoint("redis", self.rate_limit_store.id, REDIS_GROUP, REDIS_ZONE)
             rate_limiting = RateLimiting(
                 limits=to_json(args.rate_limits),
                 redis_url=self.rate_limit_store.url,
-                instances=args.autoscale_max_count if args.autoscale else args.instance_count,
+                # Every instance the fleet may run shares the limits while Redis is unreachable: the most
+                # autoscale may reach, in every region.
+                instances=len(regions) * (args.autoscale_max_count if args.autoscale else args.instance_count),
                 fail_closed=args.rate_limits_fail_closed,
             )
-            rate_limit_grants = [self.rate_limit_store.data_access]
 
-        self.monitoring = Monitoring(
-            "monitoring",
-            MonitoringArgs(
-                **where,
-                plan_id=self.plan.id,
-                autoscale_setting_id=self.autoscale.id if self.autoscale else None,
-                workbook_name=workbook_name(args.project, args.stack),
-                workbook_display_name=f"MCP fleet ({args.project}/{args.stack})",
-                tags=tags,
-            ),
-            moved,
-        )
+        self.stamps = []
+        for region in regions:
+            is_primary = region == primary
+            self.stamps.append(
+                RegionStamp(
+                    stamp_name("stamp", region, is_primary),
+                    RegionStampArgs(
+                        region=region,
+                        primary=is_primary,
+                        settings=args,
+                        resource_group_name=group,
+                        key_rings=rings,
+                        app_insights_connection_string=self.monitoring.connection_string,
+                        telemetry_publisher=self.monitoring.publisher,
+                        workspace_id=self.monitoring.workspace_id,
+                        front_door_id=front_door_id,
+                        rate_limiting=rate_limiting,
+                        rate_limit_store=self.rate_limit_store,
+                        previous_plan_id=previous_plan_id() if args.autoscale and is_primary else None,
+                        moved_from=[pulumi.Alias(parent=self), before_fleet] if is_primary else [],
+                    ),
+                    pulumi.ResourceOptions(parent=self),
+                )
+            )
+        first = self.stamps[0]
+        resolve_plan_id(first.plan.id)
+        if resolve_autoscale_id is not None and first.autoscale is not None:
+            resolve_autoscale_id(first.autoscale.id)
 
-        self.site = Site(
-            "mcp",
-            SiteArgs(
-                **where,
-                plan_id=self.plan.id,
-                app=AppConfig(
-                    python_version=args.python_version,
-                    workers=args.workers_per_instance,
-                    key_vault_settings=self.secrets.app_settings,
-                    app_insights_connection_string=self.monitoring.connection_string,
-                    allowed_origins=args.allowed_origins,
-                    auth_scopes=args.easy_auth.scopes if args.easy_auth else (),
-                    tool_roles=args.tool_roles,
-                    rate_limiting=rate_limiting,
+        self.front_door = None
+        if args.front_door:
+            self.front_door = FrontDoor(
+                "front-door",
+                FrontDoorArgs(
+                    resource_group_name=group,
+                    origins=[FrontDoorOrigin(s.region, s.site.default_host_name) for s in self.stamps],
+                    workspace_id=self.monitoring.workspace_id,
+                    tags=tags,
+                    premium=args.front_door_sku == "Premium",
                 ),
-                easy_auth=args.easy_auth,
-                grants=[self.secrets.reader, self.monitoring.publisher, *rate_limit_grants],
-                tags=tags,
-                subnet_id=subnet_id,
-            ),
-            moved,
-        )
+                pulumi.ResourceOptions(parent=self),
+            )
+            if resolve_front_door_id is not None:
+                resolve_front_door_id(self.front_door.front_door_id)
 
-        self.slot = None
-        if args.staging_slot:
-            self.slot = StagingSlot("staging", StagingSlotArgs(site=self.site, tags=tags), moved)
-
-        self.operations = Operations(
-            "operations",
-            OperationsArgs(
-                resource_group_name=group,
-                workspace_id=self.monitoring.workspace_id,
-                site_id=self.site.id,
-                slot_id=self.slot.id if self.slot else None,
-                plan_id=self.plan.id,
-                easy_auth=args.easy_auth is not None,
-                instance_count=args.instance_count,
-                autoscale_setting_id=self.autoscale.id if self.autoscale else None,
-                autoscale_max_count=args.autoscale_max_count,
-                cpu_scale_out_threshold=args.cpu_scale_out_threshold,
-                alert_emails=args.alert_emails,
-                tags=tags,
-            ),
-            moved,
-        )
-
-        self.delivery = Delivery(
-            "delivery",
-            DeliveryArgs(
-                site_id=self.site.id,
-                # The deploy commands run in the program's folder and find the package by its relative path
-                # there: this project's root for __main__.py, its own folder for another program.
-                package=build_package(source=args.server.folder, server=args.server.spec, working_dir=Path.cwd()),
-                staging_slot=self.slot.slot_name if self.slot else None,
-                swap=args.swap,
-                key_vault_settings=tuple(self.secrets.app_settings),
-                production_url=self.site.url,
-                canary=args.canary,
-                app_insights_id=self.monitoring.publisher.scope,  # the component the telemetry publisher role is on
-                # Logs flow before the first deploy, so its Oryx build shows in the console logs.
-                depends_on=[self.site, *([self.slot] if self.slot else []), *self.operations.log_settings],
-            ),
-            moved,
-        )
+        # The deploy commands run in the program's folder and find the package by its relative path there: this
+        # project's root for __main__.py, its own folder for another program.
+        package = build_package(source=args.server.folder, server=args.server.spec, working_dir=Path.cwd())
+        # One region without Front Door swaps as a single stack always has; otherwise one region after the other,
+        # each verified through its own host name (the sites admit only Front Door, and a rule for the deployer).
+        region_by_region = args.front_door
+        self.deliveries = [
+            Delivery(
+                stamp_name("delivery", stamp.region, stamp is first),
+                DeliveryArgs(
+                    site_id=stamp.site.id,
+                    package=package,
+                    staging_slot=stamp.slot.slot_name if stamp.slot else None,
+                    swap=None if region_by_region else args.swap,
+                    key_vault_settings=tuple(stamp.secrets.app_settings),
+                    production_url=stamp.site.url,
+                    # A canary releases one region's package; behind Front Door regions go one after the other by swap.
+                    canary=None if region_by_region else args.canary,
+                    app_insights_id=self.monitoring.publisher.scope,  # the component the telemetry publisher role is on
+                    # Logs flow before the first deploy, so its Oryx build shows in the console logs.
+                    depends_on=[stamp.site, *([stamp.slot] if stamp.slot else []), *stamp.operations.log_settings],
+                ),
+                moved,
+            )
+            for stamp in self.stamps
+        ]
+        self.rollout = None
+        if region_by_region and args.swap is not None:
+            self.rollout = RegionalSwaps(
+                "rollout",
+                RegionalSwapsArgs(
+                    regions=[
+                        RegionTarget(
+                            region=stamp.region,
+                            site_id=stamp.site.id,
+                            production_url=stamp.site.url,
+                            staging_slot=stamp.slot.slot_name if stamp.slot else "",
+                            deployed=[
+                                d for d in (delivery.staging_deploy, delivery.production_deploy) if d is not None
+                            ],
+                            swapped_before=(delivery, "delivery") if stamp is first else None,
+                        )
+                        for stamp, delivery in zip(self.stamps, self.deliveries, strict=True)
+                    ],
+                    swap=args.swap,
+                    build_id=package.build_id,
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
 
         self.resource_group_name = group
-        self.plan_id = self.plan.id
-        self.site_name = self.site.name
-        self.site_url = self.site.url
-        self.mcp_url = pulumi.Output.concat(self.site.url, "/mcp")
-        self.staging_mcp_url = pulumi.Output.concat(self.slot.url, "/mcp") if self.slot else None
-        self.package_sha256 = self.delivery.package_sha256
+        self.plan_id = first.plan.id
+        self.site_name = first.site.name
+        self.site_url = first.site.url
+        self.mcp_url = self.front_door.mcp_url if self.front_door else pulumi.Output.concat(first.site.url, "/mcp")
+        self.staging_mcp_url = pulumi.Output.concat(first.slot.url, "/mcp") if first.slot else None
+        self.region_urls = pulumi.Output.all(*(s.site.url for s in self.stamps)).apply(
+            lambda urls: dict(zip(regions, urls, strict=True))
+        )
+        self.package_sha256 = package.sha256
         self.app_insights_name = self.monitoring.app_insights_name
         self.workbook_id = self.monitoring.workbook_id
-        self.vault_name = self.secrets.vault_name
+        self.vault_name = first.secrets.vault_name
         self.autoscale_range = f"{args.instance_count}..{args.autoscale_max_count}" if args.autoscale else "off"
         self.register_outputs(
             {
@@ -362,6 +379,7 @@ class McpFleet(pulumi.ComponentResource):
                 "siteUrl": self.site_url,
                 "mcpUrl": self.mcp_url,
                 "stagingMcpUrl": self.staging_mcp_url,
+                "regionUrls": self.region_urls,
                 "packageSha256": self.package_sha256,
                 "appInsightsName": self.app_insights_name,
                 "workbookId": self.workbook_id,

@@ -34,6 +34,8 @@ class MonitoringArgs:
     workbook_name: str
     workbook_display_name: str
     tags: Mapping[str, str]
+    # The workbook shows Front Door's logs too.
+    front_door: bool = False
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -71,7 +73,7 @@ class Monitoring(pulumi.ComponentResource):
             opts=child,
         )
         content = pulumi.Output.all(args.plan_id, workspace.id, args.autoscale_setting_id).apply(
-            lambda ids: json.dumps(build_workbook(ids[0], ids[1], ids[2]))
+            lambda ids: json.dumps(build_workbook(ids[0], ids[1], ids[2], front_door=args.front_door))
         )
         workbook = applicationinsights.Workbook(
             f"{name}-workbook",

@@ -3,7 +3,9 @@
 Two rings, both ``kid:secret[,kid:secret...]`` (first key seals, all keys
 open): ``MCP_HANDLE_KEYS`` seals tool handles and ``MCP_REQUEST_STATE_KEYS``
 seals multi-round ``requestState``. Each comes from its secret config key or,
-unset, is one generated key kept (encrypted) in the stack state. They are
+unset, is one generated key kept (encrypted) in the stack state
+(:func:`key_rings`, once per fleet: every region's vault holds the same
+rings, so a handle sealed in one region opens in all). They are
 Key Vault secrets; the app settings hold only
 ``@Microsoft.KeyVault(SecretUri=...)`` references, which App Service resolves
 with the site's (and the slot's) system identity, so the settings and every
@@ -28,7 +30,7 @@ unresolved reference would reach the app as its literal text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -61,15 +63,17 @@ KEY_RINGS = {
 class SecretsArgs:
     resource_group_name: pulumi.Input[str]
     location: str
-    # Each None: one key is generated.
-    handle_keys: pulumi.Input[str] | None
-    request_state_keys: pulumi.Input[str] | None
+    # The rings (components/secrets.py key_rings): configured, or generated once for the fleet.
+    handle_keys: pulumi.Input[str]
+    request_state_keys: pulumi.Input[str]
     # Irreversible once on: Key Vault refuses to turn it off again. Also sets the soft-delete retention of a new
     # vault (SOFT_DELETE_RETENTION_DAYS).
     purge_protection: bool
     tags: Mapping[str, str]
     # Only private endpoints reach the vault's data plane (components/network.py adds one).
     private_network_only: bool = False
+    # The vault's logical name (Pulumi auto-names it from this); None: ``<component name>-kv``.
+    vault_label: str | None = None
 
 
 # The data plane answers private endpoints only: public access off, and the firewall denies by default with no
@@ -85,6 +89,35 @@ _PRIVATE_ONLY = {
         default_action=keyvault.NetworkRuleAction.DENY, bypass=keyvault.NetworkRuleBypassOptions.NONE
     ),
 }
+
+
+def key_rings(
+    handle_keys: pulumi.Input[str] | None,
+    request_state_keys: pulumi.Input[str] | None,
+    opts: pulumi.ResourceOptions,
+    generated_before: Sequence[pulumi.Input[str]] = (),
+) -> dict[str, pulumi.Input[str]]:
+    """App setting -> ring: each configured one, or one generated key (``k1:<48 characters>``), made once.
+
+    ``opts`` are the generated passwords' (their parent); ``generated_before`` the URNs of the components that
+    generated them in earlier versions of the program (each password aliases its old place under them, so a
+    stack keeps its keys).
+    """
+    configured = {HANDLE_KEYS_ENV: handle_keys, REQUEST_STATE_KEYS_ENV: request_state_keys}
+    rings: dict[str, pulumi.Input[str]] = {}
+    for setting, ring in configured.items():
+        if ring is None:
+            key = pulumi_random.RandomPassword(
+                f"secrets-{KEY_RINGS[setting]}-generated",
+                length=GENERATED_SECRET_LENGTH,
+                special=False,
+                opts=pulumi.ResourceOptions.merge(
+                    opts, pulumi.ResourceOptions(aliases=[pulumi.Alias(parent=urn) for urn in generated_before])
+                ),
+            )
+            ring = pulumi.Output.concat(f"{GENERATED_KEY_ID}:", key.result)
+        rings[setting] = ring
+    return rings
 
 
 def key_vault_reference(vault_uri: pulumi.Input[str], secret_name: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -115,7 +148,7 @@ class Secrets(pulumi.ComponentResource):
 
         client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
         vault = keyvault.Vault(
-            f"{name}-kv",
+            args.vault_label or f"{name}-kv",
             resource_group_name=args.resource_group_name,
             location=args.location,
             properties=keyvault.VaultPropertiesArgs(
@@ -137,11 +170,6 @@ class Secrets(pulumi.ComponentResource):
         self.app_settings = {}
         for setting, ring in rings.items():
             secret_name = KEY_RINGS[setting]
-            if ring is None:
-                key = pulumi_random.RandomPassword(
-                    f"{name}-{secret_name}-generated", length=GENERATED_SECRET_LENGTH, special=False, opts=child
-                )
-                ring = pulumi.Output.concat(f"{GENERATED_KEY_ID}:", key.result)
             secret = keyvault.Secret(
                 f"{name}-{secret_name}",
                 resource_group_name=args.resource_group_name,

@@ -43,6 +43,7 @@ from app.ratelimit.spec import RateLimitSpecError, ToolLimits, check_tools, pars
 from components.canary import MAX_PERCENT as CANARY_MAX_PERCENT
 from components.canary import MIN_MINUTES as CANARY_MIN_MINUTES
 from components.canary import CanaryPolicy, check_canary
+from components.regions import MAX_REGIONS, REGIONS, has_zones
 from components.server_source import ServerSource, ServerSourceError, resolve_server_source
 
 if TYPE_CHECKING:
@@ -123,6 +124,8 @@ ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 RESOURCE_GROUP_NAME = re.compile(r"^[-\w._()]{0,89}[-\w_()]$")
 EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 SHORT_LABEL = re.compile(r"^.{1,128}$")
+# Front Door Standard, or Premium (managed WAF rule sets): components/front_door.py.
+FRONT_DOOR_SKUS = ("Standard", "Premium")
 MIN_HANDLE_SECRET_LENGTH = 32
 """Both rings: the request-state codec needs 32, and a handle ring deployed here gets no less."""
 
@@ -297,6 +300,31 @@ def text_list(key: str, item: re.Pattern[str], allowed: str) -> Any:
         if bad:
             raise Refused(f"{allowed}; bad: {', '.join(bad)}")
         return items
+
+    return parsed(Key(key, "string", ""), parse)
+
+
+def region_list(key: str) -> Any:
+    """Comma-separated Azure regions (components/regions.py), none repeated, at most MAX_REGIONS; empty: none."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        regions = tuple(r.strip() for r in text.split(",") if r.strip())
+        unknown = [r for r in regions if r not in REGIONS]
+        if unknown:
+            hints = []
+            for region in unknown:
+                close = difflib.get_close_matches(region.lower(), REGIONS, n=1)
+                hints.append(f"{region} (did you mean {close[0]}?)" if close else region)
+            raise Refused(
+                "expected comma-separated Azure regions offering App Service Linux Premium v3, the first the primary "
+                f"({', '.join(REGIONS)}); unknown: {', '.join(hints)}"
+            )
+        repeated = sorted({r for r in regions if regions.count(r) > 1})
+        if repeated:
+            raise Refused(f"expected each region once; repeated: {', '.join(repeated)}")
+        if len(regions) > MAX_REGIONS:
+            raise Refused(f"expected at most {MAX_REGIONS} regions, got {len(regions)}")
+        return regions
 
     return parsed(Key(key, "string", ""), parse)
 
@@ -560,6 +588,8 @@ def check_combinations(args: McpFleetArgs) -> list[Problem]:
     _check_tier(problems, args)
     if args.zone_redundant:
         _check_zone_redundancy(problems, args.sku, args.instance_count)
+        _check_zones_in_regions(problems, args.stamp_regions)
+    _check_regions(problems, args)
     if args.autoscale:
         _check_autoscale(
             problems,
@@ -579,6 +609,15 @@ def check_combinations(args: McpFleetArgs) -> list[Problem]:
                 "canaryPercent",
                 str(args.canary.percent),
                 "a canary runs on the staging slot; set stagingSlot true or canaryPercent 0",
+            )
+        )
+    if args.canary is not None and args.front_door:
+        problems.append(
+            Problem(
+                "canaryPercent",
+                str(args.canary.percent),
+                "a canary is released in one region; behind Front Door the regions are released one after the "
+                "other by swap, so set canaryPercent 0 or frontDoor false",
             )
         )
     if args.require_allowed_client_apps and _open_to_any_client_app(args.easy_auth):
@@ -656,6 +695,42 @@ def _check_zone_redundancy(problems: list[Problem], sku: Sku, instances: int) ->
                 f"zone), and instanceCount is {instances}; raise instanceCount or set zoneRedundant false",
             )
         )
+
+
+def _check_zones_in_regions(problems: list[Problem], regions: tuple[str, ...]) -> None:
+    # A location the table does not know (a stack from before it) is left to Azure, as it always was.
+    without = [region for region in regions if has_zones(region) is False]
+    if without:
+        problems.append(
+            Problem(
+                "zoneRedundant",
+                "true",
+                f"zone redundancy needs a region with availability zones, and {', '.join(without)} has none "
+                "(components/regions.py); choose other regions or set zoneRedundant false",
+            )
+        )
+
+
+def _check_regions(problems: list[Problem], args: McpFleetArgs) -> None:
+    if args.regions and args.regions[0] != args.location:
+        problems.append(
+            Problem(
+                "regions",
+                ",".join(args.regions),
+                f"the first region is the primary, which holds what the regions share, and must be "
+                f"azure-native:location ({args.location or 'unset'}); list it first",
+            )
+        )
+    if len(args.regions) > 1 and not args.front_door:
+        problems.append(
+            Problem(
+                "frontDoor",
+                "false",
+                f"{len(args.regions)} regions need Azure Front Door as their one entry; set frontDoor true",
+            )
+        )
+    if args.front_door_sku != "Standard" and not args.front_door:
+        problems.append(Problem("frontDoorSku", args.front_door_sku, "only used with Front Door; set frontDoor true"))
 
 
 def _check_autoscale(problems: list[Problem], instances: int, max_count: int, scale_out: int, scale_in: int) -> None:

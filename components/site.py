@@ -87,7 +87,7 @@ class Site(pulumi.ComponentResource):
                 f"{name}-auth",
                 name=site.name,
                 resource_group_name=args.resource_group_name,
-                **auth_settings(args.easy_auth),
+                **auth_settings(args.easy_auth, args.app.front_door_id is not None),
                 opts=site_only,
             )
 

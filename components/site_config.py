@@ -44,9 +44,11 @@ from app.contract import (
     RATE_LIMITS_ENV,
     RATE_LIMITS_FAIL_CLOSED_ENV,
     REDIS_URL_ENV,
+    REGION_ENV,
     SLOT_NAME_ENV,
     TOOL_ROLES_ENV,
 )
+from components.front_door_lock import front_door_access
 
 # App Service passes the port in $PORT; the app reads it (see app's CLI).
 STARTUP_COMMAND = "python -m app --host 0.0.0.0"
@@ -105,6 +107,10 @@ class AppConfig:
     tool_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # None: no limits, and no Redis.
     rate_limiting: RateLimiting | None = None
+    # The Azure region the app runs in (MCP_REGION, which its telemetry carries); empty: not set.
+    region: str = ""
+    # The Front Door profile's frontDoorId: site and slot admit only its traffic (components/front_door_lock.py).
+    front_door_id: pulumi.Input[str] | None = None
 
 
 def app_settings(config: AppConfig, slot_name: str) -> dict[str, pulumi.Input[str]]:
@@ -130,6 +136,8 @@ def app_settings(config: AppConfig, slot_name: str) -> dict[str, pulumi.Input[st
         settings[ALLOWED_ORIGINS_ENV] = ",".join(config.allowed_origins)
     if config.auth_scopes:
         settings["WEBSITE_AUTH_PRM_DEFAULT_WITH_SCOPES"] = ",".join(config.auth_scopes)
+    if config.region:
+        settings[REGION_ENV] = config.region
     if config.tool_roles:
         settings[TOOL_ROLES_ENV] = json.dumps({tool: list(roles) for tool, roles in config.tool_roles.items()})
     if config.rate_limiting is not None:
@@ -155,6 +163,7 @@ def site_config(config: AppConfig) -> web.SiteConfigArgs:
         ftps_state=web.FtpsState.DISABLED,
         remote_debugging_enabled=False,
         use32_bit_worker_process=False,
+        **(front_door_access(config.front_door_id) if config.front_door_id is not None else {}),
     )
 
 

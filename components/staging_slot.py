@@ -89,7 +89,7 @@ class StagingSlot(pulumi.ComponentResource):
                     name=site.name,
                     slot=STAGING_SLOT,
                     resource_group_name=site.resource_group_name,
-                    **auth_settings(site.easy_auth),
+                    **auth_settings(site.easy_auth, site.app_config.front_door_id is not None),
                     opts=slot_only,
                 )
             )

@@ -58,6 +58,7 @@ from app.contract import (
     ATTR_METHOD,
     ATTR_RATE_LIMIT_CALLER,
     ATTR_RATE_LIMIT_SCOPE,
+    ATTR_REGION,
     ATTR_TOOL,
     AUDIT_EVENT,
     DIM_ERROR_CODE,
@@ -102,6 +103,7 @@ MCP_REQUESTS = f"""let mcp = requests
 | extend method = {_dim(ATTR_METHOD)}, tool = {_dim(ATTR_TOOL)}
 | extend operation = iff(isempty(tool), method, strcat(method, " ", tool))
 | extend slot = replace_string(cloud_RoleName, "{SERVICE_NAME_PREFIX}", "")
+| extend region = {_dim(ATTR_REGION)}
 | extend failed = not(tobool(success))
 | extend error_type = {_dim(DIM_ERROR_TYPE)}, rpc_code = {_dim(DIM_ERROR_CODE)};
 """
@@ -321,6 +323,88 @@ def _slots() -> dict[str, Any]:
     )
 
 
+def _regions() -> dict[str, Any]:
+    summary = _over_mcp_requests("""mcp
+| summarize requests = sum(itemCount), failures = sumif(itemCount, failed), p95_ms = percentile(duration, 95),
+    instances = dcount(cloud_RoleInstance), last_seen = max(timestamp)
+    by region, slot
+| extend failure_pct = round(100.0 * failures / requests, 2)
+| project region, slot, requests, failure_pct, p95_ms, instances, last_seen
+| order by region asc, slot asc""")
+    latency = _over_mcp_requests(f"""mcp
+| summarize p95_ms = percentile(duration, 95) by bin(timestamp, {_GRAIN}), region
+| order by timestamp asc""")
+    failures = _over_mcp_requests(f"""mcp
+| where failed
+| summarize failures = sum(itemCount) by bin(timestamp, {_GRAIN}), region
+| order by timestamp asc""")
+    return _group(
+        "regions",
+        "Regions: traffic, failures and latency per region (the telemetry's cloud.region)",
+        [
+            _logs("region-summary", "Traffic, failures, latency and instances per region and slot", summary, "table"),
+            _half(
+                _logs("region-traffic-over-time", "MCP requests per region", _requests_over_time("region"), "timechart")
+            ),
+            _half(_logs("region-p95-over-time", "p95 latency (ms) per region", latency, "timechart")),
+            _logs("region-failures-over-time", "Failures per region", failures, "timechart"),
+        ],
+    )
+
+
+# Front Door's logs land in AzureDiagnostics (components/front_door.py), one Category per log, columns named as
+# Front Door writes them with the table's type suffix (_s: text).
+def _front_door_log(category: str, query: str) -> str:
+    return f"""AzureDiagnostics
+| where TimeGenerated {_TIME_FILTER}
+| where Category == "{category}"
+{query}"""
+
+
+def _front_door(workspace_id: str) -> dict[str, Any]:
+    requests = _front_door_log(
+        "FrontDoorAccessLog",
+        f"""| summarize requests = count() by bin(TimeGenerated, {_GRAIN}),
+    status = strcat(substring(httpStatusCode_s, 0, 1), "xx")
+| order by TimeGenerated asc""",
+    )
+    latency = _front_door_log(
+        "FrontDoorAccessLog",
+        f"""| summarize p95_ms = percentile(1000.0 * todouble(timeTaken_s), 95) by bin(TimeGenerated, {_GRAIN}),
+    origin = originName_s
+| order by TimeGenerated asc""",
+    )
+    health = _front_door_log(
+        "FrontDoorHealthProbeLog",
+        f"""| summarize failed_probes = count() by bin(TimeGenerated, {_GRAIN}), origin = originName_s,
+    status = httpStatusCode_s
+| order by TimeGenerated asc""",
+    )
+    blocks = _front_door_log(
+        "FrontDoorWebApplicationFirewallLog",
+        """| where action_s == "Block"
+| summarize blocks = count(), last_seen = max(TimeGenerated), example_uri = take_any(requestUri_s)
+    by rule = ruleName_s, client = clientIP_s
+| order by blocks desc""",
+    )
+
+    def logs(name: str, title: str, query: str, visualization: str) -> dict[str, Any]:
+        item = _workspace_logs(workspace_id, name, title, query, visualization)
+        item["content"]["noDataMessage"] = "No Front Door logs in this time range."
+        return item
+
+    return _group(
+        "front-door",
+        "Front Door: requests, origin health, latency and WAF blocks (its logs)",
+        [
+            _half(logs("front-door-requests", "Requests at Front Door by HTTP status", requests, "timechart")),
+            _half(logs("front-door-latency", "p95 time taken (ms) per origin", latency, "timechart")),
+            _half(logs("front-door-origin-health", "Failed health probes per origin", health, "timechart")),
+            _half(logs("front-door-waf-blocks", "WAF blocks by rule and client", blocks, "table")),
+        ],
+    )
+
+
 def _tool_metrics() -> dict[str, Any]:
     outcome = f"""customMetrics
 | where timestamp {_TIME_FILTER}
@@ -519,14 +603,17 @@ def _require_resource_id(name: str, value: str) -> None:
         raise ValueError(f"{name} must be an Azure resource id (/subscriptions/...), got {value!r}")
 
 
-def build_workbook(plan_id: str, workspace_id: str, autoscale_setting_id: str | None = None) -> dict[str, Any]:
+def build_workbook(
+    plan_id: str, workspace_id: str, autoscale_setting_id: str | None = None, front_door: bool = False
+) -> dict[str, Any]:
     """Workbook content (Notebook/1.0) for the fleet on App Service plan ``plan_id``.
 
     ``plan_id`` feeds the platform CPU charts; ``workspace_id`` is the Log
     Analytics workspace holding the App Service logs. An App Service plan has no
     instance-count metric of its own; instance count over time comes from the
     instances reporting telemetry and, when ``autoscale_setting_id`` is given,
-    from the autoscale setting's ``ObservedCapacity`` metric.
+    from the autoscale setting's ``ObservedCapacity`` metric. With ``front_door``
+    a group reads Front Door's own logs from the workspace.
     """
     _require_resource_id("plan_id", plan_id)
     _require_resource_id("workspace_id", workspace_id)
@@ -553,6 +640,8 @@ def build_workbook(plan_id: str, workspace_id: str, autoscale_setting_id: str | 
             _calls_by_caller(),
             _rate_limit_refusals(),
             _slots(),
+            _regions(),
+            *([_front_door(workspace_id)] if front_door else []),
             _app_service(workspace_id),
             _capacity(plan_id, autoscale_setting_id),
         ],

@@ -4,6 +4,12 @@ Telemetry is on only when ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set
 (`setup`); then the distro is configured once per process and
 `message_middleware` gives ``app.main.create_app`` the per-message
 middleware. What is exported and why: `app.telemetry`.
+
+The region (``MCP_REGION``, which each region's stamp sets; App Service's own
+``REGION_NAME`` otherwise) is the resource attribute ``cloud.region`` and,
+because the Azure Monitor exporter turns only ``service.*`` resource
+attributes into columns, also an attribute of every span: ``requests`` rows
+carry it in ``customDimensions["cloud.region"]``, which the workbook splits by.
 """
 
 from __future__ import annotations
@@ -13,11 +19,18 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from app.contract import APP_INSIGHTS_CONNECTION_STRING_ENV, SLOT_NAME_ENV
+from app.contract import APP_INSIGHTS_CONNECTION_STRING_ENV, ATTR_REGION, REGION_ENV, SLOT_NAME_ENV
 from app.telemetry.conventions import SERVICE_NAME_PREFIX
 from app.telemetry.middleware import McpInstrumentation
 
 CONNECTION_STRING_ENV = APP_INSIGHTS_CONNECTION_STRING_ENV
+# App Service sets it on every app ("Environment variables and app settings in Azure App Service", App environment).
+PLATFORM_REGION_ENV = "REGION_NAME"
+
+
+def region(environ: Mapping[str, str] = os.environ) -> str:
+    """The region this process serves in: MCP_REGION, else App Service's REGION_NAME, else ``local``."""
+    return environ.get(REGION_ENV) or environ.get(PLATFORM_REGION_ENV) or "local"
 
 
 def service_name(environ: Mapping[str, str] = os.environ) -> str:
@@ -31,6 +44,7 @@ def resource_attributes(environ: Mapping[str, str] = os.environ) -> dict[str, st
         "service.name": service_name(environ),
         "service.instance.id": environ.get("WEBSITE_INSTANCE_ID") or "local",
         "deployment.environment.name": slot,
+        ATTR_REGION: region(environ),
     }
 
 
@@ -48,6 +62,11 @@ def setup(environ: Mapping[str, str] = os.environ) -> McpInstrumentation | None:
     from azure.monitor.opentelemetry.exporter import AzureMonitorMetricExporter
     from opentelemetry import _logs, metrics, trace
     from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    class RegionOnEverySpan(SpanProcessor):
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            span.set_attribute(ATTR_REGION, region(environ))
 
     # The Azure SDK logs every export at INFO; exported, those logs would feed
     # themselves (each export logs, each log is exported).
@@ -62,6 +81,7 @@ def setup(environ: Mapping[str, str] = os.environ) -> McpInstrumentation | None:
         connection_string=connection_string,
         resource=Resource.create(resource_attributes(environ)),
         instrumentation_options={"fastapi": {"enabled": False}},
+        span_processors=[RegionOnEverySpan()],
         # The default, pinned: the audit record of a call whose span the sampler drops must still be exported.
         enable_trace_based_sampling_for_logs=False,
     )

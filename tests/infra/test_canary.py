@@ -145,6 +145,7 @@ def test_pulumi_yaml_declares_the_canary_keys_in_types_the_cli_accepts_with_the_
         ({"canaryPercent": 10, "canaryMaxP95Ratio": "nan"}, "canaryMaxP95Ratio", "a number"),
         ({"canaryPercent": 10, "canaryMinRequests": 0}, "canaryMinRequests", "from 1 to"),
         ({"canaryPercent": 10, "stagingSlot": False}, "canaryPercent", "runs on the staging slot"),
+        ({"canaryPercent": 10, "frontDoor": True}, "canaryPercent", "released in one region"),
     ],
 )
 def test_a_bad_canary_value_or_combination_is_named(infra, config, key, allowed):

@@ -372,6 +372,8 @@ if args[:4] == ["webapp", "deployment", "slot", "swap"] and os.environ.get("AZ_S
 if os.environ.get("AZ_FAIL") and " ".join(args).startswith(os.environ.get("AZ_FAIL_COMMAND", "")):
     print(os.environ["AZ_FAIL"], file=sys.stderr)
     sys.exit(1)
+if os.environ.get("AZ_STDOUT_COMMAND") and " ".join(args).startswith(os.environ["AZ_STDOUT_COMMAND"]):
+    print(os.environ.get("AZ_STDOUT", ""))
 if args[:1] != ["rest"]:
     sys.exit(0)
 option = dict(zip(args[1::2], args[2::2]))
@@ -935,3 +937,122 @@ def test_site_and_slot_build_on_deploy_and_start_the_packaged_app(infra):
         run.one("azure-native:web:WebAppApplicationSettingsSlot"),
     ):
         assert settings.get("properties.SCM_DO_BUILD_DURING_DEPLOYMENT") == "true"
+
+
+# ---------------------------------------------------------------------------
+# Region by region (RegionalSwaps), as the fleet wires it with Front Door on
+
+
+def test_regions_swap_one_after_the_other_each_after_the_previous_one_is_verified(infra):
+    from components.delivery import LOCKED_SWAP_SCRIPT, VERIFY_SCRIPT
+    from tests.infra.test_front_door import computed as front_door_outputs
+
+    config = {**infra.stack_config("prod"), "regions": "westeurope,northeurope,swedencentral", "frontDoor": True}
+    run = infra.run_main(
+        {**config, "swap": "7"},
+        computed=lambda a: front_door_outputs(a) or ({"stdout": BUILD_A} if a.name.endswith("swap-baseline") else None),
+    )
+    commands = {r.name: r for r in run.of_type(COMMAND)}
+    deploys = {c.urn for n, c in commands.items() if n.endswith("-deploy")}
+    assert len(deploys) == 6  # staging and production, per region
+    previous = None
+    for region in ("westeurope", "northeurope", "swedencentral"):
+        baseline, swap, verify = (commands[f"rollout-{region}-{step}"] for step in ("swap-baseline", "swap", "verify"))
+        assert deploys <= baseline.dependencies and deploys <= swap.dependencies
+        assert baseline.urn in swap.dependencies and swap.urn in verify.dependencies
+        if previous is not None:
+            assert previous.urn in baseline.dependencies and previous.urn in swap.dependencies
+        assert swap.get("create") == LOCKED_SWAP_SCRIPT and verify.get("create") == VERIFY_SCRIPT
+        assert verify.get("environment")["REGION"] == region
+        assert {c.get("triggers")[0] for c in (baseline, swap, verify)} == {"7"}
+        previous = verify
+    # The primary's swap takes over the single-region delivery's, so turning Front Door on swaps nothing again.
+    (alias,) = commands["rollout-westeurope-swap"].request.aliases
+    assert alias.spec.name == "delivery-swap" and alias.spec.parentUrn == next(
+        d.urn for d in run.of_type("mcpscale:azure:Delivery") if d.name == "delivery"
+    )
+    assert not [n for n in commands if n.startswith("delivery") and "swap" in n]
+
+
+def _regional(packages, regions=("westeurope", "northeurope")):
+    from components.delivery import RegionalSwaps, RegionalSwapsArgs, RegionTarget
+
+    def program() -> None:
+        site = web.WebApp("site", resource_group_name="rg", server_farm_id="plan-id", name="mcp-site0001")
+        site_url = pulumi.Output.concat("https://", site.default_host_name)
+        RegionalSwaps(
+            "rollout",
+            RegionalSwapsArgs(
+                regions=[
+                    RegionTarget(region, site.id, site_url, "staging", []) for region in regions
+                ],
+                swap="7",
+                build_id=BUILD_B,
+            ),
+        )
+
+    return program
+
+
+def _restrictions(calls: list[list[str]]) -> list[tuple[str, ...]]:
+    """The access-restriction calls: (verb, rule name, address) each."""
+    found = []
+    for call in calls:
+        if call[:3] == ["webapp", "config", "access-restriction"]:
+            option = dict(zip(call[4::2], call[5::2]))
+            found.append((call[3], option.get("--rule-name", ""), option.get("--ip-address", "")))
+    return found
+
+
+CLIENT = {"MCP_DELIVERY_CLIENT_ADDRESS": "203.0.113.7"}
+ADMITTED = [("show", "", ""), ("add", "mcpscale-delivery", "203.0.113.7/32"), ("remove", "mcpscale-delivery", "")]
+
+
+def test_a_region_is_verified_through_its_own_host_with_a_rule_for_the_deployer_removed_after(
+    infra, packages, workdir, production
+):
+    commands = {r.name: r for r in infra.run(_regional(packages)).of_type(COMMAND)}
+    production.slots.write_text(json.dumps({"production": BUILD_B, "staging": BUILD_A}))
+    result, calls = _run_script(commands["rollout-westeurope-verify"], workdir, **production.environment(**CLIENT))
+    assert result.returncode == 0, result.stderr
+    assert _restrictions(calls) == ADMITTED
+    assert f"region westeurope: production of mcp-site0001 answers through {production.url} with build" in result.stdout
+
+
+def test_a_region_serving_another_build_stops_the_rollout_naming_it_and_still_removes_the_rule(
+    infra, packages, workdir, production
+):
+    commands = {r.name: r for r in infra.run(_regional(packages)).of_type(COMMAND)}
+    result, calls = _run_script(commands["rollout-northeurope-verify"], workdir, **production.environment(**CLIENT))
+    assert result.returncode == 7
+    assert (
+        f"region northeurope: production of mcp-site0001 serves build {BUILD_A}, not {BUILD_B}, after swap '7'; "
+        "stopped here, the regions after northeurope keep the build they serve"
+    ) in result.stderr
+    assert _restrictions(calls) == ADMITTED
+
+
+def test_a_rule_a_killed_run_left_is_removed_before_the_next_is_added(infra, packages, workdir, production):
+    commands = {r.name: r for r in infra.run(_regional(packages)).of_type(COMMAND)}
+    leftover = {"AZ_STDOUT_COMMAND": "webapp config access-restriction show", "AZ_STDOUT": "mcpscale-delivery"}
+    result, calls = _run_script(
+        commands["rollout-westeurope-swap"],
+        workdir,
+        **production.environment(**CLIENT, **leftover, BASELINE_BUILD=BUILD_A),
+    )
+    assert result.returncode == 0, result.stderr
+    assert _restrictions(calls) == [("show", "", ""), ("remove", "mcpscale-delivery", ""), *ADMITTED[1:]]
+    assert SWAP_CALL in calls and calls.index(SWAP_CALL) < len(calls) - 1  # swapped while admitted
+    assert production.serves() == BUILD_B
+
+
+def test_without_a_public_address_nothing_is_swapped(infra, packages, workdir, production):
+    commands = {r.name: r for r in infra.run(_regional(packages)).of_type(COMMAND)}
+    result, calls = _run_script(
+        commands["rollout-westeurope-swap"],
+        workdir,
+        **production.environment(MCP_DELIVERY_CLIENT_ADDRESS="not-an-address", BASELINE_BUILD=BUILD_A),
+    )
+    assert result.returncode == 6
+    assert "region westeurope: 'not-an-address' is not an IPv4 address" in result.stderr
+    assert calls == []

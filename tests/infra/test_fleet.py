@@ -17,6 +17,7 @@ from components.settings import SKUS
 from components.site_config import STARTUP_COMMAND
 from tests.infra.builders import AUTH
 from tests.infra.conftest import TENANT, StackRun
+from tests.infra.engine_urns import identities
 from tests.team_server import SERVER, write_team_server
 
 WEBAPP = "azure-native:web:WebApp"
@@ -225,11 +226,9 @@ def test_the_stack_program_is_one_fleet_at_the_stack_root(infra):
 
 def test_what_the_program_had_at_the_root_is_aliased_there_so_existing_stacks_are_not_replaced(infra):
     run = infra.run_main(infra.stack_config("prod"))
-    fleet = run.one(TYPE)
-    children = [r for r in run.resources if r.parent == fleet.urn]
-    assert {(r.type, r.name) for r in children} == ROOT_CHILDREN_BEFORE_THE_FLEET | CHILDREN_SINCE_THE_FLEET
-    moved = [r for r in children if (r.type, r.name) in ROOT_CHILDREN_BEFORE_THE_FLEET]
-    for registration in moved:
-        to_root = [a.spec for a in registration.request.aliases if a.spec.noParent]
-        # Same name and type (empty: unchanged), no parent: the URN it had at the stack's root.
-        assert [(spec.name, spec.type) for spec in to_root] == [("", "")], registration.name
+    known = {(i.type, i.name): i for i in identities(run)}
+    for type_, name in ROOT_CHILDREN_BEFORE_THE_FLEET:
+        # The URN it had at the stack's root, now under the fleet (and, for a stamp's part, under the stamp).
+        assert f"urn:pulumi:test::mcpscale-azure::{type_}::{name}" in known[type_, name].aliases, name
+    for type_, name in CHILDREN_SINCE_THE_FLEET:
+        assert f"urn:pulumi:test::mcpscale-azure::mcpscale:azure:McpFleet${type_}::{name}" in known[type_, name].aliases

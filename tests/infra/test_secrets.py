@@ -6,7 +6,7 @@ import pulumi
 import pytest
 
 from components.roles import KEY_VAULT_SECRETS_USER
-from components.secrets import Secrets, SecretsArgs
+from components.secrets import Secrets, SecretsArgs, key_rings
 from tests.infra.builders import TAGS
 from tests.infra.conftest import TENANT
 
@@ -21,13 +21,14 @@ def run_secrets(
     infra, handle_keys=None, request_state_keys=None, purge_protection=True, private_network_only=False, sink=None
 ):
     def program():
+        rings = key_rings(handle_keys, request_state_keys, pulumi.ResourceOptions())
         secrets = Secrets(
             "secrets",
             SecretsArgs(
                 resource_group_name="rg-mcp",
                 location="westeurope",
-                handle_keys=handle_keys,
-                request_state_keys=request_state_keys,
+                handle_keys=rings["MCP_HANDLE_KEYS"],
+                request_state_keys=rings["MCP_REQUEST_STATE_KEYS"],
                 purge_protection=purge_protection,
                 tags=TAGS,
                 private_network_only=private_network_only,
@@ -183,5 +184,6 @@ def test_readers_get_key_vault_secrets_user_on_the_vault(infra):
 def test_everything_is_a_child_of_the_secrets_component(infra):
     run = run_secrets(infra)
     component = run.one("mcpscale:azure:Secrets")
-    assert sorted(r.type for r in run.children_of(component)) == sorted([VAULT, SECRET, SECRET, PASSWORD, PASSWORD])
-    assert len(run.resources) == 6
+    assert sorted(r.type for r in run.children_of(component)) == sorted([VAULT, SECRET, SECRET])
+    # The generated rings are made once, outside any region's vault (key_rings), so every vault gets the same.
+    assert len(run.of_type(PASSWORD)) == 2 and not any(p.parent == component.urn for p in run.of_type(PASSWORD))

@@ -69,6 +69,8 @@ def test_defaults_are_the_documented_ones(infra):
     assert settings.tool_roles == {}
     assert settings.server == ServerSource(BUNDLED_SERVER, None)
     assert settings.location == "westeurope"
+    assert (settings.regions, settings.stamp_regions) == ((), ("westeurope",))
+    assert (settings.front_door, settings.front_door_sku) == (False, "Standard")
     assert settings.tags == {"project": "mcpscale-azure", "stack": "test"}
 
 
@@ -719,3 +721,66 @@ def test_bad_rate_limits_fail_before_any_resource_registers(infra):
     (problem,) = raised.value.problems
     assert "rateLimits['echo'].perCaller has the unit 'fortnight'" in problem
     assert infra.last.resources == []
+def test_regions_are_a_primary_then_others_each_with_a_stamp(infra):
+    settings = load(infra, {"regions": "westeurope, northeurope,swedencentral", "frontDoor": True})
+    assert settings.regions == settings.stamp_regions == ("westeurope", "northeurope", "swedencentral")
+
+
+@pytest.mark.parametrize(
+    ("regions", "message"),
+    [
+        ("westeurope,northeurop", "unknown: northeurop (did you mean northeurope?)"),
+        ("westeurope,West Europe", "unknown: West Europe (did you mean westeurope?)"),
+        ("westeurope,francesouth", "unknown: francesouth (did you mean koreasouth?)"),  # open on request only
+        ("westeurope,northeurope,westeurope", "expected each region once; repeated: westeurope"),
+        (
+            "westeurope,northeurope,swedencentral,uksouth,francecentral,germanywestcentral",
+            "expected at most 5 regions, got 6",
+        ),
+    ],
+)
+def test_unknown_repeated_or_too_many_regions_are_rejected(infra, regions, message):
+    (found,) = problems(infra, {"regions": regions, "frontDoor": True})
+    assert found.startswith(f"mcpscale-azure:regions = {regions!r} is not allowed: ")
+    assert found.endswith(message)
+
+
+def test_the_first_region_is_the_location(infra):
+    (found,) = problems(infra, {"regions": "northeurope,westeurope", "frontDoor": True})
+    assert found == (
+        "mcpscale-azure:regions = 'northeurope,westeurope' is not allowed: the first region is the primary, which "
+        "holds what the regions share, and must be azure-native:location (westeurope); list it first"
+    )
+
+
+def test_several_regions_need_front_door(infra):
+    (found,) = problems(infra, {"regions": "westeurope,northeurope"})
+    assert found == (
+        "mcpscale-azure:frontDoor = 'false' is not allowed: 2 regions need Azure Front Door as their one entry; "
+        "set frontDoor true"
+    )
+    assert load(infra, {"frontDoor": True}).stamp_regions == ("westeurope",)  # one region may have it too
+
+
+def test_front_door_sku_is_standard_or_premium_and_only_with_front_door(infra):
+    assert load(infra, {"frontDoor": True, "frontDoorSku": "Premium"}).front_door_sku == "Premium"
+    (found,) = problems(infra, {"frontDoor": True, "frontDoorSku": "Classic"})
+    assert found.endswith("expected one of Standard, Premium")
+    (found,) = problems(infra, {"frontDoorSku": "Premium"})
+    assert found == (
+        "mcpscale-azure:frontDoorSku = 'Premium' is not allowed: only used with Front Door; set frontDoor true"
+    )
+
+
+@pytest.mark.parametrize(
+    ("location", "regions", "without"),
+    [("westeurope", "westeurope,ukwest", "ukwest"), ("westus", "", "westus")],
+)
+def test_zone_redundancy_in_a_region_without_zones_is_rejected(infra, location, regions, without):
+    config = {"azure-native:location": location, "regions": regions, "frontDoor": bool(regions)}
+    (found,) = problems(infra, {**config, "zoneRedundant": True})
+    assert found == (
+        f"mcpscale-azure:zoneRedundant = 'true' is not allowed: zone redundancy needs a region with availability "
+        f"zones, and {without} has none (components/regions.py); choose other regions or set zoneRedundant false"
+    )
+    assert load(infra, {**config, "zoneRedundant": False}).zone_redundant is False

@@ -71,7 +71,7 @@ def errors(diagnostics: list[dict]) -> list[dict]:
 @pytest.fixture(scope="module")
 def content() -> dict[str, Any]:
     # What Azure receives: the JSON text the monitoring component puts in serializedData.
-    return json.loads(json.dumps(build_workbook(PLAN_ID, WORKSPACE_ID)))
+    return json.loads(json.dumps(build_workbook(PLAN_ID, WORKSPACE_ID, front_door=True)))
 
 
 @pytest.fixture(scope="module")
@@ -343,7 +343,7 @@ def test_app_service_log_panels_query_the_workspace(content):
         assert panel["resourceType"] == "microsoft.operationalinsights/workspaces", name
         assert panel["crossComponentResources"] == [WORKSPACE_ID], name
         assert "TimeGenerated {TimeRange}" in panel["query"], name
-    telemetry = [i for i in logs_items(content) if i["name"] not in names]
+    telemetry = [i for i in logs_items(content) if i["name"] not in names and not i["name"].startswith("front-door")]
     assert telemetry and all(i["content"]["resourceType"] == "microsoft.insights/components" for i in telemetry)
 
 
@@ -374,3 +374,38 @@ def test_checker_rejects_an_app_insights_table_on_the_workspace(content):
     )
     assert not errors(results["good"])
     assert errors(results["wrong_table"]) and errors(results["wrong_column"])
+
+
+def test_every_mcp_panel_can_split_by_region_and_the_regions_group_does(content):
+    queries = {item["name"]: item["content"]["query"] for item in logs_items(content)}
+    assert 'extend region = tostring(customDimensions["cloud.region"])' in queries["region-summary"]
+    assert "by region, slot" in queries["region-summary"]
+    assert "bin(timestamp, {TimeRange:grain}), region" in queries["region-traffic-over-time"]
+    assert all("extend region =" in q for q in queries.values() if q.startswith("let mcp = requests"))
+
+
+def test_front_doors_view_reads_its_logs_from_the_workspace_only_with_front_door(content):
+    items = {item["name"]: item["content"] for item in logs_items(content) if item["name"].startswith("front-door")}
+    assert set(items) == {
+        "front-door-requests",
+        "front-door-latency",
+        "front-door-origin-health",
+        "front-door-waf-blocks",
+    }
+    for item in items.values():
+        assert item["resourceType"] == "microsoft.operationalinsights/workspaces"
+        assert item["crossComponentResources"] == [WORKSPACE_ID]
+        assert item["query"].startswith("AzureDiagnostics")
+    assert 'Category == "FrontDoorHealthProbeLog"' in items["front-door-origin-health"]["query"]
+    assert 'action_s == "Block"' in items["front-door-waf-blocks"]["query"]
+    without = build_workbook(PLAN_ID, WORKSPACE_ID)
+    assert not [i for i in walk(without["items"]) if i["name"].startswith("front-door")]
+
+
+def test_checker_rejects_a_front_door_column_azure_diagnostics_does_not_have(content):
+    (query,) = [i["content"]["query"] for i in logs_items(content) if i["name"] == "front-door-waf-blocks"]
+    query = substitute_parameters(query, TIME_RANGE_FORMS["relative"])
+    results = kql_diagnostics(
+        {"ok": query, "misspelt": query.replace("ruleName_s", "rulename_s")}, "microsoft.operationalinsights/workspaces"
+    )
+    assert not errors(results["ok"]) and errors(results["misspelt"])

@@ -18,13 +18,16 @@ from tests.app.test_identity import ALICE, ALICE_HEADERS
 
 
 def test_service_name_and_instance_come_from_the_slot_and_instance_id():
-    environ = {"MCP_SLOT_NAME": "staging", "WEBSITE_INSTANCE_ID": "abc123"}
+    environ = {"MCP_SLOT_NAME": "staging", "WEBSITE_INSTANCE_ID": "abc123", "MCP_REGION": "northeurope"}
     assert telemetry.resource_attributes(environ) == {
         "service.name": "mcp-server-staging",
         "service.instance.id": "abc123",
         "deployment.environment.name": "staging",
+        "cloud.region": "northeurope",
     }
     assert telemetry.resource_attributes({})["service.name"] == "mcp-server-local"
+    assert telemetry.resource_attributes({"REGION_NAME": "North Europe"})["cloud.region"] == "North Europe"
+    assert telemetry.resource_attributes({})["cloud.region"] == "local"
 
 
 def test_without_a_connection_string_nothing_is_wrapped_or_imported():
@@ -79,7 +82,12 @@ def duration_outcomes(ingestion: FakeIngestion) -> set[tuple[str | None, str | N
 
 def test_end_to_end_requests_rows_carry_the_workbook_contract(tmp_path):
     ingestion = FakeIngestion()
-    env = {**ingestion_env(ingestion, tmp_path), "MCP_SLOT_NAME": "staging", "WEBSITE_INSTANCE_ID": "instance-e2e"}
+    env = {
+        **ingestion_env(ingestion, tmp_path),
+        "MCP_SLOT_NAME": "staging",
+        "WEBSITE_INSTANCE_ID": "instance-e2e",
+        "MCP_REGION": "northeurope",
+    }
     try:
         with running_server(env=env) as server:
             ok = post_mcp(server.mcp_url, tools_call("echo", 11, meta=E2E_META, arguments={"message": "hi"}))
@@ -103,6 +111,7 @@ def test_end_to_end_requests_rows_carry_the_workbook_contract(tmp_path):
         assert row["tags"]["ai.operation.parentId"] == CALLER_SPAN_ID
         assert row["tags"]["ai.cloud.role"] == "mcp-server-staging"
         assert row["tags"]["ai.cloud.roleInstance"] == "instance-e2e"
+        assert row["data"]["baseData"]["properties"]["cloud.region"] == "northeurope"
     assert ok_row["data"]["baseData"]["name"] == "tools/call echo"
     assert ok_row["data"]["baseData"]["success"] is True
     assert ok_row["data"]["baseData"]["properties"]["gen_ai.tool.name"] == "echo"

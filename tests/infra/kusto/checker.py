@@ -167,6 +167,22 @@ APP_SERVICE_TABLES: dict[str, list[tuple[str, str]]] = {
         ("ResultDescription", "string"),
     ],
 }
+# Front Door's logs in the workspace: AzureDiagnostics, whose columns are the log's properties with a type suffix
+# (_s for text). The properties are those Learn lists for Front Door Standard and Premium ("Monitor metrics and
+# logs in Azure Front Door": access log, health probe log, WAF log); only the columns the workbook reads are
+# declared, beside the table's own (azure-monitor-ref/tables/azurediagnostics.md).
+APP_SERVICE_TABLES["AzureDiagnostics"] = _WORKSPACE_COMMON + [
+    ("Category", "string"),
+    ("ResourceProvider", "string"),
+    ("OperationName", "string"),
+    ("httpStatusCode_s", "string"),
+    ("timeTaken_s", "string"),
+    ("originName_s", "string"),
+    ("requestUri_s", "string"),
+    ("clientIP_s", "string"),
+    ("ruleName_s", "string"),
+    ("action_s", "string"),
+]
 # Which tables a workbook item of each resourceType queries.
 TABLES_BY_RESOURCE_TYPE = {
     "microsoft.insights/components": ("ApplicationInsights", APP_INSIGHTS_TABLES),

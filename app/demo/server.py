@@ -20,7 +20,7 @@ Environment (read once, at import; a bad value stops start-up naming it):
 
 | variable | meaning | default |
 |---|---|---|
-| ``MCP_HANDLE_KEYS`` / ``MCP_HANDLE_TTL_SECONDS`` | ``tally``'s handle key ring and handle lifetime (`app.handles`) | random per-process key + warning / 3600 |
+| ``MCP_HANDLE_KEYS`` / ``MCP_HANDLE_TTL_SECONDS`` | ``tally``'s handle key ring and handle lifetime (`app.handles`) | a key generated at start-up, shared by the workers of one `python -m app`, + warning / 3600 |
 | ``MCP_PRIMES_LIMIT`` | largest ``limit`` ``compute_primes`` accepts | 10000000 |
 | ``MCP_PRIMES_CONCURRENCY`` | ``compute_primes`` jobs run at once per worker (others queue) | 2 |
 | ``WEBSITE_INSTANCE_ID`` / ``WEBSITE_SITE_NAME`` / ``MCP_SLOT_NAME`` | ``instance_id`` / ``site_name`` / ``slot_name`` in results | ``local`` |

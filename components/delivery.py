@@ -555,33 +555,34 @@ class RegionalSwaps(pulumi.ComponentResource):
         deployed = [d for target in args.regions for d in target.deployed]
         self.baselines, self.swaps, self.verifications = [], [], []
         previous: list[pulumi.Resource] = []
+
+        def command(
+            target: RegionTarget,
+            suffix: str,
+            script: str,
+            environment: dict[str, pulumi.Input[str]],
+            depends_on: Sequence[pulumi.Resource],
+            took_over: str | None = None,
+        ) -> local.Command:
+            aliases = []
+            if target.swapped_before is not None and took_over is not None:
+                parent, delivery = target.swapped_before
+                aliases = [pulumi.Alias(name=f"{delivery}-{took_over}", parent=parent)]
+            return local.Command(
+                f"{name}-{target.region}-{suffix}",
+                create=script,
+                update=NO_OP_UPDATE,
+                interpreter=INTERPRETER,
+                environment=environment,
+                triggers=[args.swap],
+                add_previous_output_in_env=False,
+                logging=local.Logging.STDOUT_AND_STDERR,
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=list(depends_on), replace_on_changes=REPLACE_ON, aliases=aliases
+                ),
+            )
+
         for target in args.regions:
-
-            def command(
-                suffix: str,
-                script: str,
-                environment: dict[str, pulumi.Input[str]],
-                depends_on: Sequence[pulumi.Resource],
-                took_over: str | None = None,
-            ) -> local.Command:
-                aliases = []
-                if target.swapped_before is not None and took_over is not None:
-                    parent, delivery = target.swapped_before
-                    aliases = [pulumi.Alias(name=f"{delivery}-{took_over}", parent=parent)]
-                return local.Command(
-                    f"{name}-{target.region}-{suffix}",
-                    create=script,
-                    update=NO_OP_UPDATE,
-                    interpreter=INTERPRETER,
-                    environment=environment,
-                    triggers=[args.swap],
-                    add_previous_output_in_env=False,
-                    logging=local.Logging.STDOUT_AND_STDERR,
-                    opts=pulumi.ResourceOptions(
-                        parent=self, depends_on=list(depends_on), replace_on_changes=REPLACE_ON, aliases=aliases
-                    ),
-                )
-
             probe: dict[str, pulumi.Input[str]] = {
                 "SITE_ID": target.site_id,
                 "PRODUCTION_URL": target.production_url,
@@ -593,8 +594,9 @@ class RegionalSwaps(pulumi.ComponentResource):
                 "ADDRESS_ECHO_URL": ADDRESS_ECHO_URL,
             }
             after = [*deployed, *previous]
-            baseline = command("swap-baseline", LOCKED_SWAP_BASELINE_SCRIPT, probe, after, "swap-baseline")
+            baseline = command(target, "swap-baseline", LOCKED_SWAP_BASELINE_SCRIPT, probe, after, "swap-baseline")
             swap = command(
+                target,
                 "swap",
                 LOCKED_SWAP_SCRIPT,
                 {**probe, "SLOT": target.staging_slot, "BASELINE_BUILD": baseline.stdout},
@@ -602,6 +604,7 @@ class RegionalSwaps(pulumi.ComponentResource):
                 "swap",
             )
             verify = command(
+                target,
                 "verify",
                 VERIFY_SCRIPT,
                 {**probe, "PROBE_RETRIES": str(VERIFY_RETRIES), "EXPECTED_BUILD": args.build_id},

@@ -22,7 +22,7 @@ RATE_LIMIT_INSTANCES_ENV = "MCP_RATE_LIMIT_INSTANCES"
 RATE_LIMITS_FAIL_CLOSED_ENV = "MCP_RATE_LIMITS_FAIL_CLOSED"
 SLOT_NAME_ENV = "MCP_SLOT_NAME"
 REGION_ENV = "MCP_REGION"  # the Azure region a stamp runs in (components/stamp.py); telemetry's cloud.region
-# On every span, so in each requests row's customDimensions (app/telemetry/azure_monitor.py).
+# On every span, metric point and audit record, so in each row's customDimensions (app/telemetry/).
 ATTR_REGION = "cloud.region"
 ALLOWED_ORIGINS_ENV = "MCP_ALLOWED_ORIGINS"
 APP_INSIGHTS_CONNECTION_STRING_ENV = "APPLICATIONINSIGHTS_CONNECTION_STRING"

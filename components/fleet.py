@@ -216,19 +216,17 @@ class McpFleet(pulumi.ComponentResource):
             ],
         )
 
-        # The workbook charts the primary plan, and Front Door is built from the sites it locks: both are known
-        # only once the stamps exist.
+        # The workbook charts every stamp, and Front Door is built from the sites it locks: both are known only once
+        # the stamps exist.
         # (A deferred output never resolved would hold the program open: each is made only where it is resolved.)
-        plan_id, resolve_plan_id = pulumi.deferred_output()
-        autoscale_id, resolve_autoscale_id = pulumi.deferred_output() if args.autoscale else (None, None)
+        charted, resolve_charted = pulumi.deferred_output()
         front_door_id, resolve_front_door_id = pulumi.deferred_output() if args.front_door else (None, None)
         self.monitoring = Monitoring(
             "monitoring",
             MonitoringArgs(
                 resource_group_name=group,
                 location=primary,
-                plan_id=plan_id,
-                autoscale_setting_id=autoscale_id,
+                stamps=charted,
                 workbook_name=workbook_name(args.project, args.stack),
                 workbook_display_name=f"MCP fleet ({args.project}/{args.stack})",
                 tags=tags,
@@ -287,9 +285,7 @@ class McpFleet(pulumi.ComponentResource):
                 )
             )
         first = self.stamps[0]
-        resolve_plan_id(first.plan.id)
-        if resolve_autoscale_id is not None and first.autoscale is not None:
-            resolve_autoscale_id(first.autoscale.id)
+        resolve_charted(pulumi.Output.all(*(stamp.charts for stamp in self.stamps)))
 
         self.front_door = None
         if args.front_door:

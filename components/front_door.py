@@ -255,6 +255,8 @@ class FrontDoor(pulumi.ComponentResource):
         origins = [
             cdn.AFDOrigin(
                 f"{name}-origin-{origin.region}",
+                # Named after its region: Front Door's logs name the origin, and the workbook filters them by region.
+                origin_name=origin.region,
                 resource_group_name=group,
                 profile_name=profile.name,
                 origin_group_name=origin_group.name,

@@ -11,14 +11,14 @@ metrics) on the component.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
 from pulumi_azure_native import applicationinsights, operationalinsights
 
 from components.roles import MONITORING_METRICS_PUBLISHER, RoleGrant
-from components.workbook import build_workbook
+from components.workbook import StampCharts, build_workbook
 
 LOG_RETENTION_DAYS = 30
 
@@ -27,9 +27,8 @@ LOG_RETENTION_DAYS = 30
 class MonitoringArgs:
     resource_group_name: pulumi.Input[str]
     location: str
-    plan_id: pulumi.Input[str]
-    # When set, the workbook charts the autoscale setting's observed capacity.
-    autoscale_setting_id: pulumi.Input[str] | None
+    # What the workbook reads of each region's stamp, the primary first.
+    stamps: pulumi.Input[Sequence[StampCharts]]
     # A GUID (workbooks must be named by one); see settings.workbook_name.
     workbook_name: str
     workbook_display_name: str
@@ -72,8 +71,8 @@ class Monitoring(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        content = pulumi.Output.all(args.plan_id, workspace.id, args.autoscale_setting_id).apply(
-            lambda ids: json.dumps(build_workbook(ids[0], ids[1], ids[2], front_door=args.front_door))
+        content = pulumi.Output.all(args.stamps, workspace.id).apply(
+            lambda values: json.dumps(build_workbook(values[0], values[1], front_door=args.front_door))
         )
         workbook = applicationinsights.Workbook(
             f"{name}-workbook",

@@ -36,6 +36,7 @@ from components.secrets import Secrets, SecretsArgs
 from components.site import Site, SiteArgs
 from components.site_config import AppConfig, RateLimiting
 from components.staging_slot import StagingSlot, StagingSlotArgs
+from components.workbook import StampCharts
 
 if TYPE_CHECKING:
     from components.fleet import McpFleetArgs
@@ -82,6 +83,8 @@ class RegionStamp(pulumi.ComponentResource):
     site: Site
     slot: StagingSlot | None
     operations: Operations
+    charts: pulumi.Output[StampCharts]
+    """What the fleet workbook reads of this stamp."""
 
     def __init__(self, name: str, args: RegionStampArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
@@ -205,6 +208,9 @@ class RegionStamp(pulumi.ComponentResource):
             child,
         )
 
+        self.charts = pulumi.Output.all(
+            self.plan.id, self.site.id, self.autoscale.id if self.autoscale else None
+        ).apply(lambda ids: StampCharts(region, *ids))
         self.register_outputs(
             {"region": region, "planId": self.plan.id, "siteName": self.site.name, "siteUrl": self.site.url}
         )

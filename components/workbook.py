@@ -3,9 +3,16 @@
 "who called which tool?", "whom do the rate limits refuse?" and "did autoscale
 react?" at a glance.
 
-``build_workbook(plan_id, workspace_id)`` is pure: it returns the workbook
+``build_workbook(stamps, workspace_id)`` is pure: it returns the workbook
 content as a dict; the monitoring component ``json.dumps`` it into the
-Workbook resource's ``serializedData``. Telemetry queries name no resource,
+Workbook resource's ``serializedData``.
+
+Every panel is per region: a Region parameter (all regions by default, any
+set of them) filters every Logs panel, the tables have a region column, and
+each region's platform metrics (plan CPU, autoscale) get charts of their own,
+since a metrics chart reads one resource. Telemetry rows carry the region as
+``customDimensions["cloud.region"]``; App Service's logs by the site they came
+from; Front Door's by the origin, which is named after its region. Telemetry queries name no resource,
 so they run against the workbook's ``sourceId``: the monitoring component
 must set ``sourceId`` to the Application Insights component. They use the
 classic Application Insights table names (``requests``, ``customMetrics``,
@@ -17,6 +24,8 @@ where the diagnostic settings (components/operations.py) write
 Telemetry contract (``app/telemetry/`` emits exactly this; the names
 are ``app.contract``'s, which both import):
 
+- every row below carries ``customDimensions["cloud.region"]``: the region of the
+  instance that sent it. Exceptions are placed by their instance.
 - one SERVER span per MCP message -> one ``requests`` row. Its
   ``customDimensions`` carry the OpenTelemetry MCP semantic-convention
   attributes ``mcp.method.name``, ``gen_ai.tool.name`` (tools/call),
@@ -50,7 +59,10 @@ are ``app.contract``'s, which both import):
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from app.contract import (
@@ -73,6 +85,10 @@ from app.contract import (
 
 # --- workbook vocabulary -----------------------------------------------------
 TIME_RANGE_PARAMETER = "TimeRange"
+REGION_PARAMETER = "Region"
+# What the Region parameter expands to with "All" selected (Learn, "Workbook dropdown parameters", Special casing
+# All): a marker, so rows without a region still show, and the query does not grow with the number of regions.
+ALL_REGIONS = "*"
 _DEFAULT_RANGE_MS = 4 * 60 * 60 * 1000  # last 4 hours: long enough to see a scale-out and back
 _APP_INSIGHTS = "microsoft.insights/components"
 _PLAN_TYPE = "microsoft.web/serverfarms"
@@ -82,12 +98,24 @@ _WORKSPACE_TYPE = "microsoft.operationalinsights/workspaces"
 # Workbook item type ids (Notebook/1.0).
 _MARKDOWN, _QUERY, _PARAMETERS, _METRICS, _GROUP = 1, 3, 9, 10, 12
 _LOGS_QUERY = 0  # queryType: Logs (KQL)
-_TIME_RANGE_PICKER = 4  # parameter type
+_DROPDOWN, _TIME_RANGE_PICKER = 2, 4  # parameter types
 # Metrics item aggregations.
 _AGG_SUM, _AGG_MAX, _AGG_AVERAGE = 1, 3, 4
 
 _TIME_FILTER = f"{{{TIME_RANGE_PARAMETER}}}"  # `| where timestamp {TimeRange}`
 _GRAIN = f"{{{TIME_RANGE_PARAMETER}:grain}}"  # bin size the picker chooses for the range
+# A multi-select dropdown expands to its quoted values ('westeurope','northeurope'), or to '*' for All.
+_IN_REGIONS = f"""| where "{ALL_REGIONS}" in ({{{REGION_PARAMETER}}}) or region in ({{{REGION_PARAMETER}}})"""
+
+
+@dataclass(frozen=True)
+class StampCharts:
+    """What the workbook reads of one region's stamp: its plan's metrics, its site's logs, its autoscale setting."""
+
+    region: str
+    plan_id: str
+    site_id: str
+    autoscale_setting_id: str | None = None
 
 
 def _dim(attribute: str) -> str:
@@ -104,6 +132,7 @@ MCP_REQUESTS = f"""let mcp = requests
 | extend operation = iff(isempty(tool), method, strcat(method, " ", tool))
 | extend slot = replace_string(cloud_RoleName, "{SERVICE_NAME_PREFIX}", "")
 | extend region = {_dim(ATTR_REGION)}
+{_IN_REGIONS}
 | extend failed = not(tobool(success))
 | extend error_type = {_dim(DIM_ERROR_TYPE)}, rpc_code = {_dim(DIM_ERROR_CODE)};
 """
@@ -191,7 +220,7 @@ def _half(item: dict[str, Any]) -> dict[str, Any]:
     return {**item, "customWidth": "50"}
 
 
-def _time_range_parameter() -> dict[str, Any]:
+def _parameters(regions: Sequence[str]) -> dict[str, Any]:
     hour = 60 * 60 * 1000
     return {
         "type": _PARAMETERS,
@@ -215,26 +244,61 @@ def _time_range_parameter() -> dict[str, Any]:
                         ],
                         "allowCustom": True,
                     },
-                }
+                },
+                {
+                    "id": "6c1f4a52-5b1e-4a53-9d43-1e0f5f1c2a02",
+                    "version": "KqlParameterItem/1.0",
+                    "name": REGION_PARAMETER,
+                    "label": "Region",
+                    "type": _DROPDOWN,
+                    "isRequired": True,
+                    "multiSelect": True,
+                    "quote": "'",
+                    "delimiter": ",",
+                    "jsonData": json.dumps(list(regions)),
+                    "typeSettings": {
+                        "additionalResourceOptions": ["value::all"],
+                        "selectAllValue": ALL_REGIONS,
+                        "showDefault": False,
+                    },
+                    "defaultValue": "value::all",
+                    "value": ["value::all"],
+                },
             ],
         },
     }
 
 
+# Rows that carry no region of their own (exceptions, performance counters) take their instance's, from the rows
+# that do.
+_INSTANCE_REGIONS = f"""let instance_region = union requests, customMetrics
+| where timestamp {_TIME_FILTER}
+| where isnotempty(customDimensions["{ATTR_REGION}"])
+| summarize region = take_any({_dim(ATTR_REGION)}) by cloud_RoleInstance;
+"""
+
+
 def _load_distribution() -> dict[str, Any]:
     per_instance = _over_mcp_requests("""mcp
 | summarize requests = sum(itemCount), failures = sumif(itemCount, failed), p95_ms = percentile(duration, 95)
-    by slot, instance = cloud_RoleInstance
-| join kind=inner (mcp | summarize slot_requests = sum(itemCount) by slot) on slot
+    by region, slot, instance = cloud_RoleInstance
+| join kind=inner (mcp | summarize slot_requests = sum(itemCount) by region, slot) on region, slot
 | extend share_pct = round(100.0 * requests / slot_requests, 1)
-| project slot, instance, requests, share_pct, failures, p95_ms
-| order by slot asc, requests desc""")
+| project region, slot, instance, requests, share_pct, failures, p95_ms
+| order by region asc, slot asc, requests desc""")
     over_time = _requests_over_time("cloud_RoleInstance")
     return _group(
         "load-distribution",
         "Load distribution across instances",
         [
-            _half(_logs("requests-per-instance", "MCP requests per instance (share of slot)", per_instance, "table")),
+            _half(
+                _logs(
+                    "requests-per-instance",
+                    "MCP requests per instance (share of its region's slot)",
+                    per_instance,
+                    "table",
+                )
+            ),
             _half(_logs("requests-per-instance-over-time", "MCP requests per instance", over_time, "timechart")),
         ],
     )
@@ -246,9 +310,9 @@ let minutes = max_of(span_min, 1.0);
 mcp
 | summarize calls = sum(itemCount), failures = sumif(itemCount, failed),
     p50_ms = percentile(duration, 50), p95_ms = percentile(duration, 95), p99_ms = percentile(duration, 99)
-    by method, tool
+    by region, method, tool
 | extend calls_per_min = round(calls / minutes, 2)
-| project method, tool, calls, calls_per_min, p50_ms, p95_ms, p99_ms, failures
+| project region, method, tool, calls, calls_per_min, p50_ms, p95_ms, p99_ms, failures
 | order by calls desc""")
     rate = _over_mcp_requests(f"""mcp
 | summarize calls = sum(itemCount) by bin(timestamp, {_GRAIN}), operation
@@ -262,7 +326,7 @@ mcp
         [
             _logs(
                 "latency-by-operation",
-                "Calls, rate, latency p50 / p95 / p99 (ms) by method and tool",
+                "Calls, rate, latency p50 / p95 / p99 (ms) by region, method and tool",
                 by_operation,
                 "table",
             ),
@@ -274,30 +338,32 @@ mcp
 
 def _failures() -> dict[str, Any]:
     rate = _over_mcp_requests("""mcp
-| summarize calls = sum(itemCount), failures = sumif(itemCount, failed) by method, tool
+| summarize calls = sum(itemCount), failures = sumif(itemCount, failed) by region, method, tool
 | extend failure_pct = round(100.0 * failures / calls, 2)
 | where failures > 0
 | order by failures desc""")
     by_code = _over_mcp_requests("""mcp
 | where failed
 | summarize failures = sum(itemCount), last_seen = max(timestamp), example_operation_id = take_any(operation_Id)
-    by method, tool, error_type, rpc_code
+    by region, method, tool, error_type, rpc_code
 | order by failures desc""")
     over_time = _over_mcp_requests(f"""mcp
 | where failed
 | summarize failures = sum(itemCount) by bin(timestamp, {_GRAIN}), failure = strcat(operation, " / ", error_type)
 | order by timestamp asc""")
-    exceptions_by_type = f"""exceptions
+    exceptions_by_type = f"""{_INSTANCE_REGIONS}exceptions
 | where timestamp {_TIME_FILTER}
 | where cloud_RoleName startswith "{SERVICE_NAME_PREFIX}"
+| join kind=leftouter instance_region on cloud_RoleInstance
+{_IN_REGIONS}
 | summarize exceptions = sum(itemCount), last_seen = max(timestamp), example_message = take_any(outerMessage)
-    by type, slot = replace_string(cloud_RoleName, "{SERVICE_NAME_PREFIX}", ""), cloud_RoleInstance
+    by region, type, slot = replace_string(cloud_RoleName, "{SERVICE_NAME_PREFIX}", ""), cloud_RoleInstance
 | order by exceptions desc"""
     return _group(
         "failures",
         "Failures and error codes by tool",
         [
-            _half(_logs("failure-rate-by-tool", "Failure rate per method and tool", rate, "table")),
+            _half(_logs("failure-rate-by-tool", "Failure rate per region, method and tool", rate, "table")),
             _half(_logs("failures-by-error-code", "Failures by tool, error type and JSON-RPC code", by_code, "table")),
             _logs("failures-over-time", "Failures over time by tool and error", over_time, "timechart"),
             _logs("exceptions-by-type", "Unhandled exceptions in the server", exceptions_by_type, "table"),
@@ -340,7 +406,7 @@ def _regions() -> dict[str, Any]:
 | order by timestamp asc""")
     return _group(
         "regions",
-        "Regions: traffic, failures and latency per region (the telemetry's cloud.region)",
+        "Regions side by side: traffic, failures and latency per region",
         [
             _logs("region-summary", "Traffic, failures, latency and instances per region and slot", summary, "table"),
             _half(
@@ -353,12 +419,16 @@ def _regions() -> dict[str, Any]:
 
 
 # Front Door's logs land in AzureDiagnostics (components/front_door.py), one Category per log, columns named as
-# Front Door writes them with the table's type suffix (_s: text).
-def _front_door_log(category: str, query: str) -> str:
+# Front Door writes them with the table's type suffix (_s: text), as in Learn's example queries for the table
+# ("Queries for the AzureDiagnostics table", microsoft.cdn: httpStatusCode_s, originName_s, action_s, ruleName_s).
+# An origin is named after its region, so the Region parameter filters what went to an origin; a WAF block never
+# reaches one.
+def _front_door_log(category: str, query: str, by_origin: bool = True) -> str:
+    region = f"| extend region = originName_s\n{_IN_REGIONS}\n" if by_origin else ""
     return f"""AzureDiagnostics
 | where TimeGenerated {_TIME_FILTER}
 | where Category == "{category}"
-{query}"""
+{region}{query}"""
 
 
 def _front_door(workspace_id: str) -> dict[str, Any]:
@@ -368,10 +438,12 @@ def _front_door(workspace_id: str) -> dict[str, Any]:
     status = strcat(substring(httpStatusCode_s, 0, 1), "xx")
 | order by TimeGenerated asc""",
     )
+    # Learn's example queries do not name the suffix timeTaken (seconds, as text) lands with: either is read.
     latency = _front_door_log(
         "FrontDoorAccessLog",
-        f"""| summarize p95_ms = percentile(1000.0 * todouble(timeTaken_s), 95) by bin(TimeGenerated, {_GRAIN}),
-    origin = originName_s
+        f"""| extend time_taken_s = coalesce(todouble(column_ifexists("timeTaken_s", "")),
+    todouble(column_ifexists("timeTaken_d", real(null))))
+| summarize p95_ms = percentile(1000.0 * time_taken_s, 95) by bin(TimeGenerated, {_GRAIN}), origin = originName_s
 | order by TimeGenerated asc""",
     )
     health = _front_door_log(
@@ -386,6 +458,7 @@ def _front_door(workspace_id: str) -> dict[str, Any]:
 | summarize blocks = count(), last_seen = max(TimeGenerated), example_uri = take_any(requestUri_s)
     by rule = ruleName_s, client = clientIP_s
 | order by blocks desc""",
+        by_origin=False,
     )
 
     def logs(name: str, title: str, query: str, visualization: str) -> dict[str, Any]:
@@ -397,10 +470,17 @@ def _front_door(workspace_id: str) -> dict[str, Any]:
         "front-door",
         "Front Door: requests, origin health, latency and WAF blocks (its logs)",
         [
-            _half(logs("front-door-requests", "Requests at Front Door by HTTP status", requests, "timechart")),
-            _half(logs("front-door-latency", "p95 time taken (ms) per origin", latency, "timechart")),
-            _half(logs("front-door-origin-health", "Failed health probes per origin", health, "timechart")),
-            _half(logs("front-door-waf-blocks", "WAF blocks by rule and client", blocks, "table")),
+            _half(
+                logs(
+                    "front-door-requests",
+                    "Requests Front Door sent to the regions, by HTTP status",
+                    requests,
+                    "timechart",
+                )
+            ),
+            _half(logs("front-door-latency", "p95 time taken (ms) per origin (region)", latency, "timechart")),
+            _half(logs("front-door-origin-health", "Failed health probes per origin (region)", health, "timechart")),
+            _half(logs("front-door-waf-blocks", "WAF blocks by rule and client (every region)", blocks, "table")),
         ],
     )
 
@@ -410,12 +490,14 @@ def _tool_metrics() -> dict[str, Any]:
 | where timestamp {_TIME_FILTER}
 | where name == "{METRIC_OPERATION_DURATION}"
 | extend method = {_dim(ATTR_METHOD)}, tool = {_dim(ATTR_TOOL)}, error_type = {_dim(ATTR_ERROR_TYPE)}
+| extend region = {_dim(ATTR_REGION)}
+{_IN_REGIONS}
 | where method == "tools/call"
 | extend outcome = iff(isempty(error_type), "ok", error_type)
 | extend slot = replace_string(cloud_RoleName, "{SERVICE_NAME_PREFIX}", "")
-| summarize calls = sum(valueCount), total_s = sum(valueSum), max_s = max(valueMax) by slot, tool, outcome
+| summarize calls = sum(valueCount), total_s = sum(valueSum), max_s = max(valueMax) by region, slot, tool, outcome
 | extend avg_ms = round(1000.0 * total_s / calls, 1), max_ms = round(1000.0 * max_s, 1)
-| project slot, tool, outcome, calls, avg_ms, max_ms
+| project region, slot, tool, outcome, calls, avg_ms, max_ms
 | order by calls desc"""
     return _logs(
         "tool-calls-by-outcome",
@@ -430,12 +512,14 @@ def _calls_by_caller() -> dict[str, Any]:
 | where timestamp {_TIME_FILTER}
 | where name == "{AUDIT_EVENT}"
 | extend caller = user_AuthenticatedId, tool = {_dim(ATTR_TOOL)}, outcome = {_dim(DIM_OUTCOME)}
+| extend region = {_dim(ATTR_REGION)}
+{_IN_REGIONS}
 | extend duration_ms = todouble(customMeasurements["{MEASURE_DURATION_MS}"])
 | summarize calls = sum(itemCount), failures = sumif(itemCount, outcome != "{OUTCOME_OK}"),
     failure_outcomes = make_set_if(outcome, outcome != "{OUTCOME_OK}"), p95_ms = percentile(duration_ms, 95),
-    last_seen = max(timestamp), example_operation_id = take_any(operation_Id)
+    last_seen = max(timestamp), example_operation_id = take_any(operation_Id), regions = make_set(region)
     by caller, tool
-| project caller, tool, calls, failures, failure_outcomes, p95_ms, last_seen, example_operation_id
+| project caller, tool, calls, failures, failure_outcomes, p95_ms, regions, last_seen, example_operation_id
 | order by calls desc"""
     return _logs(
         "calls-by-caller-and-tool",
@@ -451,9 +535,11 @@ def _rate_limit_refusals() -> dict[str, Any]:
 | where timestamp {_TIME_FILTER}
 | where name == "{METRIC_RATE_LIMIT_REFUSALS}"
 | extend tool = {_dim(ATTR_TOOL)}, scope = {_dim(ATTR_RATE_LIMIT_SCOPE)}, caller = {_dim(ATTR_RATE_LIMIT_CALLER)}
+| extend region = {_dim(ATTR_REGION)}
+{_IN_REGIONS}
 """
     by_caller = f"""{refusals}| summarize refusals = sum(valueSum), first_seen = min(timestamp), last_seen = max(timestamp)
-    by tool, scope, caller
+    by tool, scope, caller, region
 | order by refusals desc"""
     over_time = f"""{refusals}| summarize refusals = sum(valueSum) by bin(timestamp, {_GRAIN}), limit = strcat(tool, " ", scope)
 | order by timestamp asc"""
@@ -465,7 +551,7 @@ def _rate_limit_refusals() -> dict[str, Any]:
             _half(
                 _logs(
                     "refusals-by-tool-and-caller",
-                    f"Refused calls by tool, limit and caller (metric {METRIC_RATE_LIMIT_REFUSALS})",
+                    f"Refused calls by tool, limit, caller and region (metric {METRIC_RATE_LIMIT_REFUSALS})",
                     by_caller,
                     "table",
                     noDataMessage=no_data,
@@ -484,13 +570,24 @@ def _rate_limit_refusals() -> dict[str, Any]:
     )
 
 
+def _site_region(stamps: Sequence[StampCharts]) -> str:
+    """A KQL expression: the region of the site (or its slot) whose log row this is, from the row's ``_ResourceId``.
+
+    ``startswith`` ignores case, as resource ids do.
+    """
+    cases = ", ".join(f'_ResourceId startswith "{stamp.site_id}", "{stamp.region}"' for stamp in stamps)
+    return f'case({cases}, "")'
+
+
 # Every App Service log panel starts from one of its tables in the time
-# range, with the slot (production, or the slot's name) taken from the
-# resource id the diagnostic setting wrote.
-def _app_service_log(table: str, query: str) -> str:
+# range, with the slot (production, or the slot's name) and the region taken
+# from the resource id the diagnostic setting wrote.
+def _app_service_log(stamps: Sequence[StampCharts], table: str, query: str) -> str:
     return f"""{table}
 | where TimeGenerated {_TIME_FILTER}
 | extend slot = iff(_ResourceId has "/slots/", extract(@"/slots/([^/]+)", 1, _ResourceId), "production")
+| extend region = {_site_region(stamps)}
+{_IN_REGIONS}
 {query}"""
 
 
@@ -507,28 +604,31 @@ def _workspace_logs(workspace_id: str, name: str, title: str, query: str, visual
     )
 
 
-def _app_service(workspace_id: str) -> dict[str, Any]:
+def _app_service(stamps: Sequence[StampCharts], workspace_id: str) -> dict[str, Any]:
     status = _app_service_log(
+        stamps,
         "AppServiceHTTPLogs",
         f"""| summarize requests = count() by bin(TimeGenerated, {_GRAIN}), status = strcat(tostring(ScStatus / 100), "xx")
 | order by TimeGenerated asc""",
     )
     server_errors = _app_service_log(
+        stamps,
         "AppServiceHTTPLogs",
         """| where ScStatus >= 500
 | summarize errors = count(), last_seen = max(TimeGenerated), p95_ms = percentile(TimeTaken, 95)
-    by slot, method = CsMethod, path = CsUriStem, status = ScStatus
+    by region, slot, method = CsMethod, path = CsUriStem, status = ScStatus
 | order by errors desc""",
     )
     # Oryx build errors, Python tracebacks and a server that exits at start-up
     # reach only the console; the app's own telemetry never starts then.
     startup = _app_service_log(
+        stamps,
         "AppServiceConsoleLogs",
         """| where Level =~ "Error"
     or ResultDescription has_any ("Traceback", "ModuleNotFoundError", "ImportError", "exited with code", "Error:")
 | summarize lines = count(), first_seen = min(TimeGenerated), last_seen = max(TimeGenerated),
     example = take_any(ResultDescription)
-    by slot, instance = Host
+    by region, slot, instance = Host
 | order by last_seen desc""",
     )
     return _group(
@@ -540,7 +640,11 @@ def _app_service(workspace_id: str) -> dict[str, Any]:
             ),
             _half(
                 _workspace_logs(
-                    workspace_id, "http-5xx-by-path", "HTTP 5xx by slot, method and path", server_errors, "table"
+                    workspace_id,
+                    "http-5xx-by-path",
+                    "HTTP 5xx by region, slot, method and path",
+                    server_errors,
+                    "table",
                 )
             ),
             _workspace_logs(
@@ -554,71 +658,91 @@ def _app_service(workspace_id: str) -> dict[str, Any]:
     )
 
 
-def _capacity(plan_id: str, autoscale_setting_id: str | None) -> dict[str, Any]:
-    instances = f"""union requests, customMetrics, performanceCounters
+def _capacity(stamps: Sequence[StampCharts]) -> dict[str, Any]:
+    instances = f"""{_INSTANCE_REGIONS}union requests, customMetrics, performanceCounters
 | where timestamp {_TIME_FILTER}
 | where cloud_RoleName startswith "{SERVICE_NAME_PREFIX}"
+| join kind=leftouter instance_region on cloud_RoleInstance
+{_IN_REGIONS}
 | extend slot = replace_string(cloud_RoleName, "{SERVICE_NAME_PREFIX}", "")
-| summarize instances = dcount(cloud_RoleInstance) by bin(timestamp, {_GRAIN}), slot
+| summarize instances = dcount(cloud_RoleInstance) by bin(timestamp, {_GRAIN}), region_slot = strcat(region, " ", slot)
 | order by timestamp asc"""
-    items = [
-        _half(
-            _metrics(
-                "plan-cpu-per-instance",
-                "Plan CPU % per instance (one line per instance: new lines = scale-out)",
-                _PLAN_TYPE,
-                plan_id,
-                [_metric(_PLAN_TYPE, "CpuPercentage", _AGG_AVERAGE, split_by="Instance")],
+    items = [_logs("instances-over-time", "Instances reporting telemetry, per region and slot", instances, "timechart")]
+    # A metrics chart reads one resource's metrics: each region's plan and autoscale setting get their own.
+    for stamp in stamps:
+        region = stamp.region
+        items += [
+            _half(
+                _metrics(
+                    f"plan-cpu-per-instance-{region}",
+                    f"{region}: plan CPU % per instance (one line per instance: new lines = scale-out)",
+                    _PLAN_TYPE,
+                    stamp.plan_id,
+                    [_metric(_PLAN_TYPE, "CpuPercentage", _AGG_AVERAGE, split_by="Instance")],
+                )
+            ),
+            _half(
+                _metrics(
+                    f"plan-cpu-{region}",
+                    f"{region}: plan CPU % (average: what autoscale acts on; max: the hottest instance)",
+                    _PLAN_TYPE,
+                    stamp.plan_id,
+                    [
+                        _metric(_PLAN_TYPE, "CpuPercentage", _AGG_AVERAGE),
+                        _metric(_PLAN_TYPE, "CpuPercentage", _AGG_MAX),
+                    ],
+                )
+            ),
+        ]
+        if stamp.autoscale_setting_id:
+            items.append(
+                _metrics(
+                    f"autoscale-capacity-{region}",
+                    f"{region}: autoscale observed capacity (instances) and scale actions",
+                    _AUTOSCALE_TYPE,
+                    stamp.autoscale_setting_id,
+                    [
+                        _metric(_AUTOSCALE_TYPE, "ObservedCapacity", _AGG_AVERAGE),
+                        _metric(_AUTOSCALE_TYPE, "ScaleActionsInitiated", _AGG_SUM),
+                    ],
+                )
             )
-        ),
-        _half(
-            _metrics(
-                "plan-cpu",
-                "Plan CPU % (average: what autoscale acts on; max: the hottest instance)",
-                _PLAN_TYPE,
-                plan_id,
-                [_metric(_PLAN_TYPE, "CpuPercentage", _AGG_AVERAGE), _metric(_PLAN_TYPE, "CpuPercentage", _AGG_MAX)],
-            )
-        ),
-        _logs("instances-over-time", "Instances reporting telemetry, per slot", instances, "timechart"),
-    ]
-    if autoscale_setting_id:
-        items.append(
-            _metrics(
-                "autoscale-capacity",
-                "Autoscale: observed capacity (instances) and scale actions",
-                _AUTOSCALE_TYPE,
-                autoscale_setting_id,
-                [
-                    _metric(_AUTOSCALE_TYPE, "ObservedCapacity", _AGG_AVERAGE),
-                    _metric(_AUTOSCALE_TYPE, "ScaleActionsInitiated", _AGG_SUM),
-                ],
-            )
-        )
-    return _group("capacity", "CPU and instance count (autoscale)", items)
+    return _group("capacity", "CPU and instance count (autoscale), per region", items)
 
 
-def _require_resource_id(name: str, value: str) -> None:
+def _require_resource_id(name: str, value: object) -> None:
     if not isinstance(value, str) or not value.lower().startswith("/subscriptions/"):
         raise ValueError(f"{name} must be an Azure resource id (/subscriptions/...), got {value!r}")
 
 
-def build_workbook(
-    plan_id: str, workspace_id: str, autoscale_setting_id: str | None = None, front_door: bool = False
-) -> dict[str, Any]:
-    """Workbook content (Notebook/1.0) for the fleet on App Service plan ``plan_id``.
+def _require_stamps(stamps: Sequence[StampCharts]) -> None:
+    if not stamps:
+        raise ValueError("stamps must name at least one region's stamp")
+    regions = [stamp.region for stamp in stamps]
+    if len(set(regions)) != len(regions):
+        raise ValueError(f"stamps must be one per region, got regions {regions}")
+    for stamp in stamps:
+        # Regions become item names and KQL string literals.
+        if not stamp.region.isalnum():
+            raise ValueError(f"stamp region must be an Azure region name (letters and digits), got {stamp.region!r}")
+        _require_resource_id(f"{stamp.region} plan_id", stamp.plan_id)
+        _require_resource_id(f"{stamp.region} site_id", stamp.site_id)
+        if stamp.autoscale_setting_id is not None:
+            _require_resource_id(f"{stamp.region} autoscale_setting_id", stamp.autoscale_setting_id)
 
-    ``plan_id`` feeds the platform CPU charts; ``workspace_id`` is the Log
-    Analytics workspace holding the App Service logs. An App Service plan has no
-    instance-count metric of its own; instance count over time comes from the
-    instances reporting telemetry and, when ``autoscale_setting_id`` is given,
-    from the autoscale setting's ``ObservedCapacity`` metric. With ``front_door``
-    a group reads Front Door's own logs from the workspace.
+
+def build_workbook(stamps: Sequence[StampCharts], workspace_id: str, front_door: bool = False) -> dict[str, Any]:
+    """Workbook content (Notebook/1.0) for the fleet's regions, one ``StampCharts`` each, the primary first.
+
+    Each stamp's ``plan_id`` feeds its region's CPU charts, and its
+    ``autoscale_setting_id``, when given, its observed capacity (an App Service
+    plan has no instance-count metric of its own; instance count over time also
+    comes from the instances reporting telemetry). ``workspace_id`` is the Log
+    Analytics workspace holding the App Service logs. With ``front_door`` a
+    group reads Front Door's own logs from the workspace.
     """
-    _require_resource_id("plan_id", plan_id)
+    _require_stamps(stamps)
     _require_resource_id("workspace_id", workspace_id)
-    if autoscale_setting_id is not None:
-        _require_resource_id("autoscale_setting_id", autoscale_setting_id)
     return {
         "version": "Notebook/1.0",
         "items": [
@@ -629,10 +753,10 @@ def build_workbook(
                     "json": "## MCP fleet\n"
                     "Is traffic spreading across instances? Which tool is slow or failing? "
                     "Who called which tool? Whom do the rate limits refuse? Did autoscale react? "
-                    "Every panel follows the time range below."
+                    "Every panel follows the time range and the regions chosen below."
                 },
             },
-            _time_range_parameter(),
+            _parameters([stamp.region for stamp in stamps]),
             _load_distribution(),
             _latency_and_rate(),
             _failures(),
@@ -642,8 +766,8 @@ def build_workbook(
             _slots(),
             _regions(),
             *([_front_door(workspace_id)] if front_door else []),
-            _app_service(workspace_id),
-            _capacity(plan_id, autoscale_setting_id),
+            _app_service(stamps, workspace_id),
+            _capacity(stamps),
         ],
         "$schema": "https://github.com/Microsoft/Application-Insights-Workbooks/blob/master/schema/workbook.json",
     }

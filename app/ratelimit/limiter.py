@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 from app.contract import (
     ATTR_RATE_LIMIT_CALLER,
     ATTR_RATE_LIMIT_SCOPE,
+    ATTR_REGION,
     ATTR_TOOL,
     METRIC_RATE_LIMIT_REFUSALS,
     RATE_LIMIT_INSTANCES_ENV,
@@ -49,6 +50,7 @@ from app.contract import (
 )
 from app.identity import Caller
 from app.ratelimit.callers import caller_key, client_address
+from app.telemetry import region
 from app.ratelimit.spec import EVERY_TOOL, PER_CALLER, RATE_LIMITS_ENV, TOTAL, Rate, ToolLimits, parse_rate_limits
 
 logger = logging.getLogger(__name__)
@@ -285,7 +287,8 @@ def _mark_local() -> None:
 
 
 def record_refusal(refusal: Refusal, caller_id: str | None) -> None:
-    """Count a refusal per tool, limit and caller (``mcp.server.rate_limit.refusals``; a no-op without telemetry)."""
+    """Count a refusal per tool, limit, caller and region (``mcp.server.rate_limit.refusals``; a no-op without
+    telemetry)."""
     try:
         from opentelemetry import metrics, trace
     except ImportError:  # pragma: no cover
@@ -295,7 +298,7 @@ def record_refusal(refusal: Refusal, caller_id: str | None) -> None:
         ATTR_RATE_LIMIT_SCOPE: refusal.scope,
         ATTR_RATE_LIMIT_CALLER: caller_id or "anonymous",
     }
-    _refusals(metrics).add(1, attributes)
+    _refusals(metrics).add(1, {**attributes, ATTR_REGION: region()})  # a span has its region already
     trace.get_current_span().set_attributes({"mcp.rate_limit.refused": refusal.scope, **attributes})
 
 

@@ -104,6 +104,7 @@ from __future__ import annotations
 from app.telemetry.azure_monitor import (
     CONNECTION_STRING_ENV,
     message_middleware,
+    region,
     resource_attributes,
     service_name,
     setup,
@@ -144,6 +145,7 @@ __all__ = [
     "SERVICE_NAME_PREFIX",
     "McpInstrumentation",
     "message_middleware",
+    "region",
     "resource_attributes",
     "service_name",
     "setup",

@@ -8,8 +8,9 @@ middleware. What is exported and why: `app.telemetry`.
 The region (``MCP_REGION``, which each region's stamp sets; App Service's own
 ``REGION_NAME`` otherwise) is the resource attribute ``cloud.region`` and,
 because the Azure Monitor exporter turns only ``service.*`` resource
-attributes into columns, also an attribute of every span: ``requests`` rows
-carry it in ``customDimensions["cloud.region"]``, which the workbook splits by.
+attributes into columns, also an attribute of every span, duration point,
+audit record and refusal count: their rows carry it in
+``customDimensions["cloud.region"]``, which the workbook filters and splits by.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from app.contract import ATTR_REGION
 from app.telemetry.conventions import ATTR_ERROR_TYPE, ATTR_METHOD, ATTR_TOOL, METRIC_OPERATION_DURATION, SCOPE
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,10 @@ class DurationHistogram:
     valueCount, valueSum, valueMin and valueMax, as before
     (tests/app/telemetry/test_histogram.py compares the points with the SDK's).
 
+    Every point also carries the resource's ``cloud.region``, if it has one:
+    the exporter sends resource attributes other than ``service.*`` nowhere, and
+    the workbook splits by region.
+
     Export runs at each collection of the distro's metric reader (`on_collect`
     is an observable instrument's callback, on the reader's thread), so it
     follows the reader's interval and its final collection at shutdown.
@@ -50,6 +55,8 @@ class DurationHistogram:
 
         self._exporter = exporter
         self._resource = resource
+        region = resource.attributes.get(ATTR_REGION)
+        self._fixed_attributes = {ATTR_REGION: region} if region else {}
         self._scope = InstrumentationScope(SCOPE)
         self._delta = AggregationTemporality.DELTA
         self._boundaries = tuple(boundaries)
@@ -116,7 +123,7 @@ class DurationHistogram:
             return None
         data_points = [
             HistogramDataPoint(
-                attributes=_duration_attributes(method, tool, error_type),
+                attributes=_duration_attributes(self._fixed_attributes, method, tool, error_type),
                 start_time_unix_nano=since_ns,
                 time_unix_nano=now_ns,
                 count=count,
@@ -146,8 +153,10 @@ class DurationHistogram:
         return []
 
 
-def _duration_attributes(method: str, tool: str | None, error_type: str | None) -> dict[str, str]:
-    attributes = {ATTR_METHOD: method}
+def _duration_attributes(
+    fixed: dict[str, str], method: str, tool: str | None, error_type: str | None
+) -> dict[str, str]:
+    attributes = {**fixed, ATTR_METHOD: method}
     if tool is not None:
         attributes[ATTR_TOOL] = tool
     if error_type is not None:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+from app.contract import ATTR_REGION
 from app.telemetry.conventions import (
     ATTR_ENDUSER_ID,
     ATTR_ERROR_TYPE,
@@ -152,6 +153,9 @@ class McpInstrumentation:
         # The OpenTelemetry logs API itself, not a `logging` logger: no stdlib record to build and translate, and
         # no logger level or handler of the served server's can silence the audit.
         self._audit_log = logger_provider.get_logger("app.telemetry.audit")
+        # Log record attributes are all the exporter sends of a record: the region goes in each (as on the spans).
+        region = tracer_provider.resource.attributes.get(ATTR_REGION)
+        self._audit_attributes = {_CUSTOM_EVENT_NAME: AUDIT_EVENT, **({ATTR_REGION: region} if region else {})}
         self._INFO = SeverityNumber.INFO
 
     async def middleware(self, exchange: Any, call_next: Callable[[Any], Awaitable[R]]) -> R:
@@ -217,7 +221,7 @@ class McpInstrumentation:
     def _audit(self, caller_id: str, tool: str | None, error_type: str | None, elapsed: float) -> None:
         """The audit record of one tools/call: a customEvents row (module docstring, Audit)."""
         attributes = {
-            _CUSTOM_EVENT_NAME: AUDIT_EVENT,
+            **self._audit_attributes,
             ATTR_ENDUSER_ID: caller_id,
             DIM_OUTCOME: error_type or OUTCOME_OK,
             _CUSTOM_MEASUREMENTS: {MEASURE_DURATION_MS: elapsed * 1000.0},

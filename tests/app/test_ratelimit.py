@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import subprocess
 import sys
@@ -332,13 +333,16 @@ print("degraded spans", json.dumps([dict(s.attributes) for s in spans.get_finish
 
 def test_refusals_are_counted_per_tool_limit_and_caller_and_local_limiting_is_marked_on_the_span(flushed: RedisServer):
     probe = f"REDIS_URL = {flushed.url!r}\n" + _TELEMETRY_PROBE
-    out = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    env = {**os.environ, "MCP_REGION": "westeurope"}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     statuses = [line for line in lines if line.startswith("status")]
     assert statuses == ["status 200 False", "status 429 True", "status 429 True"]
     expected = {"gen_ai.tool.name": "whoami", "mcp.rate_limit.scope": "perCaller", "mcp.rate_limit.caller": "anonymous"}
-    assert json.loads(lines[-3].removeprefix("points ")) == [[expected, 2]]
+    assert json.loads(lines[-3].removeprefix("points ")) == [[{**expected, "cloud.region": "westeurope"}, 2]]
     marked = [s for s in json.loads(lines[-2].removeprefix("spans ")) if s.get("mcp.rate_limit.refused")]
     assert marked == [{"mcp.rate_limit.refused": "perCaller", **expected}] * 2
     assert "degraded 200" in lines

@@ -193,7 +193,7 @@ def test_a_dead_origin_leaves_rotation_after_the_failed_probes_the_samples_allow
 
 
 @pytest.mark.parametrize("regions", [1, 2, 3])
-def test_one_origin_per_region_at_equal_priority_and_weight_addressed_by_its_own_host(infra, regions):
+def test_one_origin_per_region_named_after_it_at_equal_priority_and_weight_addressed_by_its_own_host(infra, regions):
     run = deploy(infra, front_door_args(regions))
     group = run.one(ORIGIN_GROUP)
     origins = run.of_type(ORIGIN)
@@ -203,6 +203,7 @@ def test_one_origin_per_region_at_equal_priority_and_weight_addressed_by_its_own
     for region in REGIONS[:regions]:
         origin = by_name[f"fd-origin-{region}"]
         host = f"mcp-{region}.azurewebsites.net"
+        assert origin.get("originName") == region  # what Front Door's logs name, and the workbook filters by
         assert origin.get("hostName") == host
         assert origin.get("originHostHeader") == host
         assert origin.get("enforceCertificateNameCheck") is True

@@ -9,25 +9,26 @@ import pulumi
 
 from components.monitoring import LOG_RETENTION_DAYS, Monitoring, MonitoringArgs
 from components.settings import workbook_name
-from components.workbook import build_workbook
+from components.workbook import StampCharts, build_workbook
 
 PLAN_ID = "/subscriptions/s/resourceGroups/rg-mcp/providers/Microsoft.Web/serverfarms/plan1"
+SITE_ID = "/subscriptions/s/resourceGroups/rg-mcp/providers/Microsoft.Web/sites/site1"
 AUTOSCALE_ID = "/subscriptions/s/resourceGroups/rg-mcp/providers/Microsoft.Insights/autoscalesettings/as1"
+STAMPS = [StampCharts("westeurope", PLAN_ID, SITE_ID, AUTOSCALE_ID)]
 TAGS = {"project": "mcpscale-azure", "stack": "test"}
 WORKSPACE = "azure-native:operationalinsights:Workspace"
 INSIGHTS = "azure-native:applicationinsights:Component"
 WORKBOOK = "azure-native:applicationinsights:Workbook"
 
 
-def run_monitoring(infra, autoscale_setting_id=AUTOSCALE_ID, sink=None):
+def run_monitoring(infra, stamps=STAMPS, sink=None):
     def program():
         monitoring = Monitoring(
             "monitoring",
             MonitoringArgs(
                 resource_group_name="rg-mcp",
                 location="westeurope",
-                plan_id=PLAN_ID,
-                autoscale_setting_id=autoscale_setting_id,
+                stamps=stamps,
                 workbook_name=workbook_name("mcpscale-azure", "test"),
                 workbook_display_name="MCP fleet (mcpscale-azure/test)",
                 tags=TAGS,
@@ -60,18 +61,20 @@ def test_app_insights_is_workspace_based(infra):
     assert workspace.urn in insights.property_dependencies["workspaceResourceId"]
 
 
-def test_workbook_content_is_the_fleet_workbook_for_the_plan(infra):
+def test_workbook_content_is_the_fleet_workbook_for_the_stamps(infra):
     run = run_monitoring(infra)
     workbook, workspace = run.one(WORKBOOK), run.one(WORKSPACE)
-    assert json.loads(workbook.get("serializedData")) == build_workbook(PLAN_ID, workspace.outputs["id"], AUTOSCALE_ID)
+    assert json.loads(workbook.get("serializedData")) == build_workbook(STAMPS, workspace.outputs["id"])
     assert workspace.urn in workbook.property_dependencies["serializedData"]
     assert json.loads(workbook.get("serializedData"))["version"] == "Notebook/1.0"
 
 
-def test_workbook_without_autoscale_charts_the_plan_only(infra):
-    run = run_monitoring(infra, autoscale_setting_id=None)
+def test_workbook_waits_for_stamps_known_only_later(infra):
+    """The fleet makes the monitoring before the stamps and resolves what the workbook charts once they exist."""
+    later = [StampCharts("westeurope", PLAN_ID, SITE_ID), StampCharts("northeurope", PLAN_ID + "-2", SITE_ID + "-2")]
+    run = run_monitoring(infra, stamps=pulumi.Output.from_input(later))
     workbook = run.one(WORKBOOK)
-    assert json.loads(workbook.get("serializedData")) == build_workbook(PLAN_ID, run.one(WORKSPACE).outputs["id"])
+    assert json.loads(workbook.get("serializedData")) == build_workbook(later, run.one(WORKSPACE).outputs["id"])
 
 
 def test_workbook_is_a_shared_workbook_named_by_a_stable_guid_querying_app_insights(infra):

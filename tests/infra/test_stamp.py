@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from components.front_door_lock import FRONT_DOOR_ID_HEADER, FRONT_DOOR_SERVICE_TAG
+from components.workbook import StampCharts, build_workbook
 from tests.infra.engine_urns import identities
 from tests.infra.test_front_door import ENDPOINT_HOST, FRONT_DOOR_ID, SHAPES, shape_errors, validator
 from tests.infra.test_front_door import computed as front_door_outputs
@@ -168,6 +169,21 @@ def test_each_region_tells_its_app_where_it_runs(infra):
     for settings in run.of_type("azure-native:web:WebAppApplicationSettings"):
         site = next(s for s in run.of_type(WEBAPP) if s.outputs["name"] == settings.get("name"))
         assert app_settings(settings)["MCP_REGION"] == site.get("location")
+
+
+def test_the_workbook_charts_every_regions_plan_site_and_autoscale(infra):
+    run = multi_region(infra, 3)
+    in_region = {
+        kind: {r.get("location"): r.outputs["id"] for r in run.of_type(kind)}
+        for kind in ("azure-native:web:AppServicePlan", WEBAPP, "azure-native:monitor:AutoscaleSetting")
+    }
+    plans, sites, autoscale = in_region.values()
+    expected = build_workbook(
+        [StampCharts(region, plans[region], sites[region], autoscale[region]) for region in REGIONS],
+        run.one("azure-native:operationalinsights:Workspace").outputs["id"],
+        front_door=True,
+    )
+    assert json.loads(run.one("azure-native:applicationinsights:Workbook").get("serializedData")) == expected
 
 
 def test_several_regions_run_as_a_preview(infra):

@@ -14,14 +14,15 @@ import jsonschema
 import pytest
 
 from components import workbook
-from components.workbook import build_workbook
+from components.workbook import StampCharts, build_workbook
 from tests.infra.kusto.checker import kql_diagnostics
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "workbook.schema.json"
-PLAN_ID = (
-    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-mcp"
-    "/providers/Microsoft.Web/serverfarms/plan-mcp"
-)
+GROUP = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-mcp"
+PLAN_ID = f"{GROUP}/providers/Microsoft.Web/serverfarms/plan-mcp"
+SITE_ID = f"{GROUP}/providers/Microsoft.Web/sites/mcp-site"
+SECOND_PLAN_ID = f"{GROUP}/providers/Microsoft.Web/serverfarms/plan-mcp-northeurope"
+SECOND_SITE_ID = f"{GROUP}/providers/Microsoft.Web/sites/mcp-site-northeurope"
 WORKSPACE_ID = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-mcp"
     "/providers/Microsoft.OperationalInsights/workspaces/logs-mcp"
@@ -31,19 +32,27 @@ AUTOSCALE_ID = (
     "/providers/Microsoft.Insights/autoscalesettings/autoscale-mcp"
 )
 
+# A two-region fleet, the primary with autoscale.
+STAMPS = [
+    StampCharts("westeurope", PLAN_ID, SITE_ID, AUTOSCALE_ID),
+    StampCharts("northeurope", SECOND_PLAN_ID, SECOND_SITE_ID),
+]
+
 # What a workbook substitutes for the time range parameter before it runs a
 # query: a relative range from the picker, or a custom absolute range.
 TIME_RANGE_FORMS = {
     "relative": "> ago(4h)",
     "absolute": "between (datetime(2026-07-28T00:00:00Z) .. datetime(2026-07-28T04:00:00Z))",
 }
+# And for the Region parameter (a multi-select dropdown, quoted with ', delimited by ,): All, or a selection.
+REGION_FORMS = {"relative": "'*'", "absolute": "'westeurope','northeurope'"}
 GRAIN = "5m"
 PARAMETER_REFERENCE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*(?::[A-Za-z0-9_]+)?\}")
 
 
-def substitute_parameters(query: str, time_range: str) -> str:
+def substitute_parameters(query: str, time_range: str, regions: str = "'*'") -> str:
     """The query as the workbook runs it; fails on any parameter the workbook does not define."""
-    text = query.replace("{TimeRange:grain}", GRAIN).replace("{TimeRange}", time_range)
+    text = query.replace("{TimeRange:grain}", GRAIN).replace("{TimeRange}", time_range).replace("{Region}", regions)
     leftover = PARAMETER_REFERENCE.findall(text)
     assert not leftover, f"query references undefined workbook parameters {leftover}:\n{query}"
     return text
@@ -71,7 +80,7 @@ def errors(diagnostics: list[dict]) -> list[dict]:
 @pytest.fixture(scope="module")
 def content() -> dict[str, Any]:
     # What Azure receives: the JSON text the monitoring component puts in serializedData.
-    return json.loads(json.dumps(build_workbook(PLAN_ID, WORKSPACE_ID, front_door=True)))
+    return json.loads(json.dumps(build_workbook(STAMPS, WORKSPACE_ID, front_door=True)))
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +90,15 @@ def validator() -> jsonschema.Draft7Validator:
 
 @pytest.fixture(scope="module")
 def kusto_results(content) -> dict[str, list[dict]]:
-    """Diagnostics for every Logs query under every time range form, one checker run per resource type.
+    """Diagnostics for every Logs query under every time range form (each with a form of the Region parameter), one
+    checker run per resource type.
 
     Each query is checked against the tables of the resource it runs on (its item's resourceType).
     """
     results: dict[str, list[dict]] = {}
     for resource_type in {item["content"]["resourceType"] for item in logs_items(content)}:
         queries = {
-            f"{form}:{item['name']}": substitute_parameters(item["content"]["query"], time_range)
+            f"{form}:{item['name']}": substitute_parameters(item["content"]["query"], time_range, REGION_FORMS[form])
             for form, time_range in TIME_RANGE_FORMS.items()
             for item in logs_items(content)
             if item["content"]["resourceType"] == resource_type
@@ -100,9 +110,9 @@ def kusto_results(content) -> dict[str, list[dict]]:
 # --- Notebook/1.0 schema -----------------------------------------------------
 
 
-@pytest.mark.parametrize("autoscale_setting_id", [None, AUTOSCALE_ID])
-def test_serialized_workbook_validates_against_the_notebook_schema(validator, autoscale_setting_id):
-    serialized = json.dumps(build_workbook(PLAN_ID, WORKSPACE_ID, autoscale_setting_id=autoscale_setting_id))
+@pytest.mark.parametrize("stamps", [STAMPS[:1], STAMPS], ids=["one region", "two regions"])
+def test_serialized_workbook_validates_against_the_notebook_schema(validator, stamps):
+    serialized = json.dumps(build_workbook(stamps, WORKSPACE_ID))
     content = json.loads(serialized)
     validator.validate(content)
     assert content["version"] == "Notebook/1.0"
@@ -120,13 +130,22 @@ def test_item_names_are_unique(content):
     assert len(names) == len(set(names)), names
 
 
-def test_plan_id_must_be_a_resource_id():
-    with pytest.raises(ValueError, match="plan_id must be an Azure resource id.*'plan-mcp'"):
-        build_workbook("plan-mcp", WORKSPACE_ID)
+def test_ids_must_be_resource_ids_and_regions_one_stamp_each():
+    (primary,) = STAMPS[:1]
+    with pytest.raises(ValueError, match="westeurope plan_id must be an Azure resource id.*'plan-mcp'"):
+        build_workbook([StampCharts("westeurope", "plan-mcp", SITE_ID)], WORKSPACE_ID)
+    with pytest.raises(ValueError, match="westeurope site_id must be an Azure resource id"):
+        build_workbook([StampCharts("westeurope", PLAN_ID, "mcp-site")], WORKSPACE_ID)
     with pytest.raises(ValueError, match="workspace_id must be an Azure resource id"):
-        build_workbook(PLAN_ID, "logs-mcp")
-    with pytest.raises(ValueError, match="autoscale_setting_id must be an Azure resource id"):
-        build_workbook(PLAN_ID, WORKSPACE_ID, autoscale_setting_id="")
+        build_workbook(STAMPS, "logs-mcp")
+    with pytest.raises(ValueError, match="westeurope autoscale_setting_id must be an Azure resource id"):
+        build_workbook([StampCharts("westeurope", PLAN_ID, SITE_ID, "")], WORKSPACE_ID)
+    with pytest.raises(ValueError, match="at least one region"):
+        build_workbook([], WORKSPACE_ID)
+    with pytest.raises(ValueError, match=r"one per region, got regions \['westeurope', 'westeurope'\]"):
+        build_workbook([primary, primary], WORKSPACE_ID)
+    with pytest.raises(ValueError, match="Azure region name.*'west europe'"):
+        build_workbook([StampCharts("west europe", PLAN_ID, SITE_ID)], WORKSPACE_ID)
 
 
 # --- KQL -----------------------------------------------------------------------
@@ -195,7 +214,7 @@ def test_rate_and_latency_percentiles_by_method_and_tool(content):
     query = item(content, "latency-by-operation")["content"]["query"]
     for p in (50, 95, 99):
         assert f"percentile(duration, {p})" in query
-    assert re.search(r"by method, tool\b", query)
+    assert re.search(r"by region, method, tool\b", query)
     assert "calls_per_min" in query
     for name in ("rate-by-operation-over-time", "p95-by-operation-over-time"):
         panel = item(content, name)["content"]
@@ -204,7 +223,7 @@ def test_rate_and_latency_percentiles_by_method_and_tool(content):
 
 def test_failures_by_tool_and_error_code(content):
     query = item(content, "failures-by-error-code")["content"]["query"]
-    assert re.search(r"by method, tool, error_type, rpc_code", query)
+    assert re.search(r"by region, method, tool, error_type, rpc_code", query)
     assert 'customDimensions["mcp.error.type"]' in query and 'customDimensions["jsonrpc.error.code"]' in query
     assert "failure_pct" in item(content, "failure-rate-by-tool")["content"]["query"]
 
@@ -212,7 +231,7 @@ def test_failures_by_tool_and_error_code(content):
 def test_tool_call_metric_by_tool_and_outcome(content):
     query = item(content, "tool-calls-by-outcome")["content"]["query"]
     assert f'name == "{workbook.METRIC_OPERATION_DURATION}"' in query
-    assert re.search(r"by slot, tool, outcome", query)
+    assert re.search(r"by region, slot, tool, outcome", query)
 
 
 def test_calls_by_caller_and_tool_read_the_audit_events(content):
@@ -251,6 +270,7 @@ def test_the_refusal_panels_read_the_counter_as_the_azure_monitor_exporter_sends
 
     monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")  # statsbeat would go to Microsoft
     monkeypatch.setenv("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")  # its own counts would outlive the stand-in
+    monkeypatch.setenv("MCP_REGION", "westeurope")
     ingestion = FakeIngestion()
     try:
         exporter = AzureMonitorMetricExporter(
@@ -282,6 +302,7 @@ def test_the_refusal_panels_read_the_counter_as_the_azure_monitor_exporter_sends
             "gen_ai.tool.name": "compute_primes",
             "mcp.rate_limit.scope": "perCaller",
             "mcp.rate_limit.caller": "aad:alice",
+            "cloud.region": "westeurope",
         }
         for dimension in row["properties"]:
             assert f'customDimensions["{dimension}"]' in query
@@ -309,19 +330,21 @@ def test_production_and_staging_are_split_by_role_name(content):
         assert re.search(r"by (bin\(timestamp, \{TimeRange:grain\}\), )?slot\b", query)
 
 
-def test_plan_cpu_per_instance_from_azure_monitor_metrics(content):
-    panel = item(content, "plan-cpu-per-instance")["content"]
-    assert panel["resourceIds"] == [PLAN_ID]
-    assert panel["resourceType"] == "microsoft.web/serverfarms"
-    (metric,) = panel["metrics"]
-    assert metric["metric"] == "microsoft.web/serverfarms--CpuPercentage" and metric["splitBy"] == "Instance"
-    assert "dcount(cloud_RoleInstance)" in item(content, "instances-over-time")["content"]["query"]
+def test_each_regions_plan_cpu_per_instance_from_azure_monitor_metrics(content):
+    for region, plan_id in (("westeurope", PLAN_ID), ("northeurope", SECOND_PLAN_ID)):
+        panel = item(content, f"plan-cpu-per-instance-{region}")["content"]
+        assert panel["resourceIds"] == [plan_id] and panel["title"].startswith(f"{region}: ")
+        assert panel["resourceType"] == "microsoft.web/serverfarms"
+        (metric,) = panel["metrics"]
+        assert metric["metric"] == "microsoft.web/serverfarms--CpuPercentage" and metric["splitBy"] == "Instance"
+        assert item(content, f"plan-cpu-{region}")["content"]["resourceIds"] == [plan_id]
+    query = item(content, "instances-over-time")["content"]["query"]
+    assert "dcount(cloud_RoleInstance)" in query and "region_slot = strcat(region" in query
 
 
-def test_autoscale_capacity_panel_only_with_an_autoscale_setting(content):
-    assert not [i for i in walk(content["items"]) if i["name"] == "autoscale-capacity"]
-    with_autoscale = build_workbook(PLAN_ID, WORKSPACE_ID, autoscale_setting_id=AUTOSCALE_ID)
-    panel = item(with_autoscale, "autoscale-capacity")["content"]
+def test_autoscale_capacity_panel_only_for_a_region_with_an_autoscale_setting(content):
+    assert not [i for i in walk(content["items"]) if i["name"] == "autoscale-capacity-northeurope"]
+    panel = item(content, "autoscale-capacity-westeurope")["content"]
     assert panel["resourceIds"] == [AUTOSCALE_ID]
     assert [m["metric"] for m in panel["metrics"]] == [
         "microsoft.insights/autoscalesettings--ObservedCapacity",
@@ -330,7 +353,7 @@ def test_autoscale_capacity_panel_only_with_an_autoscale_setting(content):
 
 
 def test_build_is_pure_and_deterministic():
-    assert json.dumps(build_workbook(PLAN_ID, WORKSPACE_ID)) == json.dumps(build_workbook(PLAN_ID, WORKSPACE_ID))
+    assert json.dumps(build_workbook(STAMPS, WORKSPACE_ID)) == json.dumps(build_workbook(STAMPS, WORKSPACE_ID))
 
 
 # --- App Service logs (Log Analytics workspace) ---------------------------------
@@ -353,7 +376,7 @@ def test_http_status_and_5xx_panels_read_the_http_logs(content):
     assert "ScStatus / 100" in status["query"]
     errors = item(content, "http-5xx-by-path")["content"]
     assert errors["query"].startswith("AppServiceHTTPLogs") and "where ScStatus >= 500" in errors["query"]
-    assert re.search(r"by slot, method = CsMethod, path = CsUriStem, status = ScStatus", errors["query"])
+    assert re.search(r"by region, slot, method = CsMethod, path = CsUriStem, status = ScStatus", errors["query"])
 
 
 def test_startup_failures_panel_reads_the_console_logs(content):
@@ -376,12 +399,69 @@ def test_checker_rejects_an_app_insights_table_on_the_workspace(content):
     assert errors(results["wrong_table"]) and errors(results["wrong_column"])
 
 
-def test_every_mcp_panel_can_split_by_region_and_the_regions_group_does(content):
-    queries = {item["name"]: item["content"]["query"] for item in logs_items(content)}
-    assert 'extend region = tostring(customDimensions["cloud.region"])' in queries["region-summary"]
+# --- regions --------------------------------------------------------------------------------------------------------
+
+REGION_FILTER = """| where "*" in ({Region}) or region in ({Region})"""
+# Blocked at the edge, before any origin: no region to filter by.
+NOT_PER_REGION = {"front-door-waf-blocks"}
+
+
+def test_the_region_parameter_offers_every_region_and_defaults_to_all(content):
+    parameters = [p for item in walk(content["items"]) if item["type"] == 9 for p in item["content"]["parameters"]]
+    (region,) = [p for p in parameters if p["name"] == workbook.REGION_PARAMETER]
+    assert region["type"] == 2 and region["multiSelect"] and region["isRequired"]
+    assert (region["quote"], region["delimiter"]) == ("'", ",")  # what REGION_FORMS substitutes
+    assert json.loads(region["jsonData"]) == ["westeurope", "northeurope"]
+    assert region["defaultValue"] == "value::all" and region["value"] == ["value::all"]
+    assert region["typeSettings"]["additionalResourceOptions"] == ["value::all"]
+    assert region["typeSettings"]["selectAllValue"] == workbook.ALL_REGIONS == "*"
+
+
+def test_every_logs_panel_follows_the_region_parameter(content):
+    per_region = [i for i in logs_items(content) if i["name"] not in NOT_PER_REGION]
+    assert len(per_region) == len(logs_items(content)) - len(NOT_PER_REGION)
+    for panel in per_region:
+        query = panel["content"]["query"]
+        assert REGION_FILTER in query, panel["name"]
+        # The filter follows the column it reads.
+        assert query.index("region =") < query.index(REGION_FILTER), panel["name"]
+    for name in NOT_PER_REGION:
+        assert "{Region}" not in item(content, name)["content"]["query"]
+
+
+def test_every_table_but_the_slot_summary_has_a_region_column(content):
+    tables = [i for i in logs_items(content) if i["content"]["visualization"] == "table"]
+    for panel in tables:
+        if panel["name"] in {"slot-summary", *NOT_PER_REGION}:
+            continue
+        last_summarize = panel["content"]["query"].rsplit("| summarize", 1)[1]
+        assert re.search(r"\bregions? = |by (.*, )?region\b", last_summarize), panel["name"]
+
+
+def test_rows_get_their_region_from_where_each_table_keeps_it(content):
+    queries = {i["name"]: i["content"]["query"] for i in logs_items(content)}
+    telemetry = 'region = tostring(customDimensions["cloud.region"])'
+    for name in ("region-summary", "tool-calls-by-outcome", "calls-by-caller-and-tool", "refusals-by-tool-and-caller"):
+        assert telemetry in queries[name], name
+    # Exceptions and performance counters carry none: their instance's, from the rows that do.
+    for name in ("exceptions-by-type", "instances-over-time"):
+        assert "join kind=leftouter instance_region on cloud_RoleInstance" in queries[name], name
+    # App Service logs: the site (or its slot) the row came from.
+    site_region = (
+        f'extend region = case(_ResourceId startswith "{SITE_ID}", "westeurope", '
+        f'_ResourceId startswith "{SECOND_SITE_ID}", "northeurope", "")'
+    )
+    for name in ("http-status-over-time", "http-5xx-by-path", "startup-failures"):
+        assert site_region in queries[name], name
+    # Front Door's: the origin, named after its region (components/front_door.py).
+    for name in ("front-door-requests", "front-door-latency", "front-door-origin-health"):
+        assert "extend region = originName_s" in queries[name], name
+
+
+def test_the_regions_group_sets_regions_side_by_side(content):
+    queries = {i["name"]: i["content"]["query"] for i in logs_items(content)}
     assert "by region, slot" in queries["region-summary"]
     assert "bin(timestamp, {TimeRange:grain}), region" in queries["region-traffic-over-time"]
-    assert all("extend region =" in q for q in queries.values() if q.startswith("let mcp = requests"))
 
 
 def test_front_doors_view_reads_its_logs_from_the_workspace_only_with_front_door(content):
@@ -398,7 +478,7 @@ def test_front_doors_view_reads_its_logs_from_the_workspace_only_with_front_door
         assert item["query"].startswith("AzureDiagnostics")
     assert 'Category == "FrontDoorHealthProbeLog"' in items["front-door-origin-health"]["query"]
     assert 'action_s == "Block"' in items["front-door-waf-blocks"]["query"]
-    without = build_workbook(PLAN_ID, WORKSPACE_ID)
+    without = build_workbook(STAMPS, WORKSPACE_ID)
     assert not [i for i in walk(without["items"]) if i["name"].startswith("front-door")]
 
 

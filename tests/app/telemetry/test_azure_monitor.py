@@ -68,16 +68,18 @@ E2E_META = {**META, "io.modelcontextprotocol/clientInfo": {"name": "test", "vers
 EXPECTED_OUTCOMES = {("echo", None), ("no_such_tool", "-32602")}
 
 
-def duration_outcomes(ingestion: FakeIngestion) -> set[tuple[str | None, str | None]]:
-    """(tool, error.type) of every data point of the operation-duration metric received so far."""
-    return {
-        (
-            m["data"]["baseData"]["properties"].get("gen_ai.tool.name"),
-            m["data"]["baseData"]["properties"].get("error.type"),
-        )
+def duration_rows(ingestion: FakeIngestion) -> list[dict]:
+    """The properties (customDimensions) of every operation-duration metric row received so far."""
+    return [
+        m["data"]["baseData"]["properties"]
         for m in ingestion.of_type("MetricData")
         if m["data"]["baseData"]["metrics"][0]["name"] == telemetry.METRIC_OPERATION_DURATION
-    }
+    ]
+
+
+def duration_outcomes(ingestion: FakeIngestion) -> set[tuple[str | None, str | None]]:
+    """(tool, error.type) of every data point of the operation-duration metric received so far."""
+    return {(row.get("gen_ai.tool.name"), row.get("error.type")) for row in duration_rows(ingestion)}
 
 
 def test_end_to_end_requests_rows_carry_the_workbook_contract(tmp_path):
@@ -121,6 +123,7 @@ def test_end_to_end_requests_rows_carry_the_workbook_contract(tmp_path):
     assert bad_row["data"]["baseData"]["properties"]["mcp.error.type"] == "-32602"
     assert bad_row["data"]["baseData"]["properties"]["jsonrpc.error.code"] == "-32602"
     assert EXPECTED_OUTCOMES <= duration_outcomes(ingestion)
+    assert {row["cloud.region"] for row in duration_rows(ingestion)} == {"northeurope"}
     # The exporter's per-export INFO logging must not be exported (it would feed
     # itself); its warnings (e.g. a failed transmission) may be.
     chatter = [
@@ -134,7 +137,7 @@ def test_end_to_end_requests_rows_carry_the_workbook_contract(tmp_path):
 
 def test_end_to_end_the_callers_id_and_one_audit_event_per_call_reach_application_insights(tmp_path):
     ingestion = FakeIngestion()
-    env = {**ingestion_env(ingestion, tmp_path), "WEBSITE_AUTH_ENABLED": "True"}
+    env = {**ingestion_env(ingestion, tmp_path), "WEBSITE_AUTH_ENABLED": "True", "MCP_REGION": "swedencentral"}
     try:
         with running_server(env=env) as server:
             alice = post_mcp(server.mcp_url, tools_call("whoami", 21, meta=E2E_META), headers=ALICE_HEADERS)
@@ -162,6 +165,7 @@ def test_end_to_end_the_callers_id_and_one_audit_event_per_call_reach_applicatio
         assert event["tags"]["ai.operation.id"] == TRACE_ID
         properties = event["data"]["baseData"]["properties"]
         assert properties["gen_ai.tool.name"] == tool and properties["mcp.outcome"] == outcome
+        assert properties["cloud.region"] == "swedencentral"
         assert "enduser.id" not in properties
         assert event["data"]["baseData"]["measurements"]["duration_ms"] > 0
     assert "@contoso.example" not in json.dumps(ingestion.envelopes)  # the caller's name never leaves the server

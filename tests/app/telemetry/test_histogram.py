@@ -9,6 +9,7 @@ import pytest
 from opentelemetry.sdk.metrics import Histogram as SdkHistogram
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from app import telemetry
@@ -18,7 +19,8 @@ from tests.app.telemetry.recording import KeptMetrics, data_points, threads_inte
 
 def test_the_duration_histogram_exports_what_the_sdk_histogram_aggregates():
     """Same points as the SDK's explicit-bucket histogram (delta, the same bounds) for the same measurements: count,
-    sum, min, max and bucket counts per attribute set, each interval holding only what came after the last."""
+    sum, min, max and bucket counts per attribute set, each interval holding only what came after the last; and
+    every point carries the resource's region."""
     sdk_reader = InMemoryMetricReader(preferred_temporality={SdkHistogram: AggregationTemporality.DELTA})
     sdk_histogram = (
         MeterProvider(metric_readers=[sdk_reader])
@@ -26,7 +28,7 @@ def test_the_duration_histogram_exports_what_the_sdk_histogram_aggregates():
         .create_histogram("d", unit="s", explicit_bucket_boundaries_advisory=histogram._DURATION_BUCKETS_S)
     )
     exported = KeptMetrics()
-    ours = histogram.DurationHistogram(exported, TracerProvider().resource)
+    ours = histogram.DurationHistogram(exported, Resource.create({"cloud.region": "northeurope"}))
     rng = random.Random(7)
     keys = [("tools/call", "echo", None), ("tools/call", "nope", "-32602"), ("tools/list", None, None)]
     on_a_bound_or_past_the_last = (0.01, 0.05, 300.0, 999.0)
@@ -36,7 +38,7 @@ def test_the_duration_histogram_exports_what_the_sdk_histogram_aggregates():
             key = rng.choice(keys)
             seconds = rng.choice(on_a_bound_or_past_the_last) if rng.random() < 0.2 else rng.expovariate(40)
             ours.add(seconds, *key)
-            sdk_histogram.record(seconds, histogram._duration_attributes(*key))
+            sdk_histogram.record(seconds, histogram._duration_attributes({"cloud.region": "northeurope"}, *key))
         ours.on_collect(None)
         sdk_points = data_points([sdk_reader.get_metrics_data()], "d")
         our_points = exported.points(telemetry.METRIC_OPERATION_DURATION)

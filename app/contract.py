@@ -1,4 +1,5 @@
-"""The names the host (``app``) and the infrastructure (``components``) share, and the key ring format.
+"""The names the host (``app``) and the infrastructure (``components``) share, the key ring format, and the reader
+of the JSON settings.
 
 The infrastructure sets app settings the host reads, writes a file into the
 package the host opens, checks key rings the host will parse, and queries
@@ -10,7 +11,10 @@ host imports it at start-up.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
+from typing import Any
 
 # --- app settings the infrastructure sets and the host reads ------------------
 HANDLE_KEYS_ENV = "MCP_HANDLE_KEYS"
@@ -100,3 +104,20 @@ def parse_key_ring(spec: str, name: str, min_secret: int) -> dict[str, str]:
             raise KeyRingError(f"{name} entry {position}: key id {kid!r} appears more than once")
         keys[kid] = secret
     return keys
+
+
+# --- JSON settings ---------------------------------------------------------------
+def json_object(
+    value: str | Mapping[str, Any], source: str, expected: str, error: type[ValueError]
+) -> Mapping[str, Any]:
+    """``value`` decoded as a JSON object (one already decoded passes as it is); else ``error`` naming ``source`` and
+    what was ``expected``. The one reader of the settings that hold a JSON object (``MCP_TOOL_ROLES``,
+    ``MCP_RATE_LIMITS``, and the config keys they come from)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as problem:
+            raise error(f"{source} is not JSON ({problem}); {expected}") from None
+    if not isinstance(value, Mapping):
+        raise error(f"{source} is a JSON {type(value).__name__}; {expected}")
+    return value

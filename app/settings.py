@@ -28,7 +28,6 @@ allowed values, rather than surfacing later as a failing request.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -44,6 +43,7 @@ from app.contract import (
     SERVER_FILE_NAME,
     SLOT_NAME_ENV,
     TOOL_ROLES_ENV,
+    json_object,
 )
 from app.handles import KeyRing
 from app.identity import ToolRoles
@@ -112,14 +112,8 @@ def _origins(raw: str) -> frozenset[str]:
 
 def _tool_roles(raw: str) -> ToolRoles:
     expected = 'expected a JSON object of tool name -> non-empty list of role names, e.g. {"tally": ["Tally.Use"]}'
-    try:
-        spec = json.loads(raw)
-    except ValueError as error:
-        raise SettingsError(f"{TOOL_ROLES_ENV} is not JSON ({error}); {expected}") from None
-    if not isinstance(spec, dict):
-        raise SettingsError(f"{TOOL_ROLES_ENV} is a JSON {type(spec).__name__}; {expected}")
     roles = {}
-    for tool, names in spec.items():
+    for tool, names in json_object(raw, TOOL_ROLES_ENV, expected, SettingsError).items():
         if not tool or not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
             raise SettingsError(f"{TOOL_ROLES_ENV} entry {tool!r}: {names!r} is not allowed; {expected}")
         roles[tool] = frozenset(names)

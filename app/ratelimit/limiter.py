@@ -50,8 +50,8 @@ from app.contract import (
 )
 from app.identity import Caller
 from app.ratelimit.callers import caller_key, client_address
-from app.telemetry import region
 from app.ratelimit.spec import EVERY_TOOL, PER_CALLER, RATE_LIMITS_ENV, TOTAL, Rate, ToolLimits, parse_rate_limits
+from app.telemetry import region
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.contract import RATE_LIMITS_ENV
+from app.contract import RATE_LIMITS_ENV, json_object
 
 EVERY_TOOL = "*"
 PER_CALLER = "perCaller"
@@ -79,15 +79,8 @@ def parse_rate_limits(spec: str | Mapping[str, Any], source: str = RATE_LIMITS_E
     """The limits per tool name (``*`` included) from JSON text or the decoded object; ``source`` names the
     setting in errors (``MCP_RATE_LIMITS`` for the app, the config key for the stack)."""
     expected = f"expected a JSON object of tool name (or '*') -> {{'perCaller': rate, 'total': rate}}, e.g. {_EXAMPLE}"
-    if isinstance(spec, str):
-        try:
-            spec = json.loads(spec)
-        except ValueError as error:
-            raise RateLimitSpecError(f"{source} is not JSON ({error}); {expected}") from None
-    if not isinstance(spec, Mapping):
-        raise RateLimitSpecError(f"{source} is a JSON {type(spec).__name__}; {expected}")
     limits = {}
-    for tool, entry in spec.items():
+    for tool, entry in json_object(spec, source, expected, RateLimitSpecError).items():
         if not isinstance(tool, str) or not tool:
             raise RateLimitSpecError(f"{source} has an empty tool name; {expected}")
         where = f"{source}[{tool!r}]"

@@ -470,14 +470,7 @@ def _front_door(workspace_id: str) -> dict[str, Any]:
         "front-door",
         "Front Door: requests, origin health, latency and WAF blocks (its logs)",
         [
-            _half(
-                logs(
-                    "front-door-requests",
-                    "Requests Front Door sent to the regions, by HTTP status",
-                    requests,
-                    "timechart",
-                )
-            ),
+            _half(logs("front-door-requests", "Requests sent to the regions by HTTP status", requests, "timechart")),
             _half(logs("front-door-latency", "p95 time taken (ms) per origin (region)", latency, "timechart")),
             _half(logs("front-door-origin-health", "Failed health probes per origin (region)", health, "timechart")),
             _half(logs("front-door-waf-blocks", "WAF blocks by rule and client (every region)", blocks, "table")),

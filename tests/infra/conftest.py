@@ -86,6 +86,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import inspect
 import json
 import runpy
@@ -123,6 +124,7 @@ SITE_PRINCIPAL = "11111111-1111-1111-1111-111111111111"
 SLOT_PRINCIPAL = "55555555-5555-5555-5555-555555555555"
 
 
+@functools.cache  # read for every URN a test computes (tests/infra/engine_urns.py)
 def project_name() -> str:
     """The project's name from Pulumi.yaml (config keys are namespaced by it)."""
     if PROJECT_FILE.exists():

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+
+from tests.infra.conftest import StackRun, mocked_stack
 
 SCHEMAS = Path(__file__).with_name("schemas")
 SCHEMA_AUTOSCALE = SCHEMAS / "autoscale_2022-10-01.schema.json"
@@ -174,16 +177,16 @@ FULL = {
 }
 
 
-def runs(infra) -> dict[str, Any]:
-    return {
-        "prod, every option": infra.run_main({**infra.stack_config("prod"), **FULL}),
-        "dev": infra.run_main(infra.stack_config("dev")),
-    }
+@pytest.fixture(scope="module")
+def full_prod() -> Iterator[StackRun]:
+    """The prod stack with every option, run once for the module: its tests only read it."""
+    with mocked_stack() as harness:
+        yield harness.run_main({**harness.stack_config("prod"), **FULL})
 
 
-def test_every_payload_of_the_stacks_matches_its_azure_shape(infra):
+def test_every_payload_of_the_stacks_matches_its_azure_shape(infra, full_prod):
     checked = set()
-    for stack, run in runs(infra).items():
+    for stack, run in {"prod, every option": full_prod, "dev": infra.run_main(infra.stack_config("dev"))}.items():
         for registration in run.resources:
             if registration.type not in SHAPES:
                 continue
@@ -193,10 +196,9 @@ def test_every_payload_of_the_stacks_matches_its_azure_shape(infra):
     assert checked == set(SHAPES)
 
 
-def test_the_redis_request_paths_match_their_azure_patterns(infra):
-    run = infra.run_main({**infra.stack_config("prod"), **FULL})
+def test_the_redis_request_paths_match_their_azure_patterns(full_prod):
     checked = set()
-    for registration in run.resources:
+    for registration in full_prod.resources:
         if registration.type in PATH_SHAPES:
             check = validator(registration.type, PATH_SHAPES[registration.type])
             errors = [e.message for e in check.iter_errors(path_parameters(registration))]
@@ -212,17 +214,15 @@ def test_the_redis_request_paths_match_their_azure_patterns(infra):
         ("azure-native:redisenterprise:Database", "clusterName", "rate--limits"),
     ],
 )
-def test_the_path_patterns_reject_a_wrong_name(infra, resource_type, parameter, value):
-    run = infra.run_main({**infra.stack_config("prod"), **FULL})
-    parameters = path_parameters(run.of_type(resource_type)[0])
+def test_the_path_patterns_reject_a_wrong_name(full_prod, resource_type, parameter, value):
+    parameters = path_parameters(full_prod.of_type(resource_type)[0])
     check = validator(resource_type, PATH_SHAPES[resource_type])
     assert not list(check.iter_errors(parameters))
     assert list(check.iter_errors({**parameters, parameter: value})), parameter
 
 
-def test_the_autoscale_setting_with_notifications_matches_its_azure_shape(infra):
-    run = infra.run_main({**infra.stack_config("prod"), **FULL})
-    setting = run.one("azure-native:monitor:AutoscaleSetting")
+def test_the_autoscale_setting_with_notifications_matches_its_azure_shape(full_prod):
+    setting = full_prod.one("azure-native:monitor:AutoscaleSetting")
     schema = json.loads(SCHEMA_AUTOSCALE.read_text())
     properties = schema["definitions"]["AutoscaleSetting"]["properties"]
     body = {k: v for k, v in setting.inputs.items() if k in properties}
@@ -275,8 +275,7 @@ def _broken(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("azure-native:redisenterprise:AccessPolicyAssignment", "properties.accessPolicyName", "-default"),
     ],
 )  # fmt: skip
-def test_the_shapes_reject_a_wrong_value_or_wire_name(infra, resource_type, path, value):
-    run = infra.run_main({**infra.stack_config("prod"), **FULL})
-    body = arm_body(run.of_type(resource_type)[0])
+def test_the_shapes_reject_a_wrong_value_or_wire_name(full_prod, resource_type, path, value):
+    body = arm_body(full_prod.of_type(resource_type)[0])
     assert not list(validator(resource_type).iter_errors(body))
     assert list(validator(resource_type).iter_errors(_broken(body, path, value))), path

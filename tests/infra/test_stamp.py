@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from components.front_door_lock import FRONT_DOOR_ID_HEADER, FRONT_DOOR_SERVICE_TAG
 from components.workbook import StampCharts, build_workbook
+from tests.infra.conftest import StackRun, mocked_stack
 from tests.infra.engine_urns import identities
 from tests.infra.test_front_door import ENDPOINT_HOST, FRONT_DOOR_ID, SHAPES, shape_errors, validator
 from tests.infra.test_front_door import computed as front_door_outputs
@@ -59,13 +62,23 @@ def test_a_single_region_stack_keeps_every_resource_it_had_before_stamps(infra, 
     assert max(matched.values()) == 1
 
 
-def multi_region(infra, count: int, **config):
-    prod = infra.stack_config("prod")
-    regions = ",".join(REGIONS[:count])
-    return infra.run_main(
-        {**prod, "regions": regions, "frontDoor": True, **config},
-        computed=lambda args: front_door_outputs(args) or swap_baseline(args),
-    )
+@pytest.fixture(scope="module")
+def multi_region() -> Iterator[Callable[..., StackRun]]:
+    """``multi_region(count, **config)``: the prod stack over the first ``count`` regions behind Front Door, run once
+    per module for each count and config (the tests only read the runs)."""
+    runs: dict[tuple, StackRun] = {}
+    with mocked_stack() as harness:
+
+        def run(count: int, **config: Any) -> StackRun:
+            key = (count, tuple(sorted(config.items())))
+            if key not in runs:
+                runs[key] = harness.run_main(
+                    {**harness.stack_config("prod"), "regions": ",".join(REGIONS[:count]), "frontDoor": True, **config},
+                    computed=lambda args: front_door_outputs(args) or swap_baseline(args),
+                )
+            return runs[key]
+
+        yield run
 
 
 def stamp_of(run, registration) -> str:
@@ -80,8 +93,8 @@ def stamp_of(run, registration) -> str:
 
 
 @pytest.mark.parametrize("count", [1, 2, 3])
-def test_every_region_gets_a_full_stamp_and_the_fleet_shares_the_rest(infra, count):
-    run = multi_region(infra, count)
+def test_every_region_gets_a_full_stamp_and_the_fleet_shares_the_rest(multi_region, count):
+    run = multi_region(count)
     per_region: dict[str, Counter[str]] = {}
     for registration in run.resources:
         if registration.custom:
@@ -106,8 +119,8 @@ def test_every_region_gets_a_full_stamp_and_the_fleet_shares_the_rest(infra, cou
     assert {s.get("location") for s in run.of_type(WEBAPP)} == set(REGIONS[:count])
 
 
-def test_every_region_holds_the_same_key_rings_generated_once(infra):
-    run = multi_region(infra, 3)
+def test_every_region_holds_the_same_key_rings_generated_once(multi_region):
+    run = multi_region(3)
     assert len(run.of_type(PASSWORD)) == 2
     assert len(run.of_type(VAULT)) == 3
     rings = {}
@@ -118,8 +131,8 @@ def test_every_region_holds_the_same_key_rings_generated_once(infra):
     assert all(len(v.get("vaultName", "") or v.name) <= 24 - 8 for v in run.of_type(VAULT))
 
 
-def test_every_site_and_slot_admits_only_this_front_door_and_easy_auth_uses_the_forwarded_host(infra):
-    run = multi_region(infra, 2, **EASY_AUTH)
+def test_every_site_and_slot_admits_only_this_front_door_and_easy_auth_uses_the_forwarded_host(multi_region):
+    run = multi_region(2, **EASY_AUTH)
     access = validator("siteaccess_2025-05-01", "SiteConfigAccessRestrictions")
     apps = run.of_type(WEBAPP) + run.of_type(SLOT)
     assert len(apps) == 4
@@ -145,8 +158,8 @@ def test_without_front_door_nothing_is_locked(infra):
 
 
 @pytest.mark.parametrize("count", [1, 3])
-def test_every_front_door_payload_of_the_stack_matches_its_azure_shape(infra, count):
-    run = multi_region(infra, count, frontDoorSku="Premium")
+def test_every_front_door_payload_of_the_stack_matches_its_azure_shape(multi_region, count):
+    run = multi_region(count, frontDoorSku="Premium")
     assert run.one("azure-native:cdn:Profile").get("sku.name") == "Premium_AzureFrontDoor"
     origins = {o.get("hostName") for o in run.of_type("azure-native:cdn:AFDOrigin")}
     assert origins == {s.outputs["defaultHostName"] for s in run.of_type(WEBAPP)}
@@ -155,8 +168,8 @@ def test_every_front_door_payload_of_the_stack_matches_its_azure_shape(infra, co
             assert not shape_errors(registration), (registration.name, shape_errors(registration))
 
 
-def test_front_door_is_the_mcp_url_and_each_region_keeps_its_own(infra):
-    run = multi_region(infra, 2)
+def test_front_door_is_the_mcp_url_and_each_region_keeps_its_own(multi_region):
+    run = multi_region(2)
     sites = {s.get("location"): s for s in run.of_type(WEBAPP)}
     assert run.outputs["mcpUrl"].value == f"https://{ENDPOINT_HOST}/mcp"
     assert run.outputs["regionUrls"].value == {
@@ -164,15 +177,15 @@ def test_front_door_is_the_mcp_url_and_each_region_keeps_its_own(infra):
     }
 
 
-def test_each_region_tells_its_app_where_it_runs(infra):
-    run = multi_region(infra, 2)
+def test_each_region_tells_its_app_where_it_runs(multi_region):
+    run = multi_region(2)
     for settings in run.of_type("azure-native:web:WebAppApplicationSettings"):
         site = next(s for s in run.of_type(WEBAPP) if s.outputs["name"] == settings.get("name"))
         assert app_settings(settings)["MCP_REGION"] == site.get("location")
 
 
-def test_the_workbook_charts_every_regions_plan_site_and_autoscale(infra):
-    run = multi_region(infra, 3)
+def test_the_workbook_charts_every_regions_plan_site_and_autoscale(multi_region):
+    run = multi_region(3)
     in_region = {
         kind: {r.get("location"): r.outputs["id"] for r in run.of_type(kind)}
         for kind in ("azure-native:web:AppServicePlan", WEBAPP, "azure-native:monitor:AutoscaleSetting")

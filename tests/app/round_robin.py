@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import itertools
+import socket
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ def round_robin(backends: Sequence[str]) -> Iterator[FrontEnd]:
     targets = [urlsplit(b) for b in backends]
     turn = itertools.cycle(range(len(targets)))
     lock = threading.Lock()
+    # Streams still being relayed (a subscriptions/listen stays open): cut at exit, as a front end going away does,
+    # so no backend waits out its graceful shutdown for a client that is gone.
+    relaying: set[http.client.HTTPConnection] = set()
 
     class Forward(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -45,6 +49,8 @@ def round_robin(backends: Sequence[str]) -> Iterator[FrontEnd]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP | {"host"}}
             upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+            with lock:
+                relaying.add(upstream)
             try:
                 upstream.request(self.command, self.path, body=body or None, headers=headers)
                 response = upstream.getresponse()
@@ -62,6 +68,8 @@ def round_robin(backends: Sequence[str]) -> Iterator[FrontEnd]:
             except (BrokenPipeError, ConnectionResetError, http.client.IncompleteRead):
                 pass  # the client hung up on a stream it was done with, or the backend cut one short at shutdown
             finally:
+                with lock:
+                    relaying.discard(upstream)
                 upstream.close()
 
         def _stream(self, response: http.client.HTTPResponse) -> None:
@@ -91,5 +99,10 @@ def round_robin(backends: Sequence[str]) -> Iterator[FrontEnd]:
         yield FrontEnd(url=url, mcp_url=url + "/mcp")
     finally:
         server.shutdown()
+        with lock:
+            cut = [c.sock for c in relaying if c.sock is not None]
+        for sock in cut:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         server.server_close()
         thread.join(timeout=5)

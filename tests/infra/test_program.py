@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+from collections.abc import Iterator
 from pathlib import PurePosixPath
 
 import pytest
@@ -12,7 +13,7 @@ import yaml
 
 from components.package import PROJECT_ROOT, SERVER_FILE, build_package
 from components.settings import ConfigError
-from tests.infra.conftest import PROJECT_FILE, ROOT, SITE_PRINCIPAL, SLOT_PRINCIPAL
+from tests.infra.conftest import PROJECT_FILE, ROOT, SITE_PRINCIPAL, SLOT_PRINCIPAL, StackRun, mocked_stack
 from tests.team_server import SERVER, write_team_server
 
 PLAN = "azure-native:web:AppServicePlan"
@@ -107,8 +108,15 @@ def dev(infra):
     return infra.stack_config("dev")
 
 
-def test_prod_stack_resources(infra, prod):
-    run = infra.run_main(prod)
+@pytest.fixture(scope="module")
+def prod_run() -> Iterator[StackRun]:
+    """The prod stack as its Pulumi.prod.yaml sets it, run once for the module's tests that only read it."""
+    with mocked_stack() as harness:
+        yield harness.run_main(harness.stack_config("prod"))
+
+
+def test_prod_stack_resources(prod_run):
+    run = prod_run
     assert azure_resources(run) == PROD_AZURE_RESOURCES
     assert len(run.of_type(PASSWORD)) == 2
     plan = run.one(PLAN)
@@ -125,8 +133,8 @@ def test_prod_stack_resources(infra, prod):
     assert app_settings(run.one(SITE_SETTINGS))["WEB_CONCURRENCY"] == "1"
 
 
-def test_prod_stack_outputs(infra, prod):
-    run = infra.run_main(prod)
+def test_prod_stack_outputs(prod_run):
+    run = prod_run
     site, slot = run.one(WEBAPP), run.one(SLOT)
     host = site.outputs["defaultHostName"]
     values = {name: export.value for name, export in run.outputs.items() if name in INFRA_OUTPUTS}
@@ -279,8 +287,8 @@ def test_configured_key_rings_go_to_key_vault_as_secrets_and_nowhere_else(infra,
         assert "n" * 40 not in str(export.value) and "q" * 40 not in str(export.value), name
 
 
-def test_generated_key_rings_never_reach_outputs_in_plain(infra, prod):
-    run = infra.run_main(prod)
+def test_generated_key_rings_never_reach_outputs_in_plain(prod_run):
+    run = prod_run
     generated = {p.outputs["result"] for p in run.of_type(PASSWORD)}
     assert len(generated) == 2
     values = secret_values(run)
@@ -289,8 +297,8 @@ def test_generated_key_rings_never_reach_outputs_in_plain(infra, prod):
         assert not any(g in str(export.value) for g in generated) or export.secret, name
 
 
-def test_site_and_slot_read_both_rings_from_the_vault_with_their_identities(infra, prod):
-    run = infra.run_main(prod)
+def test_site_and_slot_read_both_rings_from_the_vault_with_their_identities(prod_run):
+    run = prod_run
     vault = run.one("azure-native:keyvault:Vault")
     uri = vault.outputs["properties"]["vaultUri"]
     for registration in (run.one(SITE_SETTINGS), run.one(SLOT_SETTINGS)):
@@ -305,8 +313,8 @@ def test_site_and_slot_read_both_rings_from_the_vault_with_their_identities(infr
     assert {a.get("roleDefinitionId").rsplit("/", 1)[1] for a in readers} == {"4633458b-17de-408a-b874-0445c86b69e6"}
 
 
-def test_code_is_deployed_only_after_the_identities_hold_their_roles(infra, prod):
-    run = infra.run_main(prod)
+def test_code_is_deployed_only_after_the_identities_hold_their_roles(prod_run):
+    run = prod_run
     grants = {a.urn for a in run.of_type(ROLE_ASSIGNMENT)}
     assert len(grants) == 4
     for command in run.of_type("command:local:Command"):
@@ -355,8 +363,8 @@ def test_bad_tool_roles_fail_before_any_resource_registers(infra, prod):
     assert infra.last.resources == []
 
 
-def test_components_are_wired_to_each_other(infra, prod):
-    run = infra.run_main(prod)
+def test_components_are_wired_to_each_other(prod_run):
+    run = prod_run
     plan = run.one("mcpscale:azure:Plan")
     assert run.one(PLAN).parent == plan.urn
     site, settings = run.one(WEBAPP), run.one(SITE_SETTINGS)
@@ -373,8 +381,8 @@ def test_program_runs_as_a_preview(infra, prod):
     assert azure_resources(run) == PROD_AZURE_RESOURCES
 
 
-def test_site_and_slot_publish_telemetry_with_their_identities(infra, prod):
-    run = infra.run_main(prod)
+def test_site_and_slot_publish_telemetry_with_their_identities(prod_run):
+    run = prod_run
     insights = run.one("azure-native:applicationinsights:Component")
     assert insights.get("disableLocalAuth") is True
     publishers = [a for a in run.of_type(ROLE_ASSIGNMENT) if a.get("scope") == insights.outputs["id"]]
@@ -384,8 +392,8 @@ def test_site_and_slot_publish_telemetry_with_their_identities(infra, prod):
         assert app_settings(registration)["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "Authorization=AAD"
 
 
-def test_logs_flow_before_code_is_deployed(infra, prod):
-    run = infra.run_main(prod)
+def test_logs_flow_before_code_is_deployed(prod_run):
+    run = prod_run
     site, slot = run.one(WEBAPP), run.one(SLOT)
     logged = {d.get("resourceUri") for d in run.of_type("azure-native:monitor:DiagnosticSetting")}
     assert logged == {site.outputs["id"], slot.outputs["id"]}
@@ -424,8 +432,8 @@ def test_allowed_client_apps_guard_site_and_slot(infra, prod):
         assert setting.get("logs")[-1] == {"category": "AppServiceAuthenticationLogs", "enabled": True}
 
 
-def test_one_slot_configuration_names_resource_owns_every_sticky_setting(infra, prod):
-    run = infra.run_main(prod)
+def test_one_slot_configuration_names_resource_owns_every_sticky_setting(prod_run):
+    run = prod_run
     sticky = run.one("azure-native:web:WebAppSlotConfigurationNames")
     assert sticky.inputs == {
         "name": run.one(WEBAPP).outputs["name"],
@@ -451,8 +459,8 @@ def test_site_and_slot_run_the_team_server_from_its_folder(infra, prod, tmp_path
     assert {"acme_tools/server.py", SERVER_FILE} <= set(expected.entries)
 
 
-def test_the_default_stack_serves_the_bundled_demo(infra, prod):
-    run = infra.run_main(prod)
+def test_the_default_stack_serves_the_bundled_demo(prod_run):
+    run = prod_run
     assert "MCP_SERVER" not in app_settings(run.one(SITE_SETTINGS))
     assert run.outputs["packageSha256"].value == build_package(PROJECT_ROOT, PurePosixPath("dist/expected.zip")).sha256
     assert SERVER_FILE not in build_package(PROJECT_ROOT, PurePosixPath("dist/expected.zip")).entries

@@ -31,7 +31,7 @@ KEYS = "k1:" + "c" * 40
 ROW = re.compile(r"^\s+(\S.*?)\s+(\d+)\s+[\d.]+%$")
 
 
-def run_locust(host: str, out: Path, seconds: int = 5, **env: str) -> subprocess.CompletedProcess[str]:
+def run_locust(host: str, out: Path, seconds: int = 3, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             sys.executable, "-m", "locust",

@@ -140,7 +140,7 @@ def test_valid_requests_for_every_method_succeed(world: World, data: st.DataObje
     check_answer(send(world, case), case.expect, case.request_id)
 
 
-@settings(FUZZ, max_examples=int(3000 * SCALE))
+@settings(FUZZ, max_examples=int(1500 * SCALE))
 @given(data=st.data())
 def test_each_single_fault_gets_the_error_the_table_gives(world: World, data: st.DataObject) -> None:
     case = mutated_case(data.draw, world)
@@ -243,7 +243,7 @@ def noise(draw, w_methods: tuple[str, ...]) -> tuple[bytes, dict[str, str], bool
     return body, headers, is_notification
 
 
-@settings(FUZZ, max_examples=int(700 * SCALE))
+@settings(FUZZ, max_examples=int(400 * SCALE))
 @given(data=st.data())
 def test_arbitrary_input_never_breaks_the_server(world: World, data: st.DataObject) -> None:
     methods = (*sorted(world.known_methods), *REMOVED_METHODS, "notifications/cancelled")

@@ -566,9 +566,13 @@ def _rate_limit_refusals() -> dict[str, Any]:
 def _site_region(stamps: Sequence[StampCharts]) -> str:
     """A KQL expression: the region of the site (or its slot) whose log row this is, from the row's ``_ResourceId``.
 
-    ``startswith`` ignores case, as resource ids do.
+    The site's id, or below it (``/slots/...``): a bare prefix would give ``sites/mcp`` the rows of
+    ``sites/mcp-northeurope``. ``=~`` and ``startswith`` ignore case, as resource ids do.
     """
-    cases = ", ".join(f'_ResourceId startswith "{stamp.site_id}", "{stamp.region}"' for stamp in stamps)
+    cases = ", ".join(
+        f'_ResourceId =~ "{stamp.site_id}" or _ResourceId startswith "{stamp.site_id}/", "{stamp.region}"'
+        for stamp in stamps
+    )
     return f'case({cases}, "")'
 
 

@@ -446,10 +446,10 @@ def test_rows_get_their_region_from_where_each_table_keeps_it(content):
     # Exceptions and performance counters carry none: their instance's, from the rows that do.
     for name in ("exceptions-by-type", "instances-over-time"):
         assert "join kind=leftouter instance_region on cloud_RoleInstance" in queries[name], name
-    # App Service logs: the site (or its slot) the row came from.
+    # App Service logs: the site (or its slot) the row came from; mcp-site is not a prefix of mcp-site-northeurope.
     site_region = (
-        f'extend region = case(_ResourceId startswith "{SITE_ID}", "westeurope", '
-        f'_ResourceId startswith "{SECOND_SITE_ID}", "northeurope", "")'
+        f'extend region = case(_ResourceId =~ "{SITE_ID}" or _ResourceId startswith "{SITE_ID}/", "westeurope", '
+        f'_ResourceId =~ "{SECOND_SITE_ID}" or _ResourceId startswith "{SECOND_SITE_ID}/", "northeurope", "")'
     )
     for name in ("http-status-over-time", "http-5xx-by-path", "startup-failures"):
         assert site_region in queries[name], name

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -32,26 +30,12 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
-from bench.run import SCENARIOS, Measurement, core_plan, drive, ensure_wrk, serving, verify
+from bench.run import SCENARIOS, Measurement, core_plan, drive, ensure_debian_command, serving, verify
 
 WHOAMI = SCENARIOS["whoami"]
 _NEVER_REACHED = "1000000000/hour"
 LIMITS_ON = {"*": {"perCaller": _NEVER_REACHED}, "whoami": {"perCaller": _NEVER_REACHED, "total": _NEVER_REACHED}}
 HOUR = 3600
-
-
-def ensure_redis_server() -> str:
-    """Path of redis-server, installing Debian's package if it is missing."""
-    if found := shutil.which("redis-server"):
-        return found
-    print("redis-server not found; installing it with apt-get ...", flush=True)
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", "redis-server"], check=True, env=env)
-    if found := shutil.which("redis-server"):
-        return found
-    raise SystemExit("redis-server is still not on PATH after apt-get install redis-server")
 
 
 @contextmanager
@@ -174,8 +158,8 @@ def main(argv: list[str] | None = None) -> None:
         if getattr(args, option) < low:
             parser.error(f"--{option} must be >= {low}, got {getattr(args, option)}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    wrk = ensure_wrk()
-    with redis_server(ensure_redis_server()) as redis_url:
+    wrk = ensure_debian_command("wrk")
+    with redis_server(ensure_debian_command("redis-server")) as redis_url:
         rounds = measure_cost(args, wrk, redis_url)
         leases = _redis_command(redis_url, "INFO", "commandstats")
         admitted, sent = measure_accuracy(args, wrk, redis_url)

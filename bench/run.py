@@ -170,18 +170,19 @@ class Measurement:
 # --------------------------------------------------------------------------- tools
 
 
-def ensure_wrk() -> str:
-    """Path of wrk, installing Debian's package if it is missing."""
-    if found := shutil.which("wrk"):
+def ensure_debian_command(command: str, package: str | None = None) -> str:
+    """Path of ``command``, installing Debian's ``package`` (default: the command's name) if it is missing."""
+    package = package or command
+    if found := shutil.which(command):
         return found
-    print("wrk not found; installing it with apt-get ...", flush=True)
+    print(f"{command} not found; installing it with apt-get ...", flush=True)
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", "wrk"], check=True, env=env)
-    if found := shutil.which("wrk"):
+    subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", package], check=True, env=env)
+    if found := shutil.which(command):
         return found
-    raise SystemExit("wrk is still not on PATH after apt-get install wrk")
+    raise SystemExit(f"{command} is still not on PATH after apt-get install {package}")
 
 
 def core_plan(pin: bool) -> tuple[list[str], list[str], str]:
@@ -457,7 +458,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     # SIGTERM (e.g. a CI timeout) unwinds through the `serving` blocks, which stop the servers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    wrk = ensure_wrk()
+    wrk = ensure_debian_command("wrk")
     server_prefix, load_prefix, pinning = core_plan(args.pin)
     scenarios = [SCENARIOS[name] for name in args.scenarios]
     print(

@@ -24,16 +24,17 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.app.serving import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -126,13 +127,7 @@ def started(command: str) -> Iterator[str]:
     try:
         yield _healthy_url(process, lines, command)
     finally:
-        with suppress(ProcessLookupError):  # already gone when it failed to start
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process, timeout=30)
 
 
 def _healthy_url(process: subprocess.Popen[str], lines: list[str], command: str) -> str:

@@ -115,6 +115,18 @@ def running_server(
                 process.wait()
 
 
+def stop_process_group(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM the process group ``process`` leads (a server started with ``start_new_session`` and everything it
+    spawned), then SIGKILL it if it has not exited after ``timeout`` seconds."""
+    with contextlib.suppress(ProcessLookupError):  # already gone, e.g. it failed to start
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def _wait_healthy(url: str, process: subprocess.Popen[str], lines: list[str]) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ from mcp import Client
 
 from components.package import PACKAGE_PATH, PROJECT_ROOT, build_package
 from components.site_config import STARTUP_COMMAND
+from tests.app.serving import stop_process_group
 from tests.infra.conftest import mocked_stack
 from tests.team_server import DEPENDENCY, SERVER, TOOL, write_team_server
 
@@ -142,12 +142,7 @@ def _serving(command: str, wwwroot: Path, env: Mapping[str, str]) -> Iterator[st
                 time.sleep(0.1)
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process, timeout=20)
 
 
 def _call(url: str, tool: str, arguments: dict):
